@@ -1,0 +1,247 @@
+//! The application layer between HTTP (or the CLI) and the parts: serve a feed from the cache or
+//! render it, and apply a write (store, then invalidate exactly the touched feeds, tell other
+//! replicas, ping the hubs). Handlers call these methods and only translate to and from HTTP.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::article::Article;
+use crate::cache::{CacheKey, Entry, FeedCache, Rendered, Source};
+use crate::config::Config;
+use crate::feed::{self, FeedKey, Format};
+use crate::metrics::Metrics;
+use crate::render::{Representation, render_page};
+use crate::store::{Change, Store, StoreError, Upsert};
+use crate::websub::WebSub;
+
+/// Why a feed could not be served.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FeedError {
+    /// No such page (past the end).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub cache: FeedCache,
+    pub metrics: Arc<Metrics>,
+    pub websub: WebSub,
+    /// The last store failure seen, for `/readyz`.
+    store_health: Mutex<Option<(Instant, String)>>,
+    /// The OPML list, with when it was made and the write count it reflects.
+    opml: tokio::sync::Mutex<Option<(Instant, u64, Arc<Representation>)>>,
+    writes: AtomicU64,
+}
+
+/// How long the OPML list is reused before tags and bylines are listed again.
+const OPML_TTL: Duration = Duration::from_secs(60);
+
+impl App {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        websub: WebSub,
+        metrics: Arc<Metrics>,
+    ) -> App {
+        let c = &config.cache;
+        App {
+            cache: FeedCache::new(
+                c.max_bytes,
+                Duration::from_secs(c.ttl_secs),
+                Duration::from_secs(c.stale_if_error),
+            ),
+            config,
+            store,
+            metrics,
+            websub,
+            store_health: Mutex::new(None),
+            opml: tokio::sync::Mutex::new(None),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn note_store<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &r {
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                *self.store_health.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), e.to_string()));
+            }
+            Ok(_) => {}
+        }
+        r
+    }
+
+    /// One page of one feed in one format, from the cache or freshly rendered.
+    pub async fn feed(&self, key: &CacheKey) -> Result<(Arc<Entry>, Source), FeedError> {
+        let result = self
+            .cache
+            .get_or_render(key, || async {
+                let started = Instant::now();
+                let now = Utc::now();
+                let page = self.note_store(
+                    feed::load(&*self.store, &self.config, &key.feed, key.page, now).await,
+                )?;
+                let Some(page) = page else {
+                    return Err(FeedError::NotFound(format!(
+                        "page {} of {} does not exist; the feed starts at {}",
+                        key.page,
+                        key.feed.path(&self.config, key.format),
+                        key.feed.url(&self.config, key.format, 1)
+                    )));
+                };
+                let valid_for = page
+                    .next_publication
+                    .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
+                let config = self.config.clone();
+                let format = key.format;
+                // Rendering and compressing a large feed takes milliseconds of CPU: keep it off the
+                // threads that answer cache hits.
+                let rep = tokio::task::spawn_blocking(move || render_page(&page, format, &config))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("render task failed: {e}")))?;
+                self.metrics
+                    .render_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(Rendered { rep, valid_for })
+            })
+            .await;
+        match result {
+            Ok((e, source)) => {
+                let counter = match source {
+                    Source::Hit => &self.metrics.cache_hits,
+                    Source::Rendered => &self.metrics.cache_misses,
+                    Source::Stale => &self.metrics.stale_served,
+                };
+                counter.inc();
+                Ok((e, source))
+            }
+            Err(e) => Err((*e).clone()),
+        }
+    }
+
+    /// The OPML list of every feed.
+    pub async fn opml(&self) -> Result<Arc<Representation>, StoreError> {
+        let mut slot = self.opml.lock().await;
+        let writes = self.writes.load(Ordering::Acquire);
+        if let Some((at, seen, rep)) = slot.as_ref()
+            && at.elapsed() < OPML_TTL
+            && *seen == writes
+        {
+            return Ok(rep.clone());
+        }
+        let (tags, authors) = self.note_store(self.store.facets(Utc::now()).await)?;
+        let body = feed::opml::render(&self.config, &tags, &authors);
+        let self_url = format!("{}feeds.opml", self.config.public_base());
+        let rep = Arc::new(Representation::new(
+            body,
+            "text/x-opml; charset=utf-8",
+            None,
+            crate::render::link_header(&self.config, &self_url),
+        ));
+        *slot = Some((Instant::now(), writes, rep.clone()));
+        Ok(rep)
+    }
+
+    /// Store health as last observed, checking the store now.
+    pub async fn readiness(&self) -> Result<(), String> {
+        match self.note_store(self.store.ping().await) {
+            Ok(()) => {
+                *self.store_health.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Upserts one article and propagates the change.
+    pub async fn put(&self, article: &Article) -> Result<Upsert, StoreError> {
+        let outcome = self.note_store(self.store.upsert(article).await)?;
+        // An unchanged or stale write changed nothing: no feed is invalidated, no hub pinged.
+        if matches!(outcome, Upsert::Created | Upsert::Updated { .. }) {
+            let touched = self.touched(Some(article), previous(&outcome)).await;
+            self.propagate(touched).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Upserts several articles in one transaction and propagates the changes once.
+    pub async fn put_batch(&self, articles: &[Article]) -> Result<Vec<Upsert>, StoreError> {
+        let outcomes = self.note_store(self.store.upsert_batch(articles).await)?;
+        let mut touched = BTreeSet::new();
+        for (a, o) in articles.iter().zip(&outcomes) {
+            if matches!(o, Upsert::Created | Upsert::Updated { .. }) {
+                touched.extend(self.touched(Some(a), previous(o)).await);
+            }
+        }
+        self.propagate(touched).await;
+        Ok(outcomes)
+    }
+
+    /// Deletes an article; `None` when it did not exist.
+    pub async fn delete(&self, id: &str) -> Result<Option<Article>, StoreError> {
+        let removed = self.note_store(self.store.delete(id).await)?;
+        if let Some(old) = &removed {
+            let touched = self.touched(None, Some(old)).await;
+            self.propagate(touched).await;
+        }
+        Ok(removed)
+    }
+
+    async fn touched(&self, new: Option<&Article>, old: Option<&Article>) -> BTreeSet<FeedKey> {
+        let ids: Vec<String> = new
+            .into_iter()
+            .chain(old)
+            .flat_map(|a| a.translations.values().cloned())
+            .collect();
+        // A translation's entries link to this article; if they cannot be read now, their feeds
+        // still refresh at the TTL.
+        let translations = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get_many(&ids).await.unwrap_or_default()
+        };
+        feed::touched_by(new, old, &translations)
+    }
+
+    async fn propagate(&self, touched: BTreeSet<FeedKey>) {
+        if touched.is_empty() {
+            return;
+        }
+        self.cache.invalidate(&touched);
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.store.announce(&touched).await {
+            tracing::warn!(error = %e, "could not announce the change to other replicas; their caches refresh at the TTL");
+        }
+        let topics = touched
+            .iter()
+            .flat_map(|k| Format::ALL.map(|f| k.url(&self.config, f, 1)))
+            .collect();
+        self.websub.publish(topics);
+    }
+
+    /// Applies another replica's announcement to this replica's cache.
+    pub fn apply_change(&self, change: Change) {
+        match change {
+            Change::Feeds(feeds) => self.cache.invalidate(&feeds),
+            Change::All => self.cache.invalidate_all(),
+        }
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+fn previous(o: &Upsert) -> Option<&Article> {
+    match o {
+        Upsert::Updated { previous } => Some(previous),
+        _ => None,
+    }
+}

@@ -1,0 +1,382 @@
+//! The rendered-feed cache: moka, keyed by (feed, format, page), weighed in bytes.
+//!
+//! Three guarantees shape it:
+//! - **One render per miss.** Concurrent misses for one key wait on a single render
+//!   (`try_get_with` coalesces them); `renders()` counts renders so tests can prove it.
+//! - **Read your writes.** A write bumps a generation counter and records it against each feed
+//!   it touched; an entry rendered from a generation older than its feed's last invalidation is
+//!   never served, even if its render was in flight when the write landed (that render may have
+//!   read the old rows). Entries are also dropped from moka so memory follows.
+//! - **Scheduled publishing.** Each entry expires at the earlier of the configured TTL and the
+//!   next scheduled `published_at` of its feed, so an embargoed article appears on time without
+//!   a write.
+//!
+//! A second map keeps the last good representation of each key for `stale-if-error`: when a
+//! render fails because the store is down, the previous bytes are served rather than an error.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+
+use crate::feed::{FeedKey, Format};
+use crate::render::Representation;
+
+/// A cache key: one page of one feed in one format.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub feed: FeedKey,
+    pub format: Format,
+    pub page: u32,
+}
+
+/// A cached representation with what decides its freshness.
+#[derive(Debug)]
+pub struct Entry {
+    pub rep: Representation,
+    /// The cache generation when its render began.
+    generation: u64,
+    /// How long it may live from insertion: min(TTL, time to the feed's next publication).
+    ttl: Duration,
+}
+
+struct EntryExpiry;
+
+impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
+    fn expire_after_create(&self, _: &CacheKey, v: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+    fn expire_after_update(
+        &self,
+        _: &CacheKey,
+        v: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+/// What a render produced, before the cache wraps it.
+pub struct Rendered {
+    pub rep: Representation,
+    /// Until when it is true (the feed's next scheduled publication), if bounded.
+    pub valid_for: Option<Duration>,
+}
+
+pub struct FeedCache {
+    fresh: Cache<CacheKey, Arc<Entry>>,
+    last_good: Cache<CacheKey, Arc<Entry>>,
+    ttl: Duration,
+    generation: AtomicU64,
+    /// Per feed, the generation of its last invalidation.
+    invalidated: RwLock<HashMap<FeedKey, u64>>,
+    /// Generation of the last "drop everything".
+    flushed: AtomicU64,
+    renders: AtomicU64,
+}
+
+/// How a lookup was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Hit,
+    Rendered,
+    /// The render failed; this is the last good copy.
+    Stale,
+}
+
+impl FeedCache {
+    pub fn new(max_bytes: u64, ttl: Duration, stale_if_error: Duration) -> FeedCache {
+        let weigher =
+            |_: &CacheKey, v: &Arc<Entry>| -> u32 { v.rep.weight().try_into().unwrap_or(u32::MAX) };
+        FeedCache {
+            fresh: Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(weigher)
+                .expire_after(EntryExpiry)
+                .support_invalidation_closures()
+                .build(),
+            // The fallback shares the bytes (Arc) with `fresh` while both hold an entry; on its
+            // own it is bounded by the same ceiling.
+            last_good: Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(weigher)
+                .time_to_live(stale_if_error.max(ttl))
+                .build(),
+            ttl,
+            generation: AtomicU64::new(1),
+            invalidated: RwLock::new(HashMap::new()),
+            flushed: AtomicU64::new(0),
+            renders: AtomicU64::new(0),
+        }
+    }
+
+    /// Number of renders so far (each miss that reached the store).
+    pub fn renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.fresh.entry_count()
+    }
+
+    pub fn weighted_size(&self) -> u64 {
+        self.fresh.weighted_size()
+    }
+
+    fn is_current(&self, key: &CacheKey, e: &Entry) -> bool {
+        if e.generation < self.flushed.load(Ordering::Acquire) {
+            return false;
+        }
+        let map = self.invalidated.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&key.feed).is_none_or(|&g| e.generation >= g)
+    }
+
+    /// The current representation of `key`, rendering it with `render` on a miss. Concurrent
+    /// misses share one render. When the render fails and a previous copy exists, that copy is
+    /// returned with [`Source::Stale`] (stale-if-error); otherwise the error.
+    pub async fn get_or_render<F, Fut, E>(
+        &self,
+        key: &CacheKey,
+        render: F,
+    ) -> Result<(Arc<Entry>, Source), Arc<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Rendered, E>>,
+        E: Send + Sync + 'static,
+    {
+        // Bounded: a render that loses a race with a write is retried, but a feed written faster
+        // than it renders still gets an answer (the newest render, which began after the prior
+        // write and so reflects it).
+        for attempt in 0..4 {
+            if let Some(e) = self.fresh.get(key).await {
+                if self.is_current(key, &e) {
+                    return Ok((e, Source::Hit));
+                }
+                self.fresh.invalidate(key).await;
+            }
+            let mut rendered_here = false;
+            let result = self
+                .fresh
+                .try_get_with(key.clone(), async {
+                    rendered_here = true;
+                    let generation = self.generation.load(Ordering::Acquire);
+                    self.renders.fetch_add(1, Ordering::Relaxed);
+                    let r = render().await?;
+                    let ttl = r.valid_for.map_or(self.ttl, |v| v.min(self.ttl));
+                    Ok(Arc::new(Entry {
+                        rep: r.rep,
+                        generation,
+                        ttl,
+                    }))
+                })
+                .await;
+            match result {
+                Ok(e) if self.is_current(key, &e) || attempt == 3 => {
+                    if rendered_here {
+                        self.last_good.insert(key.clone(), e.clone()).await;
+                    }
+                    return Ok((
+                        e,
+                        if rendered_here {
+                            Source::Rendered
+                        } else {
+                            Source::Hit
+                        },
+                    ));
+                }
+                Ok(_) => continue,
+                Err(err) => {
+                    return match self.last_good.get(key).await {
+                        Some(e) => Ok((e, Source::Stale)),
+                        None => Err(err),
+                    };
+                }
+            }
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    /// Drops every page and format of these feeds, and makes any render of them that began
+    /// before this call unservable.
+    pub fn invalidate<'a>(&self, feeds: impl IntoIterator<Item = &'a FeedKey>) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let feeds: Vec<FeedKey> = feeds.into_iter().cloned().collect();
+        if feeds.is_empty() {
+            return;
+        }
+        {
+            let mut map = self.invalidated.write().unwrap_or_else(|p| p.into_inner());
+            for f in &feeds {
+                map.insert(f.clone(), generation);
+            }
+        }
+        let set: std::collections::HashSet<FeedKey> = feeds.into_iter().collect();
+        // moka applies predicates lazily; the generation check above is what makes this exact.
+        let _ = self
+            .fresh
+            .invalidate_entries_if(move |k, _| set.contains(&k.feed));
+    }
+
+    /// Drops everything (a replica that may have missed announcements).
+    pub fn invalidate_all(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.flushed.store(generation, Ordering::Release);
+        self.fresh.invalidate_all();
+    }
+
+    /// Whether a fresh, current entry exists (tests use this to prove invalidation scope).
+    pub async fn contains_current(&self, key: &CacheKey) -> bool {
+        match self.fresh.get(key).await {
+            Some(e) => self.is_current(key, &e),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Selector;
+
+    fn key(lang: &str, page: u32) -> CacheKey {
+        CacheKey {
+            feed: FeedKey::new(lang, Selector::All),
+            format: Format::Rss,
+            page,
+        }
+    }
+
+    fn rendered(text: &str, valid_for: Option<Duration>) -> Result<Rendered, String> {
+        Ok(Rendered {
+            rep: Representation::new(text.as_bytes().to_vec(), "text/plain", None, String::new()),
+            valid_for,
+        })
+    }
+
+    fn cache() -> FeedCache {
+        FeedCache::new(
+            64 << 20,
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_hit_does_not_render_again() {
+        let c = cache();
+        let (_, s) = c
+            .get_or_render(&key("vi", 1), || async { rendered("a", None) })
+            .await
+            .unwrap();
+        assert_eq!(s, Source::Rendered);
+        let (e, s) = c
+            .get_or_render(&key("vi", 1), || async { rendered("b", None) })
+            .await
+            .unwrap();
+        assert_eq!(s, Source::Hit);
+        assert_eq!(&e.rep.identity.bytes[..], b"a");
+        assert_eq!(c.renders(), 1);
+    }
+
+    #[tokio::test]
+    async fn invalidation_is_scoped_to_the_touched_feeds() {
+        let c = cache();
+        for k in [key("vi", 1), key("vi", 2), key("en", 1)] {
+            c.get_or_render(&k, || async { rendered("x", None) })
+                .await
+                .unwrap();
+        }
+        c.invalidate([&FeedKey::new("vi", Selector::All)]);
+        assert!(!c.contains_current(&key("vi", 1)).await);
+        assert!(!c.contains_current(&key("vi", 2)).await);
+        assert!(c.contains_current(&key("en", 1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_render_that_began_before_a_write_is_not_served_after_it() {
+        let c = Arc::new(cache());
+        let k = key("vi", 1);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let slow = {
+            let c = c.clone();
+            let k = k.clone();
+            let started = std::sync::Mutex::new(Some(started_tx));
+            let release = Arc::new(tokio::sync::Mutex::new(Some(release_rx)));
+            tokio::spawn(async move {
+                c.get_or_render(&k, || {
+                    let started = started.lock().unwrap().take();
+                    let release = release.clone();
+                    async move {
+                        if let Some(s) = started {
+                            s.send(()).unwrap();
+                            if let Some(r) = release.lock().await.take() {
+                                r.await.unwrap();
+                            }
+                            return rendered("old", None);
+                        }
+                        rendered("new", None)
+                    }
+                })
+                .await
+                .map(|(e, _)| e.rep.identity.bytes.clone())
+            })
+        };
+        started_rx.await.unwrap();
+        c.invalidate([&k.feed]);
+        release_tx.send(()).unwrap();
+        let body = slow.await.unwrap().unwrap();
+        assert_eq!(
+            &body[..],
+            b"new",
+            "the render that raced the write is discarded"
+        );
+    }
+
+    #[tokio::test]
+    async fn entries_expire_at_the_next_publication() {
+        let c = cache();
+        let k = key("vi", 1);
+        c.get_or_render(&k, || async {
+            rendered("before", Some(Duration::from_millis(300)))
+        })
+        .await
+        .unwrap();
+        assert!(c.contains_current(&k).await);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let (e, s) = c
+            .get_or_render(&k, || async { rendered("after", None) })
+            .await
+            .unwrap();
+        assert_eq!(s, Source::Rendered);
+        assert_eq!(&e.rep.identity.bytes[..], b"after");
+    }
+
+    #[tokio::test]
+    async fn a_failed_render_serves_the_last_good_copy() {
+        let c = cache();
+        let k = key("vi", 1);
+        c.get_or_render(&k, || async { rendered("good", None) })
+            .await
+            .unwrap();
+        c.invalidate([&k.feed]);
+        let (e, s) = c
+            .get_or_render(&k, || async { Err::<Rendered, _>("down".to_string()) })
+            .await
+            .unwrap();
+        assert_eq!(s, Source::Stale);
+        assert_eq!(&e.rep.identity.bytes[..], b"good");
+        let err = c
+            .get_or_render(&key("en", 1), || async {
+                Err::<Rendered, _>("down".to_string())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(*err, "down");
+    }
+}

@@ -1,0 +1,197 @@
+//! The site's clock: its time zone, and the two date formats feeds use.
+//!
+//! Every timestamp bantin writes is in the newsroom's zone (Asia/Ho_Chi_Minh by default), never
+//! UTC clock time labelled with the local offset and never a zone abbreviation such as `ICT`.
+//! RSS wants RFC 822 with English names and a numeric offset (`Wed, 22 Mar 2023 10:17:00 +0700`);
+//! Atom and JSON Feed want RFC 3339 (`2023-03-22T10:17:00+07:00`). Times arrive either with an
+//! offset or naive; a naive time is the newsroom's wall-clock time, because that is what an editor
+//! types and what the news site shows ("dd/mm/yyyy - hh:mm"), never UTC.
+//!
+//! Instants are stored as `DateTime<Utc>` and converted at the edges, so that the store, the cache
+//! and the renderers agree on one representation and only formatting knows about zones.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// The newsroom's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteZone(pub Tz);
+
+impl Default for SiteZone {
+    fn default() -> Self {
+        SiteZone(chrono_tz::Asia::Ho_Chi_Minh)
+    }
+}
+
+/// Why a timestamp could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error(
+        "`{0}` is not an RFC 3339 date-time (expected e.g. 2026-04-12T08:30:00+07:00 or 2026-04-12T08:30:00)"
+    )]
+    Malformed(String),
+    #[error("`{0}` does not exist in the site time zone (skipped by a clock change)")]
+    Nonexistent(String),
+}
+
+impl SiteZone {
+    /// Parses a zone name from the tz database (`Asia/Ho_Chi_Minh`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        name.parse::<Tz>().ok().map(SiteZone)
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// Reads an RFC 3339 date-time; one without an offset is wall-clock time in this zone.
+    ///
+    /// Accepts `T` or a space between date and time, optional fractional seconds, and a missing
+    /// seconds field (`2026-04-12T08:30`), because CMS exports differ on those and none of them is
+    /// ambiguous. An ambiguous local time (a DST fold, which Vietnam does not have) takes the
+    /// earlier instant.
+    pub fn parse(&self, text: &str) -> Result<DateTime<Utc>, TimeError> {
+        let t = text.trim();
+        if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+            return Ok(dt.with_timezone(&Utc));
+        }
+        let spaced = t.replacen(' ', "T", 1);
+        if let Ok(dt) = DateTime::parse_from_rfc3339(&spaced) {
+            return Ok(dt.with_timezone(&Utc));
+        }
+        const NAIVE: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"];
+        let naive = NAIVE
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(&spaced, f).ok())
+            .ok_or_else(|| TimeError::Malformed(text.to_string()))?;
+        match self.0.from_local_datetime(&naive) {
+            LocalResult::Single(dt) | LocalResult::Ambiguous(dt, _) => Ok(dt.with_timezone(&Utc)),
+            LocalResult::None => Err(TimeError::Nonexistent(text.to_string())),
+        }
+    }
+
+    /// RFC 822 as RSS 2.0 wants it: `Wed, 22 Mar 2023 10:17:00 +0700`.
+    pub fn rfc822(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.0).to_rfc2822()
+    }
+
+    /// RFC 3339 to the second as Atom and JSON Feed want it: `2023-03-22T10:17:00+07:00`.
+    pub fn rfc3339(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.0)
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+    }
+
+    /// The instant as a fixed-offset date-time in this zone (what `atom_syndication` takes).
+    pub fn fixed(&self, t: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
+        t.with_timezone(&self.0).fixed_offset()
+    }
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate): `Wed, 22 Mar 2023 03:17:00 GMT`. HTTP dates are always
+/// GMT, whatever the site zone.
+pub fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// Reads an HTTP date in any of the three forms RFC 9110 §5.6.7 says a recipient must accept.
+pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc2822(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT; asctime: Sun Nov  6 08:49:37 1994
+    if let Ok(n) = NaiveDateTime::parse_from_str(t, "%A, %d-%b-%y %H:%M:%S GMT") {
+        return Some(Utc.from_utc_datetime(&n));
+    }
+    NaiveDateTime::parse_from_str(t, "%a %b %e %H:%M:%S %Y")
+        .ok()
+        .map(|n| Utc.from_utc_datetime(&n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone() -> SiteZone {
+        SiteZone::default()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn rfc822_uses_english_names_and_numeric_offset() {
+        assert_eq!(
+            zone().rfc822(utc("2023-03-22T03:17:00Z")),
+            "Wed, 22 Mar 2023 10:17:00 +0700"
+        );
+    }
+
+    #[test]
+    fn weekday_and_year_follow_local_time_across_new_year() {
+        // 31 Dec 2025 20:30 UTC is already Thursday 1 January 2026 in Vietnam.
+        let t = utc("2025-12-31T20:30:00Z");
+        assert_eq!(zone().rfc822(t), "Thu, 1 Jan 2026 03:30:00 +0700");
+        assert_eq!(zone().rfc3339(t), "2026-01-01T03:30:00+07:00");
+        // and 31 Dec 2026 16:59 UTC is Thursday 31 Dec 23:59 local, a Thursday again.
+        assert_eq!(
+            zone().rfc822(utc("2026-12-31T16:59:00Z")),
+            "Thu, 31 Dec 2026 23:59:00 +0700"
+        );
+        // a leap day
+        assert_eq!(
+            zone().rfc822(utc("2028-02-29T00:00:00Z")),
+            "Tue, 29 Feb 2028 07:00:00 +0700"
+        );
+    }
+
+    #[test]
+    fn rfc3339_is_second_precision_with_colon_offset() {
+        assert_eq!(
+            zone().rfc3339(utc("2023-03-22T03:17:00.999Z")),
+            "2023-03-22T10:17:00+07:00"
+        );
+    }
+
+    #[test]
+    fn naive_time_is_site_local_not_utc() {
+        let t = zone().parse("2026-04-12T08:30:00").unwrap();
+        assert_eq!(t, utc("2026-04-12T01:30:00Z"));
+        assert_eq!(zone().parse("2026-04-12 08:30").unwrap(), t);
+    }
+
+    #[test]
+    fn explicit_offsets_are_kept_as_instants() {
+        assert_eq!(
+            zone().parse("2026-04-12T10:30:00+09:00").unwrap(),
+            utc("2026-04-12T01:30:00Z")
+        );
+        assert_eq!(
+            zone().parse("2026-04-11T20:30:00-05:00").unwrap(),
+            utc("2026-04-12T01:30:00Z")
+        );
+        assert_eq!(
+            zone().parse("2026-04-12T01:30:00Z").unwrap(),
+            utc("2026-04-12T01:30:00Z")
+        );
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_the_text() {
+        let err = zone().parse("12/04/2026 - 08:30").unwrap_err();
+        assert!(err.to_string().contains("12/04/2026 - 08:30"));
+        assert!(zone().parse("").is_err());
+        assert!(zone().parse("2026-02-30T00:00:00").is_err());
+    }
+
+    #[test]
+    fn http_dates_round_trip_in_gmt() {
+        let t = utc("1994-11-06T08:49:37Z");
+        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+}

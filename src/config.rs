@@ -1,0 +1,741 @@
+//! `site.toml` plus environment → a validated [`Config`].
+//!
+//! The file describes the site (names per language, categories and their slugs, page size,
+//! cache policy, hubs); the environment overrides what differs per deployment (listen address,
+//! database, public URL, API tokens, hubs). Everything is checked here, once, so the rest of the
+//! program can trust a `Config`: bad configuration stops the start with a message naming the
+//! file, the key and the problem, rather than surfacing later as a 500 or a malformed feed.
+//!
+//! The raw TOML shape (`Raw*`) is kept private and separate from the validated types, so that
+//! "parse, don't validate" holds: no code outside this module sees an unchecked value.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::clock::SiteZone;
+use crate::text::slug;
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {problem}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub problem: String,
+}
+
+/// One configured language with the site's name and description in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Language {
+    /// BCP 47 tag, lower case (`vi`, `en`).
+    pub code: String,
+    pub site_name: String,
+    pub description: String,
+}
+
+/// A category: one stable id, a name and a URL slug per language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    pub id: String,
+    names: BTreeMap<String, String>,
+    slugs: BTreeMap<String, String>,
+}
+
+impl Category {
+    /// The category's name in `lang` (every configured language has one; checked at load).
+    pub fn name(&self, lang: &str) -> &str {
+        self.names.get(lang).map(String::as_str).unwrap_or(&self.id)
+    }
+
+    /// The category's URL slug in `lang`.
+    pub fn slug(&self, lang: &str) -> &str {
+        self.slugs.get(lang).map(String::as_str).unwrap_or(&self.id)
+    }
+}
+
+/// Cache sizing and the `Cache-Control` policy given to pollers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub max_bytes: u64,
+    pub ttl_secs: u64,
+    pub max_age: u64,
+    pub stale_while_revalidate: u64,
+    pub stale_if_error: u64,
+}
+
+/// Limits of the publishing API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Bearer tokens; empty means the write API is off.
+    pub tokens: Vec<String>,
+    pub max_article_bytes: usize,
+    pub max_batch_bytes: usize,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub file: PathBuf,
+    /// The news site's own base URL; relative article URLs resolve against it.
+    pub base_url: Url,
+    /// Public URL of this service for self links; `None` means `http://` + the bound address
+    /// (`serve` fills it in once it knows the address).
+    pub public_url: Option<Url>,
+    /// The `tag:` URI authority (`baolongan.example,2026`) that makes entry and feed ids. It must
+    /// never change once feeds are out, even when the domain does, so it is its own setting.
+    pub tag_authority: String,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub zone: SiteZone,
+    pub languages: Vec<Language>,
+    pub categories: Vec<Category>,
+    pub items_per_feed: usize,
+    /// Directory of article files synced into the store at start, if any.
+    pub articles_dir: Option<PathBuf>,
+    pub cache: CacheConfig,
+    pub hubs: Vec<Url>,
+    pub api: ApiConfig,
+}
+
+/// Path segments a category slug may not take, because feed URLs use them.
+const RESERVED_SLUGS: &[&str] = &["tag", "author", "api", "rss.xml", "atom.xml", "feed.json"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    base_url: String,
+    tag_authority: Option<String>,
+    public_url: Option<String>,
+    listen: Option<String>,
+    database_url: Option<String>,
+    timezone: Option<String>,
+    languages: Vec<String>,
+    items_per_feed: Option<i64>,
+    articles_dir: Option<String>,
+    site: BTreeMap<String, RawSite>,
+    #[serde(default)]
+    categories: Vec<RawCategory>,
+    #[serde(default)]
+    cache: RawCache,
+    #[serde(default)]
+    websub: RawWebSub,
+    #[serde(default)]
+    api: RawApi,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCategory {
+    id: String,
+    name: BTreeMap<String, String>,
+    #[serde(default)]
+    slug: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    max_bytes: Option<u64>,
+    ttl: Option<u64>,
+    max_age: Option<u64>,
+    stale_while_revalidate: Option<u64>,
+    stale_if_error: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebSub {
+    #[serde(default)]
+    hubs: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    max_article_bytes: Option<usize>,
+    max_batch_bytes: Option<usize>,
+}
+
+impl Config {
+    /// Reads `path` and applies overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, |k| std::env::var(k).ok())
+    }
+
+    /// Reads `path`, taking environment overrides from `env` (tests pass a closure).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "(file)".into(),
+            problem: format!("cannot read: {e}"),
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &file, dir, env)
+    }
+
+    /// Parses TOML text; `dir` anchors relative paths in it.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let err = |key: &str, problem: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            problem,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's message carries the line, column and the offending key or value.
+            let key = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start].matches('\n').count() + 1;
+                    format!("line {line}")
+                })
+                .unwrap_or_else(|| "(syntax)".into());
+            err(&key, e.message().to_string())
+        })?;
+
+        let base_url = parse_http_url(&raw.base_url).map_err(|p| err("base_url", p))?;
+        let tag_authority = match raw.tag_authority {
+            Some(a) => {
+                if !is_tag_authority(&a) {
+                    return Err(err(
+                        "tag_authority",
+                        format!(
+                            "`{a}` is not a tag URI authority: a domain or email, a comma, and a date such as baolongan.example,2026"
+                        ),
+                    ));
+                }
+                a
+            }
+            None => format!("{},2026", base_url.host_str().unwrap_or("localhost")),
+        };
+        let env_or = |name: &str, v: Option<String>| env(name).filter(|s| !s.is_empty()).or(v);
+
+        let public_url = match env_or("BANTIN_PUBLIC_URL", raw.public_url) {
+            Some(u) => {
+                Some(parse_http_url(&u).map_err(|p| err("public_url (or BANTIN_PUBLIC_URL)", p))?)
+            }
+            None => None,
+        };
+        let listen = env_or("BANTIN_LISTEN", raw.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            err(
+                "listen (or BANTIN_LISTEN)",
+                format!("`{listen}` is not an address:port such as 127.0.0.1:8080"),
+            )
+        })?;
+        let database_url = env_or("BANTIN_DATABASE_URL", raw.database_url)
+            .unwrap_or_else(|| "sqlite://data/bantin.db".into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "database_url (or BANTIN_DATABASE_URL)",
+                format!("`{database_url}` is neither sqlite://PATH nor postgres://…"),
+            ));
+        }
+
+        let tz_name = raw.timezone.unwrap_or_else(|| "Asia/Ho_Chi_Minh".into());
+        let zone = SiteZone::from_name(&tz_name).ok_or_else(|| {
+            err(
+                "timezone",
+                format!("`{tz_name}` is not a tz database zone such as Asia/Ho_Chi_Minh"),
+            )
+        })?;
+
+        if raw.languages.is_empty() {
+            return Err(err("languages", "at least one language is needed".into()));
+        }
+        let mut languages = Vec::new();
+        for (i, code) in raw.languages.iter().enumerate() {
+            let key = format!("languages[{i}]");
+            if !is_language_tag(code) {
+                return Err(err(
+                    &key,
+                    format!("`{code}` is not a BCP 47 language tag such as vi or en"),
+                ));
+            }
+            if languages.iter().any(|l: &Language| l.code == *code) {
+                return Err(err(&key, format!("`{code}` is listed twice")));
+            }
+            let site = raw.site.get(code).ok_or_else(|| {
+                err(
+                    &format!("site.{code}"),
+                    format!("missing: every language needs a [site.{code}] table with a name"),
+                )
+            })?;
+            let name = crate::text::clean_line(&site.name);
+            if name.is_empty() {
+                return Err(err(
+                    &format!("site.{code}.name"),
+                    "must not be empty".into(),
+                ));
+            }
+            languages.push(Language {
+                code: code.clone(),
+                site_name: name,
+                description: crate::text::clean_line(&site.description),
+            });
+        }
+        if let Some(extra) = raw.site.keys().find(|k| !raw.languages.contains(k)) {
+            return Err(err(
+                &format!("site.{extra}"),
+                format!("`{extra}` is not in `languages`"),
+            ));
+        }
+
+        let items_per_feed = raw.items_per_feed.unwrap_or(50);
+        if !(1..=1000).contains(&items_per_feed) {
+            return Err(err(
+                "items_per_feed",
+                format!("{items_per_feed} is outside 1..=1000"),
+            ));
+        }
+
+        let categories = validate_categories(&raw.categories, &raw.languages, &err)?;
+
+        let cache = CacheConfig {
+            max_bytes: raw.cache.max_bytes.unwrap_or(256 << 20),
+            ttl_secs: raw.cache.ttl.unwrap_or(600),
+            max_age: raw.cache.max_age.unwrap_or(60),
+            stale_while_revalidate: raw.cache.stale_while_revalidate.unwrap_or(300),
+            stale_if_error: raw.cache.stale_if_error.unwrap_or(86_400),
+        };
+        if cache.max_bytes < 1 << 20 {
+            return Err(err(
+                "cache.max_bytes",
+                "must be at least 1048576 (1 MiB)".into(),
+            ));
+        }
+        if cache.ttl_secs == 0 {
+            return Err(err("cache.ttl", "must be at least 1 second".into()));
+        }
+
+        let (hub_list, hub_key) = match env("BANTIN_WEBSUB_HUBS") {
+            Some(v) => (
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                "BANTIN_WEBSUB_HUBS",
+            ),
+            None => (raw.websub.hubs, "websub.hubs"),
+        };
+        let hubs = hub_list
+            .iter()
+            .map(|h| parse_http_url(h).map_err(|p| err(hub_key, p)))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let tokens = api_tokens(&env).map_err(|(k, p)| err(&k, p))?;
+        let api = ApiConfig {
+            tokens,
+            max_article_bytes: raw.api.max_article_bytes.unwrap_or(1 << 20),
+            max_batch_bytes: raw.api.max_batch_bytes.unwrap_or(256 << 20),
+        };
+
+        Ok(Config {
+            file: PathBuf::from(file),
+            base_url,
+            tag_authority,
+            public_url,
+            listen,
+            database_url,
+            zone,
+            languages,
+            categories,
+            items_per_feed: items_per_feed as usize,
+            articles_dir: raw.articles_dir.map(|d| dir.join(d)),
+            cache,
+            hubs,
+            api,
+        })
+    }
+
+    /// The public base URL self links are built on, always ending in `/`.
+    pub fn public_base(&self) -> Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{}/", self.listen)).expect("a socket address makes a URL")
+        })
+    }
+
+    pub fn language(&self, code: &str) -> Option<&Language> {
+        self.languages.iter().find(|l| l.code == code)
+    }
+
+    pub fn category(&self, id: &str) -> Option<&Category> {
+        self.categories.iter().find(|c| c.id == id)
+    }
+
+    pub fn category_by_slug(&self, lang: &str, slug: &str) -> Option<&Category> {
+        self.categories.iter().find(|c| c.slug(lang) == slug)
+    }
+
+    /// A short human list of the configured languages, for 404 messages.
+    pub fn language_list(&self) -> String {
+        self.languages
+            .iter()
+            .map(|l| l.code.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn validate_categories(
+    raw: &[RawCategory],
+    languages: &[String],
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<Vec<Category>, ConfigError> {
+    let mut out: Vec<Category> = Vec::new();
+    let mut ids = HashSet::new();
+    for (i, c) in raw.iter().enumerate() {
+        let at = format!("categories[{i}]");
+        if c.id.is_empty()
+            || c.id.len() > 64
+            || !c
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(err(
+                &format!("{at}.id"),
+                format!("`{}` must be 1-64 characters of a-z, 0-9 and -", c.id),
+            ));
+        }
+        if !ids.insert(c.id.clone()) {
+            return Err(err(
+                &format!("{at}.id"),
+                format!("`{}` is used by an earlier category", c.id),
+            ));
+        }
+        let mut names = BTreeMap::new();
+        let mut slugs = BTreeMap::new();
+        for lang in languages {
+            let name = c
+                .name
+                .get(lang)
+                .map(|n| crate::text::clean_line(n))
+                .unwrap_or_default();
+            if name.is_empty() {
+                return Err(err(
+                    &format!("{at}.name.{lang}"),
+                    format!("category `{}` needs a name in `{lang}`", c.id),
+                ));
+            }
+            let s = match c.slug.get(lang) {
+                Some(s) => {
+                    if s.is_empty() || slug(s) != *s {
+                        return Err(err(
+                            &format!("{at}.slug.{lang}"),
+                            format!(
+                                "`{s}` is not an ASCII slug (lower-case a-z, 0-9 and single dashes; try `{}`)",
+                                slug(s)
+                            ),
+                        ));
+                    }
+                    s.clone()
+                }
+                None => slug(&name),
+            };
+            if s.is_empty() {
+                return Err(err(
+                    &format!("{at}.slug.{lang}"),
+                    format!("the name `{name}` gives an empty slug; set one"),
+                ));
+            }
+            if RESERVED_SLUGS.contains(&s.as_str()) {
+                return Err(err(
+                    &format!("{at}.slug.{lang}"),
+                    format!("`{s}` is reserved for feed URLs"),
+                ));
+            }
+            if let Some(other) = out.iter().find(|o| o.slug(lang) == s) {
+                return Err(err(
+                    &format!("{at}.slug.{lang}"),
+                    format!("`{s}` is already the slug of category `{}`", other.id),
+                ));
+            }
+            names.insert(lang.clone(), name);
+            slugs.insert(lang.clone(), s);
+        }
+        for lang in c.name.keys().chain(c.slug.keys()) {
+            if !languages.contains(lang) {
+                return Err(err(
+                    &format!("{at}.name.{lang}"),
+                    format!("`{lang}` is not in `languages`"),
+                ));
+            }
+        }
+        out.push(Category {
+            id: c.id.clone(),
+            names,
+            slugs,
+        });
+    }
+    Ok(out)
+}
+
+/// Tokens from `BANTIN_API_TOKEN` (one) and `BANTIN_API_TOKEN_FILE` (one per line; blank lines
+/// and `#` comments ignored), so a new token can be added beside the old one during a rotation.
+fn api_tokens(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, (String, String)> {
+    let mut tokens = Vec::new();
+    if let Some(t) = env("BANTIN_API_TOKEN") {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            tokens.push(t);
+        }
+    }
+    if let Some(path) = env("BANTIN_API_TOKEN_FILE").filter(|p| !p.is_empty()) {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            (
+                "BANTIN_API_TOKEN_FILE".to_string(),
+                format!("cannot read `{path}`: {e}"),
+            )
+        })?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    if let Some(short) = tokens.iter().position(|t| t.len() < 16) {
+        // Never echo the token itself.
+        return Err((
+            "BANTIN_API_TOKEN".into(),
+            format!(
+                "token #{} is shorter than 16 characters; use a long random token",
+                short + 1
+            ),
+        ));
+    }
+    Ok(tokens)
+}
+
+fn parse_http_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s).map_err(|e| format!("`{s}` is not an absolute URL ({e})"))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!("`{s}` must be an http or https URL"));
+    }
+    Ok(u)
+}
+
+/// RFC 4151 `taggingEntity`: `authorityName "," date` with date `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
+fn is_tag_authority(s: &str) -> bool {
+    let Some((name, date)) = s.split_once(',') else {
+        return false;
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.@".contains(&b));
+    let parts: Vec<&str> = date.split('-').collect();
+    let date_ok = !parts.is_empty()
+        && parts.len() <= 3
+        && parts[0].len() == 4
+        && parts[1..].iter().all(|p| p.len() == 2)
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    name_ok && date_ok
+}
+
+fn is_language_tag(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let primary = parts.next().unwrap_or("");
+    (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_lowercase())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+base_url = "https://baolongan.example"
+languages = ["vi", "en"]
+[site.vi]
+name = "Báo Long An"
+[site.en]
+name = "Long An Newspaper"
+[[categories]]
+id = "quoc-phong"
+name = { vi = "Quốc phòng", en = "Defence" }
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "feeds/site.toml", Path::new("feeds"), |_| None)
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        parse(text).expect_err("config should be rejected")
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_folded_slugs() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.items_per_feed, 50);
+        assert_eq!(c.zone.name(), "Asia/Ho_Chi_Minh");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://data/bantin.db");
+        let cat = c.category("quoc-phong").unwrap();
+        assert_eq!(cat.slug("vi"), "quoc-phong");
+        assert_eq!(cat.slug("en"), "defence");
+        assert_eq!(cat.name("vi"), "Quốc phòng");
+        assert!(c.api.tokens.is_empty());
+        assert_eq!(c.tag_authority, "baolongan.example,2026");
+        assert_eq!(c.public_base().as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn the_shipped_site_toml_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds/site.toml");
+        let c = Config::load_with_env(&path, |_| None).unwrap();
+        assert!(c.categories.len() >= 6);
+        assert_eq!(c.languages.len(), 2);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let text = format!("{MINIMAL}\n[websub]\nhubs = [\"https://hub.example/\"]\n");
+        let c = Config::parse(&text, "site.toml", Path::new("."), |k| match k {
+            "BANTIN_LISTEN" => Some("0.0.0.0:9000".into()),
+            "BANTIN_PUBLIC_URL" => Some("https://feeds.example/".into()),
+            "BANTIN_DATABASE_URL" => Some("postgres://db/bantin".into()),
+            "BANTIN_WEBSUB_HUBS" => Some("https://a.example/, https://b.example/".into()),
+            "BANTIN_API_TOKEN" => Some("0123456789abcdef0123".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.public_url.unwrap().as_str(), "https://feeds.example/");
+        assert_eq!(c.database_url, "postgres://db/bantin");
+        assert_eq!(c.hubs.len(), 2);
+        assert_eq!(c.api.tokens, vec!["0123456789abcdef0123".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let e = parse_err(&MINIMAL.replace("https://baolongan.example", "not a url"));
+        assert_eq!(e.file, "feeds/site.toml");
+        assert_eq!(e.key, "base_url");
+        assert!(
+            e.to_string()
+                .starts_with("feeds/site.toml: base_url: `not a url`")
+        );
+
+        let e = parse_err(&format!("timezone = \"Mars/Olympus\"\n{MINIMAL}"));
+        assert_eq!(e.key, "timezone");
+        assert!(e.problem.contains("Mars/Olympus"));
+
+        let e = parse_err(&MINIMAL.replace(", en = \"Defence\"", ""));
+        assert_eq!(e.key, "categories[0].name.en");
+
+        let e = parse_err(&format!("{MINIMAL}slug = {{ vi = \"Quốc phòng\" }}\n"));
+        assert_eq!(e.key, "categories[0].slug.vi");
+        assert!(e.problem.contains("quoc-phong"), "{e}");
+
+        let dup = format!(
+            "{MINIMAL}[[categories]]\nid = \"quoc-phong\"\nname = {{ vi = \"A\", en = \"B\" }}\n"
+        );
+        assert_eq!(parse_err(&dup).key, "categories[1].id");
+
+        let clash = format!(
+            "{MINIMAL}[[categories]]\nid = \"qp\"\nname = {{ vi = \"Quốc Phòng\", en = \"B\" }}\n"
+        );
+        let e = parse_err(&clash);
+        assert_eq!(e.key, "categories[1].slug.vi");
+        assert!(e.problem.contains("quoc-phong"));
+
+        let e = parse_err(&MINIMAL.replace("[site.en]\nname = \"Long An Newspaper\"\n", ""));
+        assert_eq!(e.key, "site.en");
+
+        let e = parse_err(&format!("tag_authority = \"baolongan.example\"\n{MINIMAL}"));
+        assert_eq!(e.key, "tag_authority");
+
+        let e = parse_err(&format!("items_per_feed = 0\n{MINIMAL}"));
+        assert_eq!(e.key, "items_per_feed");
+
+        let e = parse_err(&format!(
+            "{MINIMAL}[[categories]]\nid = \"x\"\nname = {{ vi = \"Tag\", en = \"Tag\" }}\n"
+        ));
+        assert!(e.problem.contains("reserved"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_give_the_line() {
+        let e = parse_err(&MINIMAL.replace("languages", "langs"));
+        assert!(
+            e.problem.contains("langs") || e.problem.contains("languages"),
+            "{e}"
+        );
+        let e = parse_err("base_url = \"https://x.example\"\nlanguages = [\"vi\"\n");
+        assert!(e.key.starts_with("line "), "{e}");
+        let e = parse_err(&format!("{MINIMAL}\n[cache]\nttl_seconds = 5\n"));
+        assert!(e.problem.contains("ttl_seconds"), "{e}");
+        assert!(e.key.starts_with("line "), "{e}");
+    }
+
+    #[test]
+    fn bad_environment_is_named() {
+        let e = Config::parse(MINIMAL, "site.toml", Path::new("."), |k| {
+            (k == "BANTIN_LISTEN").then(|| "localhost".to_string())
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "listen (or BANTIN_LISTEN)");
+        let e = Config::parse(MINIMAL, "site.toml", Path::new("."), |k| {
+            (k == "BANTIN_DATABASE_URL").then(|| "mysql://x".to_string())
+        })
+        .unwrap_err();
+        assert!(e.key.contains("BANTIN_DATABASE_URL"));
+        let e = Config::parse(MINIMAL, "site.toml", Path::new("."), |k| {
+            (k == "BANTIN_API_TOKEN").then(|| "s3cr3t-x".to_string())
+        })
+        .unwrap_err();
+        assert!(e.problem.contains("shorter than 16"), "{e}");
+        assert!(
+            !e.to_string().contains("s3cr3t-x"),
+            "the token must not be echoed"
+        );
+    }
+
+    #[test]
+    fn token_file_holds_several_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens");
+        std::fs::write(
+            &f,
+            "# rotated 2026-11\nold-token-0123456789\n\nnew-token-0123456789\n",
+        )
+        .unwrap();
+        let path = f.display().to_string();
+        let c = Config::parse(MINIMAL, "site.toml", Path::new("."), |k| {
+            (k == "BANTIN_API_TOKEN_FILE").then(|| path.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            c.api.tokens,
+            vec!["old-token-0123456789", "new-token-0123456789"]
+        );
+    }
+}

@@ -1,0 +1,383 @@
+//! Feeds: which feeds exist ([`FeedKey`]), what one page of one feed holds ([`FeedPage`]), and
+//! which feeds a write touches ([`touched_by`]).
+//!
+//! A feed is a language plus a selector (everything, a category, a tag, a byline); each is served
+//! in three formats and paged. Loading a page is the only place that talks to the store; the
+//! renderers (`rss`, `atom`, `json`, `opml`) are pure functions of a [`FeedPage`] and the
+//! configuration, with no clock inside, so every replica renders identical bytes for the same
+//! data and ETags agree across a fleet.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::article::Article;
+use crate::config::Config;
+use crate::store::{PageQuery, Store, StoreError};
+
+pub mod atom;
+pub mod json;
+pub mod opml;
+pub mod rss;
+
+/// What a feed selects within its language. Tags and bylines are held as slugs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Selector {
+    All,
+    Category(String),
+    Tag(String),
+    Author(String),
+}
+
+/// One feed, independent of format and page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FeedKey {
+    pub lang: String,
+    pub selector: Selector,
+}
+
+impl FeedKey {
+    pub fn new(lang: &str, selector: Selector) -> FeedKey {
+        FeedKey {
+            lang: lang.to_string(),
+            selector,
+        }
+    }
+
+    /// The feed's path without the format file: `/vi/`, `/vi/kinh-te/`, `/vi/tag/gia-lua/`.
+    pub fn dir(&self, config: &Config) -> String {
+        match &self.selector {
+            Selector::All => format!("/{}/", self.lang),
+            Selector::Category(id) => {
+                let slug = config
+                    .category(id)
+                    .map(|c| c.slug(&self.lang))
+                    .unwrap_or(id);
+                format!("/{}/{}/", self.lang, slug)
+            }
+            Selector::Tag(s) => format!("/{}/tag/{}/", self.lang, s),
+            Selector::Author(s) => format!("/{}/author/{}/", self.lang, s),
+        }
+    }
+
+    /// The feed's path in a format: `/vi/kinh-te/rss.xml`.
+    pub fn path(&self, config: &Config, format: Format) -> String {
+        format!("{}{}", self.dir(config), format.file_name())
+    }
+
+    /// The absolute public URL of a page of this feed; page 1 has no query, so the self link of
+    /// the first page is the URL people subscribe to.
+    pub fn url(&self, config: &Config, format: Format, page: u32) -> String {
+        let base = config.public_base();
+        let path = self.path(config, format);
+        let mut url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+        if page > 1 {
+            url.push_str(&format!("?page={page}"));
+        }
+        url
+    }
+
+    /// A stable `tag:` URI naming this feed (Atom `id`), independent of domain and format.
+    pub fn tag_uri(&self, config: &Config) -> String {
+        let what = match &self.selector {
+            Selector::All => String::new(),
+            Selector::Category(id) => format!(":category:{id}"),
+            Selector::Tag(s) => format!(":tag:{s}"),
+            Selector::Author(s) => format!(":author:{s}"),
+        };
+        format!("tag:{}:feed:{}{}", config.tag_authority, self.lang, what)
+    }
+}
+
+/// The three serialisations of a feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Rss, Format::Atom, Format::Json];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Rss => "rss.xml",
+            Format::Atom => "atom.xml",
+            Format::Json => "feed.json",
+        }
+    }
+
+    pub fn from_file_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.file_name() == name)
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Rss => "application/rss+xml; charset=utf-8",
+            Format::Atom => "application/atom+xml; charset=utf-8",
+            Format::Json => "application/feed+json",
+        }
+    }
+
+    /// The MIME type without parameters, for `<link type>` and OPML.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Rss => "application/rss+xml",
+            Format::Atom => "application/atom+xml",
+            Format::Json => "application/feed+json",
+        }
+    }
+}
+
+/// An article's translation as an entry links to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslationLink {
+    pub lang: String,
+    pub url: String,
+}
+
+/// One page of one feed, as loaded from the store: everything a renderer needs.
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    pub key: FeedKey,
+    pub page: u32,
+    pub items: Vec<Article>,
+    pub has_next: bool,
+    /// Visible translations of the items, by article id.
+    pub translations: BTreeMap<String, TranslationLink>,
+    /// The display name of the tag or byline (from the items), or the category name.
+    pub name: Option<String>,
+    /// When the next scheduled article of this feed appears: the page is stale from then on.
+    pub next_publication: Option<DateTime<Utc>>,
+}
+
+impl FeedPage {
+    /// Newest `updated_at` shown: the document's `lastBuildDate`/`updated` and `Last-Modified`.
+    pub fn updated(&self) -> Option<DateTime<Utc>> {
+        self.items.iter().map(|a| a.updated_at).max()
+    }
+
+    /// The feed's title: the site name, then what it selects.
+    pub fn title(&self, config: &Config) -> String {
+        let site = config
+            .language(&self.key.lang)
+            .map(|l| l.site_name.as_str())
+            .unwrap_or("");
+        match &self.name {
+            Some(n) => format!("{site} – {n}"),
+            None => site.to_string(),
+        }
+    }
+
+    pub fn description(&self, config: &Config) -> String {
+        let lang = config.language(&self.key.lang);
+        let desc = lang
+            .map(|l| l.description.as_str())
+            .filter(|d| !d.is_empty());
+        match (&self.name, desc) {
+            (Some(n), Some(d)) => format!("{n} – {d}"),
+            (Some(n), None) => n.clone(),
+            (None, Some(d)) => d.to_string(),
+            (None, None) => self.title(config),
+        }
+    }
+
+    /// The news site's page this feed mirrors (RSS `link`, Atom `rel=alternate`, JSON
+    /// `home_page_url`): the language home, or the category's section page.
+    pub fn home_url(&self, config: &Config) -> String {
+        let rel = match &self.key.selector {
+            Selector::Category(_) => self.key.dir(config),
+            _ => format!("/{}/", self.key.lang),
+        };
+        config
+            .base_url
+            .join(rel.trim_start_matches('/'))
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| config.base_url.to_string())
+    }
+
+    /// A stable `tag:` URI for an entry, from the article id alone.
+    pub fn entry_id(config: &Config, article: &Article) -> String {
+        format!("tag:{}:article:{}", config.tag_authority, article.id)
+    }
+}
+
+/// Loads page `page` (1-based) of a feed at `now`. `None` when the page is past the end (page 1
+/// always exists, possibly empty).
+pub async fn load(
+    store: &dyn Store,
+    config: &Config,
+    key: &FeedKey,
+    page: u32,
+    now: DateTime<Utc>,
+) -> Result<Option<FeedPage>, StoreError> {
+    let per_page = config.items_per_feed;
+    let offset = (page.max(1) as usize - 1).saturating_mul(per_page);
+    let mut items = store
+        .page(&PageQuery {
+            feed: key,
+            now,
+            offset,
+            limit: per_page + 1,
+        })
+        .await?;
+    if items.is_empty() && page > 1 {
+        return Ok(None);
+    }
+    let has_next = items.len() > per_page;
+    items.truncate(per_page);
+
+    let wanted: Vec<String> = items
+        .iter()
+        .flat_map(|a| a.translations.values().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let translations = if wanted.is_empty() {
+        BTreeMap::new()
+    } else {
+        store
+            .get_many(&wanted)
+            .await?
+            .into_iter()
+            .filter(|t| t.is_visible(now))
+            .map(|t| {
+                (
+                    t.id.clone(),
+                    TranslationLink {
+                        lang: t.lang.clone(),
+                        url: t.url.clone(),
+                    },
+                )
+            })
+            .collect()
+    };
+
+    let name = match &key.selector {
+        Selector::All => None,
+        Selector::Category(id) => config.category(id).map(|c| c.name(&key.lang).to_string()),
+        Selector::Tag(s) => items
+            .iter()
+            .flat_map(|a| a.tags.iter())
+            .find(|t| crate::text::slug(t) == *s)
+            .cloned(),
+        Selector::Author(s) => items
+            .iter()
+            .map(|a| &a.author)
+            .find(|n| crate::text::slug(n) == *s)
+            .cloned(),
+    };
+    let next_publication = store.next_publication(key, now).await?;
+    Ok(Some(FeedPage {
+        key: key.clone(),
+        page: page.max(1),
+        items,
+        has_next,
+        translations,
+        name,
+        next_publication,
+    }))
+}
+
+/// Every feed that shows `article` (in any state): its language feed, category, tags and byline.
+pub fn feeds_of(article: &Article) -> Vec<FeedKey> {
+    let lang = &article.lang;
+    let mut keys = vec![
+        FeedKey::new(lang, Selector::All),
+        FeedKey::new(lang, Selector::Category(article.category.clone())),
+    ];
+    keys.extend(
+        article
+            .tag_slugs()
+            .into_iter()
+            .map(|s| FeedKey::new(lang, Selector::Tag(s))),
+    );
+    let author = article.author_slug();
+    if !author.is_empty() {
+        keys.push(FeedKey::new(lang, Selector::Author(author)));
+    }
+    keys
+}
+
+/// The feeds a write changes: those of the new version, those of the version it replaced (a
+/// category or tag may have been removed), and those of its translations (whose entries link to
+/// this article's URL, and stop linking when it is withdrawn).
+pub fn touched_by(
+    new: Option<&Article>,
+    old: Option<&Article>,
+    translations: &[Article],
+) -> BTreeSet<FeedKey> {
+    new.into_iter()
+        .chain(old)
+        .chain(translations)
+        .flat_map(feeds_of)
+        .collect()
+}
+
+/// Every static feed of the configuration (languages × categories), for OPML and the index.
+pub fn configured_feeds(config: &Config) -> Vec<FeedKey> {
+    let mut out = Vec::new();
+    for l in &config.languages {
+        out.push(FeedKey::new(&l.code, Selector::All));
+        for c in &config.categories {
+            out.push(FeedKey::new(&l.code, Selector::Category(c.id.clone())));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::tests::{config, input};
+
+    #[test]
+    fn paths_and_urls_use_localised_slugs() {
+        let c = config();
+        let k = FeedKey::new("en", Selector::Category("quoc-phong".into()));
+        assert_eq!(k.path(&c, Format::Rss), "/en/defence/rss.xml");
+        assert_eq!(
+            k.url(&c, Format::Atom, 1),
+            "http://127.0.0.1:8080/en/defence/atom.xml"
+        );
+        assert_eq!(
+            k.url(&c, Format::Json, 3),
+            "http://127.0.0.1:8080/en/defence/feed.json?page=3"
+        );
+        assert_eq!(
+            FeedKey::new("vi", Selector::Tag("gia-lua".into())).path(&c, Format::Rss),
+            "/vi/tag/gia-lua/rss.xml"
+        );
+        assert_eq!(
+            FeedKey::new("vi", Selector::All).path(&c, Format::Json),
+            "/vi/feed.json"
+        );
+        assert_eq!(
+            k.tag_uri(&c),
+            "tag:baolongan.example,2026:feed:en:category:quoc-phong"
+        );
+    }
+
+    #[test]
+    fn a_write_touches_old_and_new_feeds() {
+        let c = config();
+        let old = Article::from_input(input(), &c).unwrap();
+        let mut moved = old.clone();
+        moved.category = "xa-hoi".into();
+        moved.tags = vec!["Tết".into()];
+        let touched = touched_by(Some(&moved), Some(&old), &[]);
+        let has = |s: Selector| touched.contains(&FeedKey::new("vi", s));
+        assert!(has(Selector::All));
+        assert!(has(Selector::Category("kinh-te".into())));
+        assert!(has(Selector::Category("xa-hoi".into())));
+        assert!(has(Selector::Tag("gia-lua".into())));
+        assert!(has(Selector::Tag("tet".into())));
+        assert!(has(Selector::Author("minh-thu".into())));
+        assert!(
+            touched.iter().all(|k| k.lang == "vi"),
+            "a vi write touches no en feed"
+        );
+        assert_eq!(touched.len(), 7);
+    }
+}

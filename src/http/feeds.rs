@@ -1,0 +1,328 @@
+//! Feed routes: path → feed, conditional GET, encoding choice, headers.
+//!
+//! This is the hot path. A cached answer is a lookup, a header comparison and a clone of a
+//! reference-counted body; every header value it sends was built when the feed was rendered.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use super::conditional::{Coding, negotiate, not_modified};
+use crate::app::FeedError;
+use crate::cache::CacheKey;
+use crate::config::Config;
+use crate::feed::{FeedKey, Format, Selector};
+use crate::render::Representation;
+use crate::store::StoreError;
+
+/// What a GET path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Feed(FeedKey, Format),
+    Opml,
+    /// The HTML index of every feed.
+    Home,
+    /// The HTML preview of a feed (`/vi/`, `/vi/kinh-te/`).
+    Preview(FeedKey),
+}
+
+const FORMATS: &str = "rss.xml, atom.xml or feed.json";
+
+/// Parses a request path into a [`Target`], or the text of a 404 saying what exists.
+pub fn parse_path(config: &Config, path: &str) -> Result<Target, String> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segs == [""] {
+        return Ok(Target::Home);
+    }
+    if segs == ["feeds.opml"] {
+        return Ok(Target::Opml);
+    }
+    let lang = segs[0];
+    if config.language(lang).is_none() {
+        return Err(format!(
+            "No feeds at {path}. Languages: {}. Feeds are /{{lang}}/{FORMATS}, /{{lang}}/{{category}}/…, /{{lang}}/tag/{{tag}}/…, /{{lang}}/author/{{author}}/…; the list is at /feeds.opml.",
+            config.language_list()
+        ));
+    }
+    let file = |name: &str, key: FeedKey| -> Result<Target, String> {
+        if name.is_empty() {
+            return Ok(Target::Preview(key));
+        }
+        Format::from_file_name(name)
+            .map(|f| Target::Feed(key, f))
+            .ok_or_else(|| {
+                format!("No feed named `{name}` at {path}. Each feed is served as {FORMATS}.")
+            })
+    };
+    match segs[1..] {
+        [] => Ok(Target::Preview(FeedKey::new(lang, Selector::All))),
+        [name] => file(name, FeedKey::new(lang, Selector::All)),
+        [kind @ ("tag" | "author"), slug, name] if !slug.is_empty() => {
+            let sel = if kind == "tag" {
+                Selector::Tag(slug.to_string())
+            } else {
+                Selector::Author(slug.to_string())
+            };
+            file(name, FeedKey::new(lang, sel))
+        }
+        [slug, name] => match config.category_by_slug(lang, slug) {
+            Some(c) => file(name, FeedKey::new(lang, Selector::Category(c.id.clone()))),
+            None => {
+                let list: Vec<&str> = config.categories.iter().map(|c| c.slug(lang)).collect();
+                Err(format!(
+                    "No category `{slug}` in `{lang}`. Categories: {}.",
+                    list.join(", ")
+                ))
+            }
+        },
+        _ => Err(format!(
+            "No feed at {path}. Feeds are /{lang}/{FORMATS} and /{lang}/{{category}}/{FORMATS}; the list is at /feeds.opml."
+        )),
+    }
+}
+
+/// Reads `?page=N`. Other query parameters (tracking tags) are ignored so they do not split the
+/// cache; a malformed or zero page is a 404 like any page that does not exist.
+pub fn parse_page(query: Option<&str>) -> Result<u32, String> {
+    let Some(q) = query else { return Ok(1) };
+    for pair in q.split('&') {
+        if let Some(v) = pair.strip_prefix("page=") {
+            return match v.parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "`page={v}` is not a page number; pages are 1, 2, 3…"
+                )),
+            };
+        }
+    }
+    Ok(1)
+}
+
+pub fn text_response(status: StatusCode, text: String) -> Response {
+    let mut r = (status, text + "\n").into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+/// The fallback handler: feeds, OPML and the HTML pages.
+pub async fn serve(
+    State(state): State<super::State>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed here; feeds answer GET and HEAD."),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let app = &state.app;
+    let target = match parse_path(&app.config, uri.path()) {
+        Ok(t) => t,
+        Err(msg) => return text_response(StatusCode::NOT_FOUND, msg),
+    };
+    let page = match parse_page(uri.query()) {
+        Ok(p) => p,
+        Err(msg) => return text_response(StatusCode::NOT_FOUND, msg),
+    };
+    match target {
+        Target::Feed(feed, format) => {
+            app.metrics.feed_requests.inc();
+            let key = CacheKey { feed, format, page };
+            match app.feed(&key).await {
+                Ok((entry, _)) => represent(
+                    &entry.rep,
+                    &method,
+                    &headers,
+                    &state.cache_control,
+                    &app.metrics,
+                ),
+                Err(FeedError::NotFound(msg)) => text_response(StatusCode::NOT_FOUND, msg),
+                Err(FeedError::Store(e)) => store_failure(e),
+            }
+        }
+        Target::Opml => match app.opml().await {
+            Ok(rep) => represent(&rep, &method, &headers, &state.cache_control, &app.metrics),
+            Err(e) => store_failure(e),
+        },
+        Target::Home => super::pages::home(app).await,
+        Target::Preview(feed) => super::pages::preview(app, feed, page).await,
+    }
+}
+
+/// The feed could not be rendered and no earlier copy exists: 503 with `Retry-After` when the
+/// store is down (pollers come back), 500 otherwise.
+pub fn store_failure(e: StoreError) -> Response {
+    tracing::warn!(error = %e, "feed unavailable");
+    let status = match e {
+        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut r = text_response(
+        status,
+        "The feed cannot be rendered right now; try again shortly.".into(),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+/// Answers GET or HEAD for a representation: 304 when the client's copy is current, else 200
+/// with the body in the negotiated coding.
+pub fn represent(
+    rep: &Representation,
+    method: &Method,
+    req: &HeaderMap,
+    cache_control: &HeaderValue,
+    metrics: &crate::metrics::Metrics,
+) -> Response {
+    let coding = negotiate(
+        req.get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let body = match coding {
+        Coding::Identity => &rep.identity,
+        Coding::Gzip => &rep.gzip,
+        Coding::Br => &rep.br,
+    };
+    let inm = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let ims = req
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok());
+    let etag = body.etag.to_str().unwrap_or("");
+    let fresh = not_modified(inm, ims, etag, rep.last_modified);
+
+    let mut resp = if fresh {
+        metrics.not_modified.inc();
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else if *method == Method::HEAD {
+        let mut r = Response::new(Body::empty());
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.bytes.len()));
+        r
+    } else {
+        Response::new(Body::from(body.bytes.clone()))
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, body.etag.clone());
+    if let Some(lm) = &rep.last_modified_header {
+        h.insert(header::LAST_MODIFIED, lm.clone());
+    }
+    h.insert(header::CACHE_CONTROL, cache_control.clone());
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if !rep.link_header.is_empty() {
+        h.insert(header::LINK, rep.link_header.clone());
+    }
+    if !fresh {
+        h.insert(header::CONTENT_TYPE, rep.content_type.clone());
+        match coding {
+            Coding::Identity => {}
+            Coding::Gzip => {
+                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            Coding::Br => {
+                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+            }
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::tests::config;
+
+    #[test]
+    fn paths_name_feeds() {
+        let c = config();
+        let feed = |p: &str| parse_path(&c, p).unwrap();
+        assert_eq!(
+            feed("/vi/rss.xml"),
+            Target::Feed(FeedKey::new("vi", Selector::All), Format::Rss)
+        );
+        assert_eq!(
+            feed("/en/defence/atom.xml"),
+            Target::Feed(
+                FeedKey::new("en", Selector::Category("quoc-phong".into())),
+                Format::Atom
+            )
+        );
+        assert_eq!(
+            feed("/vi/quoc-phong/feed.json"),
+            Target::Feed(
+                FeedKey::new("vi", Selector::Category("quoc-phong".into())),
+                Format::Json
+            )
+        );
+        assert_eq!(
+            feed("/vi/tag/gia-lua/rss.xml"),
+            Target::Feed(
+                FeedKey::new("vi", Selector::Tag("gia-lua".into())),
+                Format::Rss
+            )
+        );
+        assert_eq!(
+            feed("/vi/author/minh-thu/atom.xml"),
+            Target::Feed(
+                FeedKey::new("vi", Selector::Author("minh-thu".into())),
+                Format::Atom
+            )
+        );
+        assert_eq!(feed("/"), Target::Home);
+        assert_eq!(feed("/feeds.opml"), Target::Opml);
+        assert_eq!(
+            feed("/vi/"),
+            Target::Preview(FeedKey::new("vi", Selector::All))
+        );
+        assert_eq!(
+            feed("/vi/kinh-te/"),
+            Target::Preview(FeedKey::new("vi", Selector::Category("kinh-te".into())))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_say_what_exists() {
+        let c = config();
+        let e = parse_path(&c, "/fr/rss.xml").unwrap_err();
+        assert!(e.contains("vi, en"), "{e}");
+        let e = parse_path(&c, "/en/quoc-phong/rss.xml").unwrap_err();
+        assert!(
+            e.contains("defence") && e.contains("economy"),
+            "the English slugs are listed: {e}"
+        );
+        let e = parse_path(&c, "/vi/rss2.xml").unwrap_err();
+        assert!(e.contains("rss.xml, atom.xml or feed.json"), "{e}");
+        assert!(parse_path(&c, "/vi/a/b/c/d").is_err());
+        assert!(parse_path(&c, "/vi/tag//rss.xml").is_err());
+    }
+
+    #[test]
+    fn page_numbers() {
+        assert_eq!(parse_page(None), Ok(1));
+        assert_eq!(parse_page(Some("page=3")), Ok(3));
+        assert_eq!(parse_page(Some("utm_source=x&page=2")), Ok(2));
+        assert_eq!(parse_page(Some("utm_source=x")), Ok(1));
+        for bad in ["page=0", "page=-1", "page=abc", "page=", "page=99999999999"] {
+            assert!(parse_page(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

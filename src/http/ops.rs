@@ -1,0 +1,55 @@
+//! Operations endpoints: liveness, readiness (the store answers), Prometheus metrics.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Liveness: the process answers. Never touches the store, so a database outage does not get
+/// healthy replicas restarted.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the store answers a query now. 503 with the reason otherwise; cached feeds are
+/// still served meanwhile (stale-if-error), but a load balancer should prefer ready replicas.
+pub async fn readyz(State(state): State<super::State>) -> Response {
+    let app = &state.app;
+    let backend = app.store.backend();
+    match app.readiness().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "store": backend})),
+        )
+            .into_response(),
+        Err(e) => {
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "store": backend, "error": e})),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+    }
+}
+
+pub async fn metrics(State(state): State<super::State>) -> Response {
+    let app = &state.app;
+    app.metrics
+        .cache_bytes
+        .set(app.cache.weighted_size() as i64);
+    app.metrics
+        .cache_entries
+        .set(app.cache.entry_count() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+        .into_response()
+}

@@ -1,0 +1,41 @@
+//! bantin ("bản tin", a news bulletin): a syndication feed service for a bilingual newsroom.
+//!
+//! It keeps the articles a newsroom publishes and serves them as RSS 2.0, Atom 1.0 and JSON Feed
+//! 1.1, one feed per language, category, tag and byline, every timestamp in the newsroom's zone,
+//! from an in-memory cache of precompressed bodies.
+//!
+//! # Layout
+//!
+//! Data flows `sources → store → feed → render → cache → http`, one module per stage:
+//!
+//! - [`config`]: `site.toml` plus environment → a validated `Config`.
+//! - [`clock`]: the site zone; RFC 822 / RFC 3339 / HTTP dates; naive times are site-local.
+//! - [`text`]: NFC, the XML 1.0 character set, ASCII slugs.
+//! - [`article`]: the article input, validation and normalisation (sanitised HTML, absolute URLs).
+//! - [`store`]: the `Store` trait, its SQLite and PostgreSQL implementations and their contract.
+//! - [`feed`]: which feeds exist, loading one page, and the pure renderers (RSS, Atom, JSON, OPML).
+//! - [`render`]: a rendered representation: bytes, gzip, brotli, validators.
+//! - [`cache`]: the moka cache: single render per miss, exact invalidation, scheduled expiry,
+//!   stale-if-error.
+//! - [`app`]: the application layer the handlers and the CLI call.
+//! - [`http`]: router, feed serving with conditional GET, the publishing API, operations.
+//! - [`sources`]: file import.
+//! - [`websub`]: hub pings from a background queue.
+//! - [`export`]: every feed as static files, for a CDN or a plain web server.
+//! - [`server`]: start-up wiring shared by `main` and the tests.
+
+pub mod app;
+pub mod article;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod export;
+pub mod feed;
+pub mod http;
+pub mod metrics;
+pub mod render;
+pub mod server;
+pub mod sources;
+pub mod store;
+pub mod text;
+pub mod websub;

@@ -1,0 +1,224 @@
+//! The `bantin` command: parse the CLI, set up logging, dispatch.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use bantin::app::App;
+use bantin::config::Config;
+use bantin::metrics::Metrics;
+use bantin::sources::import;
+use bantin::websub::WebSub;
+
+#[derive(Parser)]
+#[command(
+    name = "bantin",
+    version,
+    about = "Syndication feeds (RSS, Atom, JSON Feed) for a bilingual newsroom"
+)]
+struct Cli {
+    /// The site configuration.
+    #[arg(
+        long,
+        global = true,
+        default_value = "feeds/site.toml",
+        env = "BANTIN_CONFIG"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sync the articles directory into the store and serve the feeds.
+    Serve,
+    /// Load articles from JSON or NDJSON files or directories into the store.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Validate the configuration and the articles directory without serving (for CI).
+    Check {
+        /// Files or directories to check instead of the configured articles directory.
+        paths: Vec<PathBuf>,
+    },
+    /// Write page 1 of every feed, with .gz and .br siblings, as static files under DIR.
+    Export { dir: PathBuf },
+    /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs).
+    Healthcheck,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("bantin=info,warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Healthcheck) {
+        return healthcheck(&cli.config);
+    }
+    init_tracing();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        match run(cli.command, config).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    // Outbound TLS (WebSub hubs) uses rustls with the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match command {
+        Command::Serve => {
+            let server = bantin::server::start(config).await?;
+            server.run_until(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { paths } => {
+            let store = bantin::store::open(&config.database_url).await?;
+            let app = App::new(
+                Arc::new(config),
+                store,
+                WebSub::disabled(),
+                Arc::new(Metrics::new()),
+            );
+            let files = import::collect_files(&paths)?;
+            let started = std::time::Instant::now();
+            let report = import::import(&app, &files, true).await?;
+            for r in &report.rejected {
+                eprintln!("rejected: {r}");
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{report} from {} files in {secs:.1} s ({:.0} articles/s)",
+                files.len(),
+                report.loaded() as f64 / secs.max(1e-9)
+            );
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Check { paths } => {
+            let paths = if paths.is_empty() {
+                config.articles_dir.iter().cloned().collect()
+            } else {
+                paths
+            };
+            let files = import::collect_files(&paths)?;
+            let (mut ok, mut bad) = (0usize, 0usize);
+            for f in &files {
+                import::read_records(f, &config, |_, r| match r {
+                    Ok(_) => ok += 1,
+                    Err(rej) => {
+                        bad += 1;
+                        eprintln!("{rej}");
+                    }
+                })?;
+            }
+            println!(
+                "{}: configuration ok; {ok} articles valid, {bad} rejected in {} files",
+                config.file.display(),
+                files.len()
+            );
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Export { dir } => {
+            let store = bantin::store::open(&config.database_url).await?;
+            let app = App::new(
+                Arc::new(config),
+                store,
+                WebSub::disabled(),
+                Arc::new(Metrics::new()),
+            );
+            let n = bantin::export::export(&app, &dir).await?;
+            println!("wrote {n} feeds under {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// A plain HTTP/1.0 GET of /healthz on the configured listen address; no runtime, no TLS.
+fn healthcheck(config_path: &std::path::Path) -> ExitCode {
+    let listen = std::env::var("BANTIN_LISTEN")
+        .ok()
+        .or_else(|| Config::load(config_path).ok().map(|c| c.listen.to_string()));
+    let listen = listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let addr = listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    let result = (|| -> std::io::Result<bool> {
+        let sock: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+        let mut s = std::net::TcpStream::connect_timeout(&sock, std::time::Duration::from_secs(2))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        Ok(buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200"))
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("unhealthy: {addr}/healthz did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

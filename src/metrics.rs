@@ -1,0 +1,122 @@
+//! Prometheus metrics (`/metrics`), with the `prometheus-client` crate (the official Rust client;
+//! no global registry, no default TLS baggage).
+//!
+//! Hot-path metrics are label-free counters (one atomic add per request); labelled families are
+//! kept to rare events (store errors, WebSub pings).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub feed_requests: Counter,
+    pub not_modified: Counter,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub stale_served: Counter,
+    pub render_seconds: Histogram,
+    pub store_errors: Counter,
+    pub api_writes: Family<ResultLabel, Counter>,
+    pub websub_pings: Family<ResultLabel, Counter>,
+    pub cache_bytes: Gauge,
+    pub cache_entries: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("bantin");
+        let m = Metrics {
+            feed_requests: Counter::default(),
+            not_modified: Counter::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            stale_served: Counter::default(),
+            render_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            store_errors: Counter::default(),
+            api_writes: Family::default(),
+            websub_pings: Family::default(),
+            cache_bytes: Gauge::default(),
+            cache_entries: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "feed_requests",
+            "Feed requests (GET and HEAD)",
+            m.feed_requests.clone(),
+        );
+        registry.register(
+            "feed_not_modified",
+            "Feed requests answered 304",
+            m.not_modified.clone(),
+        );
+        registry.register(
+            "cache_hits",
+            "Feed requests answered from the cache",
+            m.cache_hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Feed requests that rendered",
+            m.cache_misses.clone(),
+        );
+        registry.register(
+            "stale_served",
+            "Feeds served stale because the store failed",
+            m.stale_served.clone(),
+        );
+        registry.register(
+            "render_seconds",
+            "Query, render and compression time of a miss",
+            m.render_seconds.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Store calls that failed",
+            m.store_errors.clone(),
+        );
+        registry.register(
+            "api_writes",
+            "Article writes through the API by result",
+            m.api_writes.clone(),
+        );
+        registry.register(
+            "websub_pings",
+            "WebSub publish pings by result",
+            m.websub_pings.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes held by the rendered-feed cache",
+            m.cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Entries in the rendered-feed cache",
+            m.cache_entries.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

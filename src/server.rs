@@ -1,0 +1,150 @@
+//! Starting the service: open the store, bind, sync the article directory, wire the parts, and
+//! run until shutdown. `main` and the integration tests both start bantin through [`start`], so
+//! tests exercise exactly what production runs, on a real socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sources::import;
+use crate::store::{self, StoreError};
+use crate::websub::WebSub;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the articles directory: {0}")]
+    Import(#[from] import::ImportError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Waits until the server ends (after `signal` fires).
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        signal.await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Opens the store, binds `config.listen`, syncs `config.articles_dir` and starts serving.
+pub async fn start(mut config: Config) -> Result<Server, StartError> {
+    let started = Instant::now();
+    let store = store::open(&config.database_url)
+        .await
+        .map_err(|source| StartError::Store {
+            url: redact(&config.database_url),
+            source,
+        })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    if config.public_url.is_none() {
+        let host = if addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        config.public_url =
+            Some(url::Url::parse(&format!("http://{host}/")).expect("an address makes a URL"));
+    }
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+    let websub = if config.hubs.is_empty() {
+        WebSub::disabled()
+    } else {
+        WebSub::start(config.hubs.clone(), metrics.clone())
+    };
+    let app = Arc::new(App::new(config.clone(), store.clone(), websub, metrics));
+
+    if let Some(dir) = &config.articles_dir {
+        let files = import::collect_files(std::slice::from_ref(dir))?;
+        let report = import::import(&app, &files, false).await?;
+        for r in &report.rejected {
+            tracing::warn!(%r, "article not loaded");
+        }
+        tracing::info!(dir = %dir.display(), files = files.len(), %report, "synced the articles directory");
+    }
+
+    if let Some(mut changes) = store.changes() {
+        let app = app.clone();
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                app.apply_change(change);
+            }
+        });
+    }
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(crate::http::serve(listener, app.clone(), async {
+        let _ = rx.await;
+    }));
+    tracing::info!(
+        %addr,
+        public_url = %config.public_base(),
+        store = store.backend(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "bantin listening"
+    );
+    Ok(Server {
+        addr,
+        app,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

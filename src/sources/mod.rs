@@ -1,0 +1,2 @@
+//! Where articles come from besides the API: files (`import`).
+pub mod import;

@@ -1,0 +1,237 @@
+//! The article store: one [`Store`] trait, two implementations (SQLite embedded, PostgreSQL for
+//! many replicas), one contract.
+//!
+//! The trait is shaped around what the rest of bantin asks of storage, not around SQL: upsert an
+//! article with the stale-write rule, read one, delete one, and read one page of one feed at an
+//! instant. Feed pages are keyset queries on `(lang, <selector>, published_at DESC, id DESC)`
+//! indexes restricted to published rows, so the first page costs the same at any corpus size; a
+//! deeper page finds its boundary with an index-only skip and then reads rows by keyset.
+//!
+//! The decision of what an upsert means ([`decide`]) is a pure function shared by both backends,
+//! so they cannot disagree on idempotence or on the 409 rule; each backend only applies it inside
+//! its own transaction. [`contract`] holds the tests both backends must pass.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::article::Article;
+use crate::feed::{FeedKey, Selector};
+
+pub mod postgres;
+pub mod sqlite;
+
+#[cfg(test)]
+pub(crate) mod contract;
+
+/// Why the store could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is locked: worth a 503 and a retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The query failed for another reason (a bug, a corrupt row, a full disk).
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upsert {
+    Created,
+    /// The stored article changed; `previous` is what it replaced (for invalidation).
+    Updated {
+        previous: Box<Article>,
+    },
+    /// The same article was already stored: nothing changed, nothing to invalidate.
+    Unchanged,
+    /// The stored article has a newer `updated_at`; the write was refused.
+    Stale {
+        stored_updated_at: DateTime<Utc>,
+    },
+}
+
+/// A tag or byline that has published articles, for OPML and the HTML index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facet {
+    pub lang: String,
+    pub slug: String,
+    pub name: String,
+    pub count: u64,
+}
+
+/// One page of one feed at one instant: `limit` rows after skipping `offset`.
+#[derive(Debug, Clone)]
+pub struct PageQuery<'a> {
+    pub feed: &'a FeedKey,
+    pub now: DateTime<Utc>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Inserts or replaces one article, applying [`decide`] atomically.
+    async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError>;
+
+    /// Upserts many articles in one transaction; one outcome per article, in order.
+    async fn upsert_batch(&self, articles: &[Article]) -> Result<Vec<Upsert>, StoreError>;
+
+    async fn get(&self, id: &str) -> Result<Option<Article>, StoreError>;
+
+    /// The articles with these ids that exist (any status), in no particular order.
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Article>, StoreError>;
+
+    /// Removes an article; returns what was removed.
+    async fn delete(&self, id: &str) -> Result<Option<Article>, StoreError>;
+
+    /// Visible articles of one feed, newest first (ties by id, descending).
+    async fn page(&self, query: &PageQuery<'_>) -> Result<Vec<Article>, StoreError>;
+
+    /// The earliest `published_at` after `now` of a published article in this feed: the moment
+    /// the feed's cached pages stop being true.
+    async fn next_publication(
+        &self,
+        feed: &FeedKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Tags and bylines with visible articles, per language, ordered by language then slug.
+    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError>;
+
+    /// Number of stored articles (any status).
+    async fn count(&self) -> Result<u64, StoreError>;
+
+    /// A cheap round trip that fails when the database does.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Tells other processes serving from this database which feeds a write changed. A no-op
+    /// for a store only one process serves from.
+    async fn announce(&self, _feeds: &BTreeSet<FeedKey>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Other processes' announcements, for as long as the receiver lives; `None` when the
+    /// backend has no way to hear them.
+    fn changes(&self) -> Option<mpsc::UnboundedReceiver<Change>> {
+        None
+    }
+}
+
+/// A change another replica announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These feeds changed.
+    Feeds(Vec<FeedKey>),
+    /// Anything may have changed (announcements were missed, or too many to list).
+    All,
+}
+
+/// A feed key as one line of text: `lang<TAB>kind<TAB>value`.
+pub fn encode_key(k: &FeedKey) -> String {
+    let (kind, v) = match &k.selector {
+        Selector::All => ("all", ""),
+        Selector::Category(c) => ("category", c.as_str()),
+        Selector::Tag(t) => ("tag", t.as_str()),
+        Selector::Author(a) => ("author", a.as_str()),
+    };
+    format!("{}\t{kind}\t{v}", k.lang)
+}
+
+pub fn decode_key(line: &str) -> Option<FeedKey> {
+    let mut it = line.splitn(3, '\t');
+    let (lang, kind, v) = (it.next()?, it.next()?, it.next()?.to_string());
+    let selector = match kind {
+        "all" => Selector::All,
+        "category" => Selector::Category(v),
+        "tag" => Selector::Tag(v),
+        "author" => Selector::Author(v),
+        _ => return None,
+    };
+    Some(FeedKey::new(lang, selector))
+}
+
+/// What an upsert of `new` over `existing` must do. `updated_at` orders versions: an older one is
+/// stale (a late retry must never overwrite a correction); an identical one is a no-op, so an
+/// import or a retried PUT invalidates nothing.
+pub fn decide(existing: Option<&Article>, new: &Article) -> Upsert {
+    match existing {
+        None => Upsert::Created,
+        Some(old) if new.updated_at < old.updated_at => Upsert::Stale {
+            stored_updated_at: old.updated_at,
+        },
+        Some(old) if old == new => Upsert::Unchanged,
+        Some(old) => Upsert::Updated {
+            previous: Box::new(old.clone()),
+        },
+    }
+}
+
+/// Serialises an article for the `doc` column (both backends store the normalised article whole,
+/// beside the few indexed columns queries need).
+pub(crate) fn to_doc(a: &Article) -> String {
+    serde_json::to_string(a).expect("an Article always serialises")
+}
+
+pub(crate) fn from_doc(doc: &str) -> Result<Article, StoreError> {
+    serde_json::from_str(doc)
+        .map_err(|e| StoreError::Backend(format!("unreadable stored article: {e}")))
+}
+
+/// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::Backend(format!(
+            "unsupported database URL `{url}`"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::tests::{config, input};
+
+    #[test]
+    fn decide_orders_versions_by_updated_at() {
+        let c = config();
+        let v1 = Article::from_input(input(), &c).unwrap();
+        let mut later = input();
+        later.updated_at = Some("2026-04-12T10:00:00+07:00".into());
+        later.title = "Sửa tiêu đề".into();
+        let v2 = Article::from_input(later, &c).unwrap();
+
+        assert_eq!(decide(None, &v1), Upsert::Created);
+        assert_eq!(decide(Some(&v1), &v1), Upsert::Unchanged);
+        assert_eq!(
+            decide(Some(&v1), &v2),
+            Upsert::Updated {
+                previous: Box::new(v1.clone())
+            }
+        );
+        assert_eq!(
+            decide(Some(&v2), &v1),
+            Upsert::Stale {
+                stored_updated_at: v2.updated_at
+            }
+        );
+        // Same updated_at, different text: a fix without a new timestamp still lands.
+        let mut fix = v1.clone();
+        fix.summary = "khác".into();
+        assert!(matches!(decide(Some(&v1), &fix), Upsert::Updated { .. }));
+    }
+}

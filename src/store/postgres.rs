@@ -1,0 +1,606 @@
+//! PostgreSQL store: for several stateless replicas sharing one database.
+//!
+//! tokio-postgres through a deadpool pool with short timeouts, so that when the database is down
+//! a feed miss fails within about two seconds (and the HTTP layer answers 503 with
+//! `Retry-After`) instead of queueing pollers. Migrations run at start inside a transaction
+//! holding an advisory lock, so replicas starting together apply each migration once.
+//!
+//! Cross-replica invalidation rides on `LISTEN/NOTIFY` (see [`PgStore::announce`] and
+//! [`PgStore::changes`]): a dedicated connection listens, and when it is lost and comes back the
+//! replica is told to drop its whole cache, since notifications may have been missed meanwhile.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::mpsc;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{Change, Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, to_doc};
+use crate::article::{Article, Status};
+use crate::feed::{FeedKey, Selector};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_articles.sql"))];
+
+/// Advisory lock key serialising migrations across replicas ("bant" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6261_6e74;
+
+/// The NOTIFY channel replicas share.
+pub const CHANNEL: &str = "bantin_feeds";
+
+/// Longest a query waits for a pooled connection or a new one.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct PgStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    /// Tells this replica's own notifications apart from the others'.
+    instance: String,
+}
+
+fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    let transient = e.is_closed()
+        || e.code().is_none_or(|c| {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("57P") || c == "53300"
+        });
+    if transient {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_error(e),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn instant(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(s, 0).single().unwrap_or_default()
+}
+
+/// The SQL filter for a feed, with its text parameters ($1, $2).
+fn feed_filter(feed: &FeedKey) -> (&'static str, Vec<String>, &'static str, &'static str) {
+    let lang = feed.lang.clone();
+    match &feed.selector {
+        Selector::All => (
+            "FROM articles a WHERE a.status = 'published' AND a.lang = $1",
+            vec![lang],
+            "a.published_at",
+            "a.id",
+        ),
+        Selector::Category(c) => (
+            "FROM articles a WHERE a.status = 'published' AND a.lang = $1 AND a.category = $2",
+            vec![lang, c.clone()],
+            "a.published_at",
+            "a.id",
+        ),
+        Selector::Author(s) => (
+            "FROM articles a WHERE a.status = 'published' AND a.lang = $1 AND a.author_slug = $2",
+            vec![lang, s.clone()],
+            "a.published_at",
+            "a.id",
+        ),
+        Selector::Tag(s) => (
+            "FROM article_tags t JOIN articles a ON a.id = t.article_id WHERE t.lang = $1 AND t.tag_slug = $2",
+            vec![lang, s.clone()],
+            "t.published_at",
+            "t.article_id",
+        ),
+    }
+}
+
+async fn read_one(
+    c: &impl GenericClient,
+    id: &str,
+    lock: bool,
+) -> Result<Option<Article>, StoreError> {
+    let sql = if lock {
+        "SELECT doc FROM articles WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT doc FROM articles WHERE id = $1"
+    };
+    let stmt = c.prepare_cached(sql).await.map_err(pg_error)?;
+    let row = c.query_opt(&stmt, &[&id]).await.map_err(pg_error)?;
+    row.map(|r| from_doc(r.get::<_, &str>(0))).transpose()
+}
+
+async fn upsert_one(
+    tx: &deadpool_postgres::Transaction<'_>,
+    a: &Article,
+) -> Result<Upsert, StoreError> {
+    // Serialise writers of one id (including a create racing a create) for this transaction.
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .await
+        .map_err(pg_error)?;
+    tx.execute(&lock, &[&a.id]).await.map_err(pg_error)?;
+    let existing = read_one(tx, &a.id, true).await?;
+    let outcome = decide(existing.as_ref(), a);
+    if matches!(outcome, Upsert::Created | Upsert::Updated { .. }) {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO articles (id, lang, category, author_slug, status, published_at, updated_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (id) DO UPDATE SET lang = excluded.lang, category = excluded.category,
+                   author_slug = excluded.author_slug, status = excluded.status,
+                   published_at = excluded.published_at, updated_at = excluded.updated_at, doc = excluded.doc",
+            )
+            .await
+            .map_err(pg_error)?;
+        let (p, u) = (a.published_at.timestamp(), a.updated_at.timestamp());
+        tx.execute(
+            &stmt,
+            &[
+                &a.id,
+                &a.lang,
+                &a.category,
+                &a.author_slug(),
+                &a.status.as_str(),
+                &p,
+                &u,
+                &to_doc(a),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+        let del = tx
+            .prepare_cached("DELETE FROM article_tags WHERE article_id = $1")
+            .await
+            .map_err(pg_error)?;
+        tx.execute(&del, &[&a.id]).await.map_err(pg_error)?;
+        if a.status == Status::Published && !a.tags.is_empty() {
+            let ins = tx
+                .prepare_cached(
+                    "INSERT INTO article_tags (article_id, lang, tag_slug, tag, published_at)
+                     SELECT $1, $2, s, t, $5 FROM unnest($3::text[], $4::text[]) AS x(s, t)",
+                )
+                .await
+                .map_err(pg_error)?;
+            tx.execute(&ins, &[&a.id, &a.lang, &a.tag_slugs(), &a.tags, &p])
+                .await
+                .map_err(pg_error)?;
+        }
+    }
+    Ok(outcome)
+}
+
+impl PgStore {
+    /// Connects, builds the pool and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+        config.connect_timeout(TIMEOUT);
+        if config.get_application_name().is_none() {
+            config.application_name("bantin");
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(TIMEOUT))
+            .recycle_timeout(Some(TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let store = PgStore {
+            pool,
+            config,
+            instance: format!("{:016x}", rand_u64()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_error)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await
+            .map_err(pg_error)?;
+        for (version, sql) in MIGRATIONS {
+            let done = tx
+                .query_opt(
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await
+                .map_err(pg_error)?
+                .is_some();
+            if !done {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("migration {version}: {e}")))?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
+        }
+        tx.commit().await.map_err(pg_error)
+    }
+}
+
+/// A random instance id without pulling in a RNG crate: std's per-process random hasher keys.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+/// NOTIFY payloads are limited to 8000 bytes; beyond this a change is announced as "everything".
+const MAX_PAYLOAD: usize = 7900;
+
+/// `instance\nkey\nkey…` with each key encoded by [`super::encode_key`]; `*` means every feed.
+fn payload(instance: &str, feeds: &BTreeSet<FeedKey>) -> String {
+    let mut p = instance.to_string();
+    for k in feeds {
+        p.push('\n');
+        p.push_str(&super::encode_key(k));
+    }
+    if p.len() > MAX_PAYLOAD {
+        format!("{instance}\n*")
+    } else {
+        p
+    }
+}
+
+fn parse_payload(p: &str) -> Option<(String, Change)> {
+    let mut lines = p.split('\n');
+    let instance = lines.next()?.to_string();
+    let rest: Vec<&str> = lines.collect();
+    if rest == ["*"] {
+        return Some((instance, Change::All));
+    }
+    let keys = rest
+        .iter()
+        .map(|l| super::decode_key(l))
+        .collect::<Option<Vec<_>>>()?;
+    Some((instance, Change::Feeds(keys)))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let outcome = upsert_one(&tx, article).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(outcome)
+    }
+
+    async fn upsert_batch(&self, articles: &[Article]) -> Result<Vec<Upsert>, StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let mut out = Vec::with_capacity(articles.len());
+        for a in articles {
+            out.push(upsert_one(&tx, a).await?);
+        }
+        tx.commit().await.map_err(pg_error)?;
+        Ok(out)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Article>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        read_one(&client, id, false).await
+    }
+
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Article>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let stmt = client
+            .prepare_cached("SELECT doc FROM articles WHERE id = ANY($1)")
+            .await
+            .map_err(pg_error)?;
+        let rows = client.query(&stmt, &[&ids]).await.map_err(pg_error)?;
+        rows.iter().map(|r| from_doc(r.get::<_, &str>(0))).collect()
+    }
+
+    async fn delete(&self, id: &str) -> Result<Option<Article>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let stmt = client
+            .prepare_cached("DELETE FROM articles WHERE id = $1 RETURNING doc")
+            .await
+            .map_err(pg_error)?;
+        let row = client.query_opt(&stmt, &[&id]).await.map_err(pg_error)?;
+        row.map(|r| from_doc(r.get::<_, &str>(0))).transpose()
+    }
+
+    async fn page(&self, q: &PageQuery<'_>) -> Result<Vec<Article>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let (from, args, p, id) = feed_filter(q.feed);
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+            args.into_iter().map(|a| Box::new(a) as _).collect();
+        params.push(Box::new(q.now.timestamp()));
+        let t = params.len();
+        let cond = if q.offset > 0 {
+            // Find the first row of the page with an index-only skip, then read rows by keyset.
+            let sql = format!(
+                "SELECT {p}, {id} {from} AND {p} <= ${t} ORDER BY {p} DESC, {id} DESC LIMIT 1 OFFSET {}",
+                q.offset
+            );
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| &**b as _).collect();
+            let Some(row) = client.query_opt(&stmt, &refs).await.map_err(pg_error)? else {
+                return Ok(Vec::new());
+            };
+            params[t - 1] = Box::new(row.get::<_, i64>(0));
+            params.push(Box::new(row.get::<_, String>(1)));
+            format!(" AND ({p} < ${t} OR ({p} = ${t} AND {id} <= ${}))", t + 1)
+        } else {
+            format!(" AND {p} <= ${t}")
+        };
+        let sql = format!(
+            "SELECT a.doc {from}{cond} ORDER BY {p} DESC, {id} DESC LIMIT {}",
+            q.limit
+        );
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| &**b as _).collect();
+        let rows = client.query(&stmt, &refs).await.map_err(pg_error)?;
+        rows.iter().map(|r| from_doc(r.get::<_, &str>(0))).collect()
+    }
+
+    async fn next_publication(
+        &self,
+        feed: &FeedKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let (from, args, p, id) = feed_filter(feed);
+        let n = args.len() + 1;
+        let sql = format!("SELECT {p} {from} AND {p} > ${n} ORDER BY {p} ASC, {id} ASC LIMIT 1");
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
+        let t = now.timestamp();
+        let mut refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        refs.push(&t);
+        let row = client.query_opt(&stmt, &refs).await.map_err(pg_error)?;
+        Ok(row.map(|r| instant(r.get(0))))
+    }
+
+    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let t = now.timestamp();
+        let facet = |r: &tokio_postgres::Row| Facet {
+            lang: r.get(0),
+            slug: r.get(1),
+            name: r.get(2),
+            count: r.get::<_, i64>(3) as u64,
+        };
+        let tags = client
+            .query(
+                "SELECT lang, tag_slug, MIN(tag), COUNT(*) FROM article_tags WHERE published_at <= $1
+                 GROUP BY lang, tag_slug ORDER BY lang, tag_slug",
+                &[&t],
+            )
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(facet)
+            .collect();
+        let authors = client
+            .query(
+                "SELECT lang, author_slug, MIN(doc::jsonb ->> 'author'), COUNT(*) FROM articles
+                 WHERE status = 'published' AND published_at <= $1 AND author_slug <> ''
+                 GROUP BY lang, author_slug ORDER BY lang, author_slug",
+                &[&t],
+            )
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(facet)
+            .collect();
+        Ok((tags, authors))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_one("SELECT COUNT(*) FROM articles", &[])
+            .await
+            .map_err(pg_error)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client.simple_query("SELECT 1").await.map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn announce(&self, feeds: &BTreeSet<FeedKey>) -> Result<(), StoreError> {
+        if feeds.is_empty() {
+            return Ok(());
+        }
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&CHANNEL, &payload(&self.instance, feeds)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    fn changes(&self) -> Option<mpsc::UnboundedReceiver<Change>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(listen(self.config.clone(), self.instance.clone(), tx));
+        Some(rx)
+    }
+}
+
+/// Keeps a `LISTEN` connection open for the life of the receiver, forwarding other replicas'
+/// announcements. After any loss of the connection it sends [`Change::All`] once reconnected:
+/// notifications sent meanwhile are gone, so the only safe assumption is that everything changed.
+async fn listen(
+    config: tokio_postgres::Config,
+    instance: String,
+    tx: mpsc::UnboundedSender<Change>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut reconnecting = false;
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (ntx, mut nrx) = mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut stream =
+                        futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    use futures::StreamExt;
+                    while let Some(msg) = stream.next().await {
+                        match msg {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if ntx.send(n.payload().to_string()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    backoff = Duration::from_millis(100);
+                    if reconnecting {
+                        tracing::warn!(
+                            "notification connection restored; dropping the whole cache"
+                        );
+                        let _ = tx.send(Change::All);
+                    }
+                    tracing::info!(channel = CHANNEL, "listening for other replicas' changes");
+                    while let Some(p) = nrx.recv().await {
+                        match parse_payload(&p) {
+                            Some((from, _)) if from == instance => {}
+                            Some((_, change)) => {
+                                if tx.send(change).is_err() {
+                                    return;
+                                }
+                            }
+                            None => {
+                                let _ = tx.send(Change::All);
+                            }
+                        }
+                    }
+                }
+                driver.abort();
+                tracing::warn!("lost the notification connection to PostgreSQL; reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the notification connection; retrying")
+            }
+        }
+        reconnecting = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trips_and_overflows_to_everything() {
+        let feeds: BTreeSet<FeedKey> = [
+            FeedKey::new("vi", Selector::All),
+            FeedKey::new("vi", Selector::Tag("gia-lua".into())),
+        ]
+        .into();
+        let p = payload("abc", &feeds);
+        let (inst, change) = parse_payload(&p).unwrap();
+        assert_eq!(inst, "abc");
+        assert_eq!(change, Change::Feeds(feeds.into_iter().collect()));
+        let many: BTreeSet<FeedKey> = (0..2000)
+            .map(|i| FeedKey::new("vi", Selector::Tag(format!("tag-{i}"))))
+            .collect();
+        assert_eq!(
+            parse_payload(&payload("abc", &many)).unwrap().1,
+            Change::All
+        );
+    }
+
+    /// A fresh database per test on the server `BANTIN_TEST_DATABASE_URL` points at.
+    pub(crate) async fn fresh_database() -> String {
+        let admin = std::env::var("BANTIN_TEST_DATABASE_URL").expect("BANTIN_TEST_DATABASE_URL");
+        let (client, conn) = tokio_postgres::connect(&admin, NoTls)
+            .await
+            .expect("connect to the test server");
+        tokio::spawn(conn);
+        let name = format!("bantin_test_{:016x}", rand_u64());
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut cfg = tokio_postgres::Config::from_str(&admin).unwrap();
+        cfg.dbname(&name);
+        let host = match &cfg.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        };
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let user = cfg.get_user().unwrap_or("postgres").to_string();
+        format!("postgres://{user}@{host}:{port}/{name}")
+    }
+
+    #[tokio::test]
+    #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+    async fn postgres_passes_the_store_contract() {
+        let url = fresh_database().await;
+        let store = PgStore::connect(&url).await.unwrap();
+        crate::store::contract::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+    async fn replicas_migrating_at_once_apply_each_migration_once() {
+        let url = fresh_database().await;
+        let (a, b, c) = tokio::join!(
+            PgStore::connect(&url),
+            PgStore::connect(&url),
+            PgStore::connect(&url)
+        );
+        let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        let client = a.pool.get().await.unwrap();
+        let n: i64 = client
+            .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+}

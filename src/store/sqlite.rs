@@ -1,0 +1,460 @@
+//! SQLite store: the embedded default (a file under `data/`, WAL mode).
+//!
+//! rusqlite is synchronous, so every call runs on tokio's blocking pool. One writer connection
+//! behind a mutex serialises writes in this process (SQLite allows one writer anyway; the busy
+//! timeout covers a concurrent `bantin import`), and a small pool of reader connections lets feed
+//! misses run in parallel with each other and with writes, which WAL permits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, to_doc};
+use crate::article::{Article, Status};
+use crate::feed::{FeedKey, Selector};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_articles.sql"))];
+
+/// How long a statement waits for a lock held by another connection or process before the store
+/// reports itself unavailable. Short, so a stuck lock turns into a fast 503, not a hung poller.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(
+            DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure | PermissionDenied
+            | ReadOnly,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(unavailable)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        .map_err(unavailable)?;
+    for (version, sql) in MIGRATIONS {
+        let done: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)?;
+        if !done {
+            tx.execute_batch(sql)
+                .map_err(|e| StoreError::Backend(format!("migration {version}: {e}")))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, Utc::now().to_rfc3339()],
+            )
+            .map_err(unavailable)?;
+        }
+    }
+    tx.commit().map_err(unavailable)
+}
+
+fn secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn instant(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(s, 0).single().unwrap_or_default()
+}
+
+/// The SQL filter for a feed over `articles a` (or `article_tags t` for tags), with its params.
+fn feed_filter(feed: &FeedKey) -> (&'static str, Vec<String>) {
+    match &feed.selector {
+        Selector::All => (
+            "FROM articles a WHERE a.status = 'published' AND a.lang = ?1",
+            vec![feed.lang.clone()],
+        ),
+        Selector::Category(c) => (
+            "FROM articles a WHERE a.status = 'published' AND a.lang = ?1 AND a.category = ?2",
+            vec![feed.lang.clone(), c.clone()],
+        ),
+        Selector::Author(s) => (
+            "FROM articles a WHERE a.status = 'published' AND a.lang = ?1 AND a.author_slug = ?2",
+            vec![feed.lang.clone(), s.clone()],
+        ),
+        Selector::Tag(s) => (
+            "FROM article_tags t JOIN articles a ON a.id = t.article_id WHERE t.lang = ?1 AND t.tag_slug = ?2",
+            vec![feed.lang.clone(), s.clone()],
+        ),
+    }
+}
+
+/// Column names for the feed order: the tag table carries its own copy.
+fn order_columns(feed: &FeedKey) -> (&'static str, &'static str) {
+    match feed.selector {
+        Selector::Tag(_) => ("t.published_at", "t.article_id"),
+        _ => ("a.published_at", "a.id"),
+    }
+}
+
+fn page_rows(conn: &Connection, q: &PageQuery<'_>) -> Result<Vec<Article>, StoreError> {
+    let (from, args) = feed_filter(q.feed);
+    let (p, id) = order_columns(q.feed);
+    let mut values: Vec<Value> = args.into_iter().map(Value::Text).collect();
+    // Times are bound as integers so SQLite compares them numerically, on the index.
+    values.push(Value::Integer(secs(q.now)));
+    let t = values.len();
+    let cond = if q.offset > 0 {
+        // Find the first row of the page with an index-only skip, then read rows by keyset.
+        let sql = format!(
+            "SELECT {p}, {id} {from} AND {p} <= ?{t} ORDER BY {p} DESC, {id} DESC LIMIT 1 OFFSET {}",
+            q.offset
+        );
+        let first: Option<(i64, String)> = conn
+            .prepare_cached(&sql)
+            .map_err(unavailable)?
+            .query_row(params_from_iter(values.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(unavailable)?;
+        let Some((bp, bid)) = first else {
+            return Ok(Vec::new());
+        };
+        values[t - 1] = Value::Integer(bp);
+        values.push(Value::Text(bid));
+        format!(" AND ({p} < ?{t} OR ({p} = ?{t} AND {id} <= ?{}))", t + 1)
+    } else {
+        format!(" AND {p} <= ?{t}")
+    };
+    let sql = format!(
+        "SELECT a.doc {from}{cond} ORDER BY {p} DESC, {id} DESC LIMIT {}",
+        q.limit
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params_from_iter(values.iter()), |r| r.get::<_, String>(0))
+        .map_err(unavailable)?;
+    rows.map(|r| r.map_err(unavailable).and_then(|d| from_doc(&d)))
+        .collect()
+}
+
+fn write_article(conn: &Connection, a: &Article) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO articles (id, lang, category, author_slug, status, published_at, updated_at, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET lang = excluded.lang, category = excluded.category,
+           author_slug = excluded.author_slug, status = excluded.status,
+           published_at = excluded.published_at, updated_at = excluded.updated_at, doc = excluded.doc",
+        params![a.id, a.lang, a.category, a.author_slug(), a.status.as_str(), secs(a.published_at), secs(a.updated_at), to_doc(a)],
+    )
+    .map_err(unavailable)?;
+    conn.execute("DELETE FROM article_tags WHERE article_id = ?1", [&a.id])
+        .map_err(unavailable)?;
+    if a.status == Status::Published {
+        let mut stmt = conn
+            .prepare_cached("INSERT INTO article_tags (article_id, lang, tag_slug, tag, published_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(unavailable)?;
+        for (tag, slug) in a.tags.iter().zip(a.tag_slugs()) {
+            stmt.execute(params![a.id, a.lang, slug, tag, secs(a.published_at)])
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_one(conn: &Connection, id: &str) -> Result<Option<Article>, StoreError> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc FROM articles WHERE id = ?1")
+        .map_err(unavailable)?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    doc.map(|d| from_doc(&d)).transpose()
+}
+
+fn upsert_one(conn: &Connection, a: &Article) -> Result<Upsert, StoreError> {
+    let existing = read_one(conn, &a.id)?;
+    let outcome = decide(existing.as_ref(), a);
+    if matches!(outcome, Upsert::Created | Upsert::Updated { .. }) {
+        write_article(conn, a)?;
+    }
+    Ok(outcome)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs pending migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let mut writer = open_connection(&path)?;
+            migrate(&mut writer)?;
+            Ok(SqliteStore {
+                inner: Arc::new(Inner {
+                    path,
+                    writer: Mutex::new(writer),
+                    readers: Mutex::new(Vec::new()),
+                }),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let result = f(&conn);
+            // A connection that failed may be broken; let it drop rather than return it.
+            if result.is_ok() {
+                inner
+                    .readers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError> {
+        let a = article.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let outcome = upsert_one(&tx, &a)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn upsert_batch(&self, articles: &[Article]) -> Result<Vec<Upsert>, StoreError> {
+        let all = articles.to_vec();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let outcomes = all
+                .iter()
+                .map(|a| upsert_one(&tx, a))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit().map_err(unavailable)?;
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Article>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| read_one(conn, &id)).await
+    }
+
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Article>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            for id in &ids {
+                out.extend(read_one(conn, id)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &str) -> Result<Option<Article>, StoreError> {
+        let id = id.to_string();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let existing = read_one(&tx, &id)?;
+            if existing.is_some() {
+                tx.execute("DELETE FROM article_tags WHERE article_id = ?1", [&id])
+                    .map_err(unavailable)?;
+                tx.execute("DELETE FROM articles WHERE id = ?1", [&id])
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(existing)
+        })
+        .await
+    }
+
+    async fn page(&self, query: &PageQuery<'_>) -> Result<Vec<Article>, StoreError> {
+        let feed = query.feed.clone();
+        let (now, offset, limit) = (query.now, query.offset, query.limit);
+        self.read(move |conn| {
+            page_rows(
+                conn,
+                &PageQuery {
+                    feed: &feed,
+                    now,
+                    offset,
+                    limit,
+                },
+            )
+        })
+        .await
+    }
+
+    async fn next_publication(
+        &self,
+        feed: &FeedKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let feed = feed.clone();
+        self.read(move |conn| {
+            let (from, args) = feed_filter(&feed);
+            let (p, id) = order_columns(&feed);
+            let n = args.len() + 1;
+            let sql =
+                format!("SELECT {p} {from} AND {p} > ?{n} ORDER BY {p} ASC, {id} ASC LIMIT 1");
+            let mut values: Vec<Value> = args.into_iter().map(Value::Text).collect();
+            values.push(Value::Integer(secs(now)));
+            let next: Option<i64> = conn
+                .prepare_cached(&sql)
+                .map_err(unavailable)?
+                .query_row(params_from_iter(values), |r| r.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            Ok(next.map(instant))
+        })
+        .await
+    }
+
+    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
+        self.read(move |conn| {
+            let t = secs(now);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT lang, tag_slug, MIN(tag), COUNT(*) FROM article_tags WHERE published_at <= ?1
+                     GROUP BY lang, tag_slug ORDER BY lang, tag_slug",
+                )
+                .map_err(unavailable)?;
+            let tags = stmt
+                .query_map([t], |r| Ok(Facet { lang: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, count: r.get::<_, i64>(3)? as u64 }))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT lang, author_slug, MIN(json_extract(doc, '$.author')), COUNT(*) FROM articles
+                     WHERE status = 'published' AND published_at <= ?1 AND author_slug <> ''
+                     GROUP BY lang, author_slug ORDER BY lang, author_slug",
+                )
+                .map_err(unavailable)?;
+            let authors = stmt
+                .query_map([t], |r| Ok(Facet { lang: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, count: r.get::<_, i64>(3)? as u64 }))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok((tags, authors))
+        })
+        .await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM articles", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Reads a page of the schema table, so a lock held elsewhere or a vanished file shows.
+        self.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |_| Ok(()))
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_passes_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("data/bantin.db"))
+            .await
+            .unwrap();
+        crate::store::contract::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn reopening_runs_no_migration_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bantin.db");
+        drop(SqliteStore::open(&path).await.unwrap());
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(again.count().await.unwrap(), 0);
+    }
+}
