@@ -13,7 +13,7 @@ use chrono::Utc;
 use crate::article::Article;
 use crate::cache::{CacheKey, Entry, FeedCache, Rendered, Source};
 use crate::config::Config;
-use crate::feed::{self, FeedKey, Format};
+use crate::feed::{self, FeedKey, Format, Selector};
 use crate::metrics::Metrics;
 use crate::render::{Representation, render_page};
 use crate::store::{Change, Store, StoreError, Upsert};
@@ -92,12 +92,12 @@ impl App {
                     feed::load(&*self.store, &self.config, &key.feed, key.page, now).await,
                 )?;
                 let Some(page) = page else {
-                    return Err(FeedError::NotFound(format!(
-                        "page {} of {} does not exist; the feed starts at {}",
-                        key.page,
-                        key.feed.path(&self.config, key.format),
-                        key.feed.url(&self.config, key.format, 1)
-                    )));
+                    let path = key.feed.path(&self.config, key.format);
+                    return Err(FeedError::NotFound(match (&key.feed.selector, key.page) {
+                        (Selector::Tag(s), 1) => format!("No published article is tagged `{s}`, so {path} does not exist. Every feed is listed at /feeds.opml."),
+                        (Selector::Author(s), 1) => format!("No published article is by `{s}`, so {path} does not exist. Every feed is listed at /feeds.opml."),
+                        _ => format!("page {} of {path} does not exist; the feed starts at {}", key.page, key.feed.url(&self.config, key.format, 1)),
+                    }));
                 };
                 let valid_for = page
                     .next_publication

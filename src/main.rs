@@ -95,8 +95,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    // Outbound TLS (WebSub hubs) uses rustls with the ring provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    bantin::websub::install_tls_provider();
     match command {
         Command::Serve => {
             let server = bantin::server::start(config).await?;

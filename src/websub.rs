@@ -38,6 +38,7 @@ impl WebSub {
             return WebSub::disabled();
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .user_agent(concat!(
@@ -59,6 +60,12 @@ impl WebSub {
             let _ = tx.send(topics);
         }
     }
+}
+
+/// Installs rustls's ring provider as the process default (once; later calls are no-ops). reqwest
+/// is built without a bundled provider so the build avoids aws-lc-sys's C compilation.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 struct Pending {

@@ -203,8 +203,9 @@ impl FeedPage {
     }
 }
 
-/// Loads page `page` (1-based) of a feed at `now`. `None` when the page is past the end (page 1
-/// always exists, possibly empty).
+/// Loads page `page` (1-based) of a feed at `now`. `None` when the page is past the end, or when
+/// a tag or byline feed has no article at all (those feeds exist only through their articles;
+/// a configured language or category feed always has a page 1, possibly empty).
 pub async fn load(
     store: &dyn Store,
     config: &Config,
@@ -222,7 +223,8 @@ pub async fn load(
             limit: per_page + 1,
         })
         .await?;
-    if items.is_empty() && page > 1 {
+    let open_ended = matches!(key.selector, Selector::Tag(_) | Selector::Author(_));
+    if items.is_empty() && (page > 1 || open_ended) {
         return Ok(None);
     }
     let has_next = items.len() > per_page;

@@ -1,0 +1,525 @@
+//! The publishing API over real HTTP.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Records a status the server answered and checks the OpenAPI route table documents it, so the
+/// document stays true to what the server does.
+fn saw(method: &'static str, route: &'static str, status: u16) -> u16 {
+    let documented = bantin::http::api::ROUTES
+        .iter()
+        .any(|(m, p, ss)| *m == method && *p == route && ss.contains(&status));
+    assert!(
+        documented,
+        "{method} {route} answered {status}, which the OpenAPI document does not list"
+    );
+    status
+}
+
+const ONE: &str = "/api/v1/articles/{id}";
+const MANY: &str = "/api/v1/articles";
+
+async fn error_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json",
+        "errors are JSON"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+        "{v}"
+    );
+    (status, v["error"].clone())
+}
+
+#[tokio::test]
+async fn create_update_noop_stale_delete_and_read_your_writes() {
+    let app = spawn_default().await;
+    let mut a = article("api-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    a["updated_at"] = "2026-11-25T08:00:00".into();
+    let r = app.put("api-1", &a).await;
+    assert_eq!(saw("put", ONE, r.status().as_u16()), 201);
+    assert_eq!(r.headers()["location"], "/api/v1/articles/api-1");
+    let stored: Value = r.json().await.unwrap();
+    assert_eq!(
+        stored["published_at"], "2026-11-25T08:00:00+07:00",
+        "naive time read as site-local"
+    );
+    assert_eq!(
+        stored["content_html"],
+        "<p>Nội dung <a href=\"https://baolongan.example/vi/lien-quan\">liên quan</a></p>",
+        "normalised: absolute URLs"
+    );
+    let feed = app.get_text("/vi/kinh-te/rss.xml").await;
+    assert!(
+        feed.contains(":api-1</guid>"),
+        "visible in the very next GET"
+    );
+    let etag1 = app.get("/vi/rss.xml").await.headers()["etag"].clone();
+
+    // No-op: same article again.
+    let r = app.put("api-1", &a).await;
+    assert_eq!(saw("put", ONE, r.status().as_u16()), 200);
+    assert_eq!(
+        app.get("/vi/rss.xml").await.headers()["etag"],
+        etag1,
+        "a no-op changes no ETag"
+    );
+
+    // Correction with a newer updated_at.
+    let mut b = a.clone();
+    b["title"] = "Đính chính: giá lúa".into();
+    b["updated_at"] = "2026-11-25T09:00:00+07:00".into();
+    let r = app.put("api-1", &b).await;
+    assert_eq!(saw("put", ONE, r.status().as_u16()), 200);
+    let feed = app.get("/vi/rss.xml").await;
+    assert_ne!(
+        feed.headers()["etag"],
+        etag1,
+        "the ETag changes with the body"
+    );
+    assert!(feed.text().await.unwrap().contains("Đính chính: giá lúa"));
+
+    // A late retry of the first version is refused.
+    let (status, err) = error_of(app.put("api-1", &a).await).await;
+    assert_eq!(saw("put", ONE, status), 409);
+    assert_eq!(err["code"], "stale_update");
+    assert_eq!(err["field"], "updated_at");
+    let got: Value = app
+        .client
+        .get(app.url("/api/v1/articles/api-1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["title"], "Đính chính: giá lúa", "the correction stands");
+    saw("get", ONE, 200);
+
+    // Moving it to another category drops it from the old one.
+    let mut c = b.clone();
+    c["category"] = "xa-hoi".into();
+    c["updated_at"] = "2026-11-25T10:00:00+07:00".into();
+    assert_eq!(app.put("api-1", &c).await.status(), 200);
+    assert!(
+        !app.get_text("/vi/kinh-te/rss.xml")
+            .await
+            .contains(":api-1</guid>")
+    );
+    assert!(
+        app.get_text("/vi/xa-hoi/rss.xml")
+            .await
+            .contains(":api-1</guid>")
+    );
+
+    // Delete: gone from every feed at once; then 404.
+    let r = app
+        .client
+        .delete(app.url("/api/v1/articles/api-1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("delete", ONE, r.status().as_u16()), 204);
+    for p in [
+        "/vi/rss.xml",
+        "/vi/xa-hoi/atom.xml",
+        "/vi/tag/bai-thu/feed.json",
+    ] {
+        let r = app.get(p).await;
+        if r.status() == 200 {
+            assert!(!r.text().await.unwrap().contains("api-1"), "{p}");
+        } else {
+            assert_eq!(r.status(), 404, "{p}: the tag had only this article");
+        }
+    }
+    let r = app
+        .client
+        .delete(app.url("/api/v1/articles/api-1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = error_of(r).await;
+    assert_eq!(saw("delete", ONE, status), 404);
+    let r = app
+        .client
+        .get(app.url("/api/v1/articles/api-1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("get", ONE, error_of(r).await.0), 404);
+}
+
+#[tokio::test]
+async fn authentication_401_403_and_open_feeds() {
+    let app = spawn_default().await;
+    let a = article("api-auth", "vi", "kinh-te", "2026-11-25T08:00:00");
+    let url = app.url("/api/v1/articles/api-auth");
+    let (s, e) = error_of(app.client.put(&url).json(&a).send().await.unwrap()).await;
+    assert_eq!(saw("put", ONE, s), 401);
+    assert_eq!(e["code"], "unauthorized");
+    let (s, _) = error_of(
+        app.client
+            .put(&url)
+            .bearer_auth("wrong-token-0123456789")
+            .json(&a)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("put", ONE, s), 401);
+    let (s, _) = error_of(app.client.get(&url).send().await.unwrap()).await;
+    assert_eq!(saw("get", ONE, s), 401);
+    let (s, _) = error_of(app.client.delete(&url).send().await.unwrap()).await;
+    assert_eq!(saw("delete", ONE, s), 401);
+    let (s, _) = error_of(
+        app.client
+            .post(app.url(MANY))
+            .header("content-type", "application/x-ndjson")
+            .body("")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("post", MANY, s), 401);
+    assert_eq!(
+        app.server.app.store.get("api-auth").await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(
+        app.get("/vi/rss.xml").await.status(),
+        200,
+        "feeds need no token"
+    );
+
+    // Without any configured token the write API is off, and says how to turn it on.
+    let off = spawn(Options {
+        tokens: vec![],
+        ..Default::default()
+    })
+    .await;
+    let url = off.url("/api/v1/articles/api-auth");
+    let (s, e) = error_of(
+        off.client
+            .put(&url)
+            .bearer_auth(TOKEN)
+            .json(&a)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("put", ONE, s), 403);
+    assert!(e["message"].as_str().unwrap().contains("BANTIN_API_TOKEN"));
+    let (s, _) = error_of(
+        off.client
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("get", ONE, s), 403);
+    let (s, _) = error_of(
+        off.client
+            .delete(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("delete", ONE, s), 403);
+    let (s, _) = error_of(
+        off.client
+            .post(off.url(MANY))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("post", MANY, s), 403);
+}
+
+#[tokio::test]
+async fn a_token_file_holds_two_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(
+        &file,
+        "# old one, retiring\nold-token-aaaaaaaaaaaaaaaa\nnew-token-bbbbbbbbbbbbbbbb\n",
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    let config = bantin::config::Config::load_with_env(&site_toml(), |k| match k {
+        "BANTIN_LISTEN" => Some("127.0.0.1:0".into()),
+        "BANTIN_DATABASE_URL" => Some(format!("sqlite://{}", dir.path().join("db").display())),
+        "BANTIN_API_TOKEN_FILE" => Some(path.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let mut config = config;
+    config.articles_dir = None;
+    let server = bantin::server::start(config).await.unwrap();
+    let c = client();
+    for (i, token) in ["old-token-aaaaaaaaaaaaaaaa", "new-token-bbbbbbbbbbbbbbbb"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("tok-{i}");
+        let a = article(&id, "vi", "kinh-te", "2026-11-25T08:00:00");
+        let r = c
+            .put(format!("http://{}/api/v1/articles/{id}", server.addr))
+            .bearer_auth(token)
+            .json(&a)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "token {i} is accepted");
+    }
+    let r = c
+        .put(format!("http://{}/api/v1/articles/tok-x", server.addr))
+        .bearer_auth("# old one, retiring")
+        .json(&article("tok-x", "vi", "kinh-te", "2026-11-25T08:00:00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "comments are not tokens");
+}
+
+#[tokio::test]
+async fn rejected_writes_are_json_errors_naming_the_field_and_store_nothing() {
+    let app = spawn(Options {
+        max_article_bytes: Some(64 * 1024),
+        ..Default::default()
+    })
+    .await;
+    let url = app.url("/api/v1/articles/bad-1");
+    let put_raw = |body: String, ct: &'static str| {
+        app.client
+            .put(&url)
+            .bearer_auth(TOKEN)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+
+    let (s, e) = error_of(
+        put_raw("{\"id\": \"bad-1\", ".into(), "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("put", ONE, s), 400);
+    assert_eq!(e["code"], "malformed_json");
+
+    let (s, e) = error_of(
+        put_raw(
+            article("bad-1", "vi", "kinh-te", "2026-11-25T08:00:00").to_string(),
+            "text/plain",
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(saw("put", ONE, s), 415);
+    assert_eq!(e["code"], "unsupported_media_type");
+
+    let mut big = article("bad-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    big["content_html"] = "<p>x</p>".repeat(20_000).into();
+    let (s, e) = error_of(put_raw(big.to_string(), "application/json").await.unwrap()).await;
+    assert_eq!(saw("put", ONE, s), 413);
+    assert_eq!(e["code"], "body_too_large");
+
+    let cases: Vec<(&str, Value)> = vec![
+        ("lang", json!("fr")),
+        ("category", json!("sport")),
+        ("title", json!("   ")),
+        ("url", json!("javascript:alert(1)")),
+        ("published_at", json!("25/11/2026 08:00")),
+        ("tags", json!("not a list")),
+        ("status", json!("archived")),
+    ];
+    for (field, value) in cases {
+        let mut a = article("bad-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+        a[field] = value;
+        let (s, e) = error_of(app.put("bad-1", &a).await).await;
+        assert_eq!(saw("put", ONE, s), 422, "{field}");
+        assert_eq!(e["field"], field, "{e}");
+    }
+    let mut a = article("bad-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    a["image"] = json!({"url": "/a.jpg", "length": -5});
+    let (_, e) = error_of(app.put("bad-1", &a).await).await;
+    assert_eq!(e["field"], "image.length");
+    let a = article("other-id", "vi", "kinh-te", "2026-11-25T08:00:00");
+    let (s, e) = error_of(app.put("bad-1", &a).await).await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (422, Some("id")),
+        "the body's id must match the URL"
+    );
+
+    assert_eq!(
+        app.server.app.store.get("bad-1").await.unwrap(),
+        None,
+        "nothing was stored"
+    );
+    assert!(!app.get_text("/vi/kinh-te/rss.xml").await.contains("bad-1"));
+}
+
+#[tokio::test]
+async fn ndjson_batch_stores_good_lines_and_reports_bad_ones() {
+    let app = spawn(Options {
+        max_batch_bytes: Some(256 * 1024),
+        ..Default::default()
+    })
+    .await;
+    let good1 = article("batch-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    let good2 = article("batch-2", "en", "kinh-te", "2026-11-25T09:00:00+07:00");
+    let mut invalid = article("batch-3", "vi", "kinh-te", "2026-11-25T08:00:00");
+    invalid["lang"] = "fr".into();
+    let body = format!("{good1}\n{{not json\n\n{invalid}\n{good2}\n{good1}");
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("post", MANY, r.status().as_u16()), 200);
+    let v: Value = r.json().await.unwrap();
+    let results = v["results"].as_array().unwrap();
+    let by_line: Vec<(u64, &str)> = results
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        by_line,
+        [
+            (1, "created"),
+            (2, "invalid"),
+            (4, "invalid"),
+            (5, "created"),
+            (6, "unchanged")
+        ]
+    );
+    assert_eq!(results[1]["error"]["code"], "malformed_json");
+    assert_eq!(results[2]["error"]["field"], "lang");
+    assert_eq!(results[2]["id"], "batch-3");
+    assert_eq!(v["summary"]["created"], 2);
+    assert!(
+        app.get_text("/en/economy/rss.xml")
+            .await
+            .contains(":batch-2</guid>"),
+        "batched writes invalidate too"
+    );
+    assert_eq!(app.server.app.store.get("batch-3").await.unwrap(), None);
+
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("post", MANY, error_of(r).await.0), 415);
+    let huge = format!("{good1}\n").repeat(1000);
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("post", MANY, r.status().as_u16()), 413);
+}
+
+#[tokio::test]
+async fn a_large_batch_streams_in_transactions() {
+    let app = spawn(Options {
+        articles_dir: None,
+        ..Default::default()
+    })
+    .await;
+    let n = 3000;
+    let mut body = String::new();
+    for i in 0..n {
+        let mut a = article(
+            &format!("bulk-{i:05}"),
+            if i % 2 == 0 { "vi" } else { "en" },
+            "xa-hoi",
+            "2026-11-20T08:00:00",
+        );
+        a["content_html"] = format!("<p>{}</p>", "Tin tức ".repeat(200)).into();
+        body.push_str(&a.to_string());
+        body.push('\n');
+    }
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["summary"]["created"], n);
+    assert_eq!(app.server.app.store.count().await.unwrap(), n as u64);
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_status() {
+    let app = spawn_default().await;
+    let r = app.get("/api/v1/openapi.json").await;
+    assert_eq!(saw("get", "/api/v1/openapi.json", r.status().as_u16()), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented: BTreeSet<(String, String, u16)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .iter()
+                .filter(|(m, _)| *m != "parameters")
+                .flat_map(move |(method, op)| {
+                    op["responses"]
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .map(move |s| (method.clone(), path.clone(), s.parse::<u16>().unwrap()))
+                })
+        })
+        .collect();
+    let table: BTreeSet<(String, String, u16)> = bantin::http::api::ROUTES
+        .iter()
+        .flat_map(|(m, p, ss)| ss.iter().map(move |s| (m.to_string(), p.to_string(), *s)))
+        .collect();
+    assert_eq!(
+        documented, table,
+        "the OpenAPI document and the route table agree"
+    );
+}

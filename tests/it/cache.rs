@@ -1,0 +1,345 @@
+//! HTTP caching behaviour: conditional GET, HEAD, encodings, invalidation scope, single render,
+//! scheduled publishing, stale-if-error.
+
+use std::io::Read;
+use std::time::Duration;
+
+use bantin::cache::CacheKey;
+use bantin::feed::{FeedKey, Format, Selector};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn conditional_get_answers_304_with_the_same_validators() {
+    let app = spawn_default().await;
+    let first = app.get("/vi/rss.xml").await;
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let lm = first.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong ETag: {etag}"
+    );
+    let cc = first.headers()["cache-control"].to_str().unwrap();
+    assert_eq!(
+        cc,
+        "public, max-age=60, stale-while-revalidate=300, stale-if-error=86400"
+    );
+    assert_eq!(first.headers()["access-control-allow-origin"], "*");
+    assert_eq!(first.headers()["vary"], "Accept-Encoding");
+
+    let cases: &[(&[(&str, String)], u16, &str)] = &[
+        (&[("if-none-match", etag.clone())], 304, "matching ETag"),
+        (
+            &[("if-none-match", format!("W/{etag}"))],
+            304,
+            "weak comparison",
+        ),
+        (
+            &[("if-none-match", format!("\"nope\", {etag}"))],
+            304,
+            "a list",
+        ),
+        (&[("if-none-match", "*".into())], 304, "any"),
+        (&[("if-none-match", "\"nope\"".into())], 200, "changed"),
+        (
+            &[("if-modified-since", lm.clone())],
+            304,
+            "not modified since",
+        ),
+        (
+            &[("if-modified-since", "Thu, 01 Jan 2026 00:00:00 GMT".into())],
+            200,
+            "modified since",
+        ),
+        (
+            &[
+                ("if-none-match", "\"nope\"".into()),
+                ("if-modified-since", lm.clone()),
+            ],
+            200,
+            "If-None-Match wins",
+        ),
+    ];
+    for (headers, want, why) in cases {
+        let mut req = app.client.get(app.url("/vi/rss.xml"));
+        for (k, v) in headers.iter() {
+            req = req.header(*k, v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), *want, "{why}");
+        if *want == 304 {
+            assert_eq!(
+                r.headers()["etag"].to_str().unwrap(),
+                etag,
+                "{why}: same ETag"
+            );
+            assert_eq!(
+                r.headers()["last-modified"].to_str().unwrap(),
+                lm,
+                "{why}: same Last-Modified"
+            );
+            assert!(r.headers().get("cache-control").is_some());
+            assert!(r.bytes().await.unwrap().is_empty(), "{why}: no body");
+        }
+    }
+}
+
+#[tokio::test]
+async fn head_has_the_headers_of_get_and_no_body() {
+    let app = spawn_default().await;
+    for path in [
+        "/vi/rss.xml",
+        "/en/defence/atom.xml",
+        "/vi/feed.json",
+        "/feeds.opml",
+    ] {
+        for enc in ["identity", "gzip", "br"] {
+            let get = app
+                .client
+                .get(app.url(path))
+                .header("accept-encoding", enc)
+                .send()
+                .await
+                .unwrap();
+            let head = app
+                .client
+                .head(app.url(path))
+                .header("accept-encoding", enc)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.status(), 200);
+            for h in [
+                "etag",
+                "last-modified",
+                "content-type",
+                "content-encoding",
+                "content-length",
+                "cache-control",
+                "vary",
+                "link",
+            ] {
+                assert_eq!(
+                    get.headers().get(h),
+                    head.headers().get(h),
+                    "{path} {enc}: {h}"
+                );
+            }
+            let len: usize = get.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(get.bytes().await.unwrap().len(), len);
+            assert!(head.bytes().await.unwrap().is_empty());
+        }
+    }
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn unbrotli(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::Decompressor::new(b, 4096)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn accept_encoding_picks_precompressed_bodies_with_their_own_etags() {
+    let app = spawn_default().await;
+    let get = |ae: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/vi/atom.xml"));
+        if let Some(ae) = ae {
+            req = req.header("accept-encoding", ae);
+        }
+        req.send()
+    };
+    let plain = get(None).await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let identity_etag = plain.headers()["etag"].clone();
+    let identity = plain.bytes().await.unwrap();
+
+    let gz = get(Some("gzip")).await.unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    let gz_etag = gz.headers()["etag"].clone();
+    let gz_body = gz.bytes().await.unwrap();
+    assert_eq!(gunzip(&gz_body), identity);
+    assert!(
+        gz_body.len() * 3 < identity.len(),
+        "gzip actually compresses"
+    );
+
+    let br = get(Some("gzip, deflate, br")).await.unwrap();
+    assert_eq!(br.headers()["content-encoding"], "br");
+    let br_etag = br.headers()["etag"].clone();
+    assert_eq!(unbrotli(&br.bytes().await.unwrap()), identity);
+
+    let q = get(Some("br;q=0.2, gzip;q=0.9")).await.unwrap();
+    assert_eq!(q.headers()["content-encoding"], "gzip");
+    let none = get(Some("br;q=0, gzip;q=0")).await.unwrap();
+    assert!(none.headers().get("content-encoding").is_none());
+
+    assert_ne!(identity_etag, gz_etag);
+    assert_ne!(gz_etag, br_etag);
+    // Each representation revalidates against its own ETag.
+    let r = app
+        .client
+        .get(app.url("/vi/atom.xml"))
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", gz_etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = app
+        .client
+        .get(app.url("/vi/atom.xml"))
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", identity_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the identity ETag does not validate the gzip body"
+    );
+}
+
+fn key(lang: &str, sel: Selector, format: Format) -> CacheKey {
+    CacheKey {
+        feed: FeedKey::new(lang, sel),
+        format,
+        page: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_write_invalidates_exactly_the_feeds_it_touched() {
+    let app = spawn_default().await;
+    // Warm every feed in every format.
+    let paths = all_feed_paths(&app).await;
+    for p in &paths {
+        assert_eq!(app.get(p).await.status(), 200, "{p}");
+    }
+    let cache = &app.server.app.cache;
+    let cached: Vec<CacheKey> = {
+        let mut keys = Vec::new();
+        for p in &paths {
+            if let Ok(bantin::http::feeds::Target::Feed(feed, format)) =
+                bantin::http::feeds::parse_path(&app.server.app.config, p)
+            {
+                keys.push(CacheKey {
+                    feed,
+                    format,
+                    page: 1,
+                });
+            }
+        }
+        keys
+    };
+    for k in &cached {
+        assert!(cache.contains_current(k).await, "{k:?} warmed");
+    }
+    let before = app.get("/en/economy/rss.xml").await.headers()["etag"].clone();
+
+    // A new English economy article tagged "rice" by Minh Thư.
+    let mut a = article("it-en-1", "en", "kinh-te", "2026-11-25T08:00:00");
+    a["tags"] = serde_json::json!(["rice"]);
+    a["author"] = "Minh Thư".into();
+    assert_eq!(app.put("it-en-1", &a).await.status(), 201);
+
+    let touched = [
+        key("en", Selector::All, Format::Rss),
+        key("en", Selector::Category("kinh-te".into()), Format::Atom),
+        key("en", Selector::Tag("rice".into()), Format::Json),
+        key("en", Selector::Author("minh-thu".into()), Format::Rss),
+    ];
+    for k in &touched {
+        assert!(
+            !cache.contains_current(k).await,
+            "{k:?} must be invalidated"
+        );
+    }
+    let touched_feeds: Vec<FeedKey> = touched.iter().map(|k| k.feed.clone()).collect();
+    for k in &cached {
+        let is_touched = touched_feeds.contains(&k.feed);
+        assert_eq!(
+            cache.contains_current(k).await,
+            !is_touched,
+            "{k:?}: only the touched feeds are dropped"
+        );
+    }
+    assert!(cached.iter().filter(|k| k.feed.lang == "vi").count() > 30);
+    // Read your writes, with a new ETag.
+    let after = app.get("/en/economy/rss.xml").await;
+    assert_ne!(after.headers()["etag"], before);
+    assert!(after.text().await.unwrap().contains(":it-en-1</guid>"));
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_misses_render_once() {
+    let app = spawn_default().await;
+    let renders = || app.server.app.cache.renders();
+    let before = renders();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let c = app.client.clone();
+        let url = app.url("/vi/kinh-te/atom.xml");
+        tasks.push(tokio::spawn(async move {
+            c.get(url).send().await.unwrap().bytes().await.unwrap()
+        }));
+    }
+    let mut bodies = Vec::new();
+    for t in tasks {
+        bodies.push(t.await.unwrap());
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(
+        renders() - before,
+        1,
+        "one render for 200 concurrent misses"
+    );
+}
+
+#[tokio::test]
+async fn an_embargoed_article_appears_on_time_without_a_write() {
+    let app = spawn_default().await;
+    let zone = chrono::FixedOffset::east_opt(7 * 3600).unwrap();
+    let at = chrono::Utc::now().with_timezone(&zone) + chrono::Duration::seconds(2);
+    let at = at.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    let a = article("it-embargo", "vi", "the-thao", &at);
+    assert_eq!(app.put("it-embargo", &a).await.status(), 201);
+    let before = app.get_text("/vi/the-thao/rss.xml").await;
+    assert!(!before.contains(":it-embargo<"), "not before its time");
+    // The feed is cached now; no write happens from here on.
+    let renders = app.server.app.cache.renders();
+    assert!(
+        !app.get_text("/vi/the-thao/rss.xml")
+            .await
+            .contains(":it-embargo<")
+    );
+    assert_eq!(
+        app.server.app.cache.renders(),
+        renders,
+        "served from the cache meanwhile"
+    );
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let after = app.get_text("/vi/the-thao/rss.xml").await;
+    assert!(
+        after.contains(":it-embargo<"),
+        "appears once its time has come"
+    );
+}

@@ -1,0 +1,218 @@
+//! Test helpers: start bantin on port 0 with a temporary store, fetch and parse feeds strictly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bantin::config::Config;
+use bantin::server::Server;
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn site_toml() -> PathBuf {
+    manifest_dir().join("feeds/site.toml")
+}
+
+pub fn sample_articles() -> PathBuf {
+    manifest_dir().join("feeds/articles")
+}
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// How a test server is configured.
+pub struct Options {
+    pub articles_dir: Option<PathBuf>,
+    pub items_per_feed: Option<usize>,
+    pub tokens: Vec<String>,
+    pub hubs: Vec<String>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub max_article_bytes: Option<usize>,
+    pub max_batch_bytes: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            articles_dir: Some(sample_articles()),
+            items_per_feed: None,
+            tokens: vec![TOKEN.to_string()],
+            hubs: vec![],
+            database_url: None,
+            public_url: None,
+            max_article_bytes: None,
+            max_batch_bytes: None,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub server: Server,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn config(opts: &Options, db_url: &str) -> Config {
+    let mut c = Config::load_with_env(&site_toml(), |k| match k {
+        "BANTIN_LISTEN" => Some("127.0.0.1:0".into()),
+        "BANTIN_DATABASE_URL" => Some(db_url.to_string()),
+        "BANTIN_PUBLIC_URL" => opts.public_url.clone(),
+        _ => None,
+    })
+    .expect("the shipped site.toml loads");
+    c.articles_dir = opts.articles_dir.clone();
+    if let Some(n) = opts.items_per_feed {
+        c.items_per_feed = n;
+    }
+    c.api.tokens = opts.tokens.clone();
+    c.hubs = opts
+        .hubs
+        .iter()
+        .map(|h| url::Url::parse(h).unwrap())
+        .collect();
+    if let Some(n) = opts.max_article_bytes {
+        c.api.max_article_bytes = n;
+    }
+    if let Some(n) = opts.max_batch_bytes {
+        c.api.max_batch_bytes = n;
+    }
+    c
+}
+
+pub fn client() -> reqwest::Client {
+    bantin::websub::install_tls_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub async fn spawn(opts: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("data/bantin.db");
+    let db_url = opts
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
+    let server = bantin::server::start(config(&opts, &db_url))
+        .await
+        .expect("bantin starts");
+    let base = format!("http://{}", server.addr);
+    TestApp {
+        base,
+        server,
+        client: client(),
+        db_path,
+        _dir: dir,
+    }
+}
+
+pub async fn spawn_default() -> TestApp {
+    spawn(Options::default()).await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.text().await.unwrap()
+    }
+
+    /// PUT an article JSON through the API with the test token.
+    pub async fn put(&self, id: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/api/v1/articles/{id}")))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Every character is allowed by XML 1.0.
+pub fn assert_xml_chars(body: &str, what: &str) {
+    if let Some(c) = body.chars().find(|&c| !bantin::text::is_xml_char(c)) {
+        panic!("{what}: XML-illegal character {c:?}");
+    }
+}
+
+/// Parses XML strictly (roxmltree rejects any well-formedness error) after checking characters.
+pub fn strict_xml<'a>(body: &'a str, what: &str) -> roxmltree::Document<'a> {
+    assert_xml_chars(body, what);
+    roxmltree::Document::parse(body).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not well-formed XML: {e}\n{}",
+            &body[..body.len().min(2000)]
+        )
+    })
+}
+
+pub fn feed_rs(body: &[u8], what: &str) -> feed_rs::model::Feed {
+    feed_rs::parser::parse(body).unwrap_or_else(|e| panic!("{what}: feed-rs cannot read it: {e}"))
+}
+
+/// All feed paths of the OPML, in the three formats.
+pub async fn all_feed_paths(app: &TestApp) -> Vec<String> {
+    let opml = app.get_text("/feeds.opml").await;
+    let doc = strict_xml(&opml, "feeds.opml");
+    let mut out = Vec::new();
+    for n in doc.descendants().filter(|n| n.has_tag_name("outline")) {
+        if let Some(url) = n.attribute("xmlUrl") {
+            let path = url
+                .strip_prefix(&format!("{}", app.base))
+                .expect("OPML URLs are on the public base")
+                .to_string();
+            for f in ["rss.xml", "atom.xml", "feed.json"] {
+                out.push(path.replace("rss.xml", f));
+            }
+        }
+    }
+    out
+}
+
+pub fn read_corpus() -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(sample_articles()).unwrap() {
+        let p = entry.unwrap().path();
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("json") => {
+                out.push(serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap())
+            }
+            Some("ndjson") => {
+                for line in std::fs::read_to_string(&p)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                {
+                    out.push(serde_json::from_str(line).unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// An article JSON for API tests.
+pub fn article(id: &str, lang: &str, category: &str, published_at: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "lang": lang, "category": category,
+        "title": format!("Bài thử {id}"), "summary": "Tóm tắt bài thử.",
+        "content_html": "<p>Nội dung <a href=\"/vi/lien-quan\">liên quan</a></p>",
+        "url": format!("https://baolongan.example/{lang}/{category}/{id}"),
+        "author": "Phóng viên Thử", "published_at": published_at,
+        "tags": ["bài thử"], "status": "published"
+    })
+}

@@ -1,0 +1,9 @@
+//! Integration tests: each starts the real server on port 0 (in process, or as the real binary
+//! for the replica tests) with its own store, and speaks HTTP to it.
+
+mod api;
+mod cache;
+mod feeds;
+mod helpers;
+mod replicas;
+mod websub;

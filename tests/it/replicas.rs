@@ -1,0 +1,1 @@
+//! Placeholder module: the PostgreSQL replica tests live here (see the PostgreSQL issue).
