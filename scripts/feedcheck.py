@@ -445,6 +445,7 @@ class Doc:
         self.next = None
         self.prev = None
         self.first = None
+        self.body = b""
 
 
 def text_of(el) -> str:
@@ -1136,6 +1137,7 @@ class Checker:
         if text is None:
             return None
         doc = Doc(fmt, url, page)
+        doc.body = r.body
         if fmt == "json":
             self.check_json(url, canonical, page, lang, text, doc)
         else:
@@ -1215,14 +1217,10 @@ class Checker:
                         self.rep.add(noisy, "SelfDoesntMatchLocation", "link[@rel=self]",
                                      f"self link with a tracking query is {got!r}, expected {canonical!r} "
                                      f"(DESIGN: no query noise)")
-                if r.body != self.first_body(canonical):
+                if r.body != pages[0].body:
                     self.rep.add(noisy, "QueryNoiseChangesBody", "body",
                                  "a tracking query changes the body (cache/ETag split)")
         return pages
-
-    def first_body(self, url):
-        r = fetch(url, self.args.timeout)
-        return r.body if r.status == 200 else None
 
     @staticmethod
     def has_items(fmt, body: bytes) -> bool:

@@ -383,3 +383,102 @@ mod tests {
         assert_eq!(touched.len(), 7);
     }
 }
+
+#[cfg(test)]
+mod property_tests {
+    //! Whatever text arrives in any field, every format stays well-formed.
+    use super::*;
+    use crate::article::{ArticleInput, ImageInput};
+    use crate::article::tests::config;
+    use proptest::prelude::*;
+
+    /// Strings biased towards what breaks feeds: control characters, XML syntax, CDATA ends,
+    /// unpaired markup, non-BMP and decomposed text, noncharacters.
+    fn nasty() -> impl Strategy<Value = String> {
+        let pieces = prop_oneof![
+            Just("]]>".to_string()),
+            Just("<![CDATA[".to_string()),
+            Just("<script>alert(1)</script>".to_string()),
+            Just("<p onclick=\"x()\">".to_string()),
+            Just("</div></p>".to_string()),
+            Just("&amp;&lt;&#0;&#xFFFE;&bogus;".to_string()),
+            Just("\u{0}\u{1}\u{B}\u{C}\u{1F}\u{7F}\u{FFFE}\u{FFFF}".to_string()),
+            Just("Việt Nam".to_string()),
+            Just("Vie\u{302}\u{323}t".to_string()),
+            Just("😀\u{10FFFF}".to_string()),
+            Just("\"'<>&".to_string()),
+            any::<String>(),
+            "\\PC{0,20}",
+        ];
+        prop::collection::vec(pieces, 0..6).prop_map(|v| v.concat())
+    }
+
+    fn check_xml(body: &[u8], what: &str) -> Result<(), TestCaseError> {
+        let text = std::str::from_utf8(body).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+        prop_assert!(text.chars().all(crate::text::is_xml_char), "{what}: illegal XML character");
+        roxmltree::Document::parse(text).map_err(|e| TestCaseError::fail(format!("{what}: {e}\n{text}")))?;
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_text_in_any_field_yields_well_formed_feeds(
+            title in nasty(), summary in nasty(), html in nasty(), author in nasty(),
+            tag in nasty(), caption in nasty(), image_url in nasty(),
+        ) {
+            let c = config();
+            let input = ArticleInput {
+                id: "p-1".into(),
+                lang: "vi".into(),
+                category: "kinh-te".into(),
+                title: format!("T {title}"),
+                summary,
+                content_html: html,
+                url: "https://baolongan.example/vi/kinh-te/p-1".into(),
+                author,
+                published_at: "2026-11-01T08:00:00".into(),
+                tags: vec![format!("t {tag}")],
+                image: Some(ImageInput { url: format!("/a/{image_url}.jpg"), caption, mime: None, length: Some(1234) }),
+                ..Default::default()
+            };
+            let article = match Article::from_input(input, &c) {
+                Ok(a) => a,
+                // Rejected input is fine (it never reaches a feed); it must be rejected cleanly.
+                Err(e) => { prop_assert!(!e.field.is_empty()); return Ok(()); }
+            };
+            for key in feeds_of(&article) {
+                let page = FeedPage {
+                    key: key.clone(), page: 1, items: vec![article.clone()], has_next: true,
+                    translations: BTreeMap::new(), name: Some(article.title.clone()), next_publication: None,
+                };
+                check_xml(&rss::render(&page, &c), "rss")?;
+                check_xml(&atom::render(&page, &c), "atom")?;
+                let json = json::render(&page, &c);
+                let v: serde_json::Value = serde_json::from_slice(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(v["items"][0]["title"].as_str(), Some(article.title.as_str()));
+                // The title a strict parser reads back is exactly the stored one.
+                let rss_body = String::from_utf8(rss::render(&page, &c)).unwrap();
+                let doc = roxmltree::Document::parse(&rss_body).unwrap();
+                let t = doc.descendants().find(|n| n.has_tag_name("item")).unwrap()
+                    .children().find(|n| n.has_tag_name("title")).unwrap().text().unwrap_or("").to_string();
+                prop_assert_eq!(t, article.title.clone());
+            }
+            let opml = opml::render(&c, &[crate::store::Facet { lang: "vi".into(), slug: "x".into(), name: article.title.clone(), count: 1 }], &[]);
+            check_xml(&opml, "opml")?;
+        }
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let c = config();
+        let a = Article::from_input(crate::article::tests::input(), &c).unwrap();
+        let page = FeedPage {
+            key: FeedKey::new("vi", Selector::All), page: 1, items: vec![a], has_next: false,
+            translations: BTreeMap::new(), name: None, next_publication: None,
+        };
+        assert_eq!(rss::render(&page, &c), rss::render(&page, &c));
+        assert_eq!(atom::render(&page, &c), atom::render(&page, &c));
+        assert_eq!(json::render(&page, &c), json::render(&page, &c));
+    }
+}
