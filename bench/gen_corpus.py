@@ -88,6 +88,8 @@ TEMPLATES = [
     "Dự án {sector} tại {place} có tổng vốn {num} tỷ đồng, dự kiến hoàn thành vào quý {quarter} năm {year}, tạo việc làm cho {num3} người.",
     "Ngoài ra, {org} khuyến cáo doanh nghiệp chủ động theo dõi diễn biến thị trường {market} để kịp thời điều chỉnh kế hoạch sản xuất.",
 ]
+VOCAB = """và các năm xã an học cho đồng dân tỉnh của công trong với thị tại được long gia viên theo hợp hội có nghiệp từ là quân ở huyện thu tổ tân sinh thanh vụ hơn trường quốc động kết vào lượng đầu chức văn tập số ngày người nhân nhà hóa đến ban tác chiến nông thạnh xuất một đông trình thành vệ trên sở biết nước tăng đã đoàn giá ông hàng cần nhiều nhất khu tham doanh cao ký tiêu giáo lực không trung mỗi chỉ niên bảo biên tự dụng thể nhận đạt vận nội đội toàn mới lúa thời tiếp thông qua phối phòng về hiện để điện phát so truyền hộ tài dự thực cấp khi lên tháng giới ra dung diễn hòa giải triệu minh đang đình làm chính em đức phí lịch kiến sẽ khai cầu cùng tư đề sự nam bộ báo tục định nay tử ruộng đo giảm trước đường khoảng chương hình tuổi trẻ mùa vùng ứng đăng thủ tiền xây tế sản khẩu đơn liên chủ khó tra còn bị luyện án tỷ mục sông quan thi đại bằng chuyển chí tâm huy hiệp bình giao dục quả ninh hỗ trợ con cơ bà đấu phân bao máy thao huấn vật tạo tích trực dựng sau đây cảng đi sáng nghị trưởng nhập thống đối địa phải lớp như hoạch cá lại chi mua bến thêm kỳ hồ đạo bên tuyển đó cũng những chuẩn giờ trang bản suất bàn năng dịch điều khuyến quy nghèo vốn trưng bày hoàn ngành tuyến gian mở khách lễ mặt phường trị chuyên khăn việc phương dịp giữ này ít xem điểm đổi cuối nổi thương hoa sử tổng nâng trọng diện gạo giúp tiết chưa vị ủy phụ nữ lãnh ảnh thường tuyên quyền tình mô tặng nguồn thức tin vực rộng cứu cả từng quản rõ khí thủy thấp gần lý liệu chợ khoản ghi đa lần giống vừa bờ cảnh phần triển vì hậu""".split()
+ZIPF = [1.0 / (i + 8) for i in range(len(VOCAB))]
 SHORT = ["lúa tươi", "thanh long ruột đỏ", "chanh không hạt", "tôm thẻ", "khóm", "đậu phộng", "mía", "dưa hấu"]
 HEADS = [
     "{place}: {sector} {trend} {pct}% {period}",
@@ -120,7 +122,18 @@ def fill(rng, template):
     return template.format(**vals)
 
 
-def body(rng, target):
+def prose(rng):
+    """A free sentence of common words, Zipf-weighted: adds the entropy templates lack."""
+    n = rng.randint(10, 22)
+    words = rng.choices(VOCAB, weights=ZIPF, k=n)
+    return words[0].capitalize() + " " + " ".join(words[1:]) + "."
+
+
+def sentence(rng, prose_share):
+    return prose(rng) if rng.random() < prose_share else fill(rng, rng.choice(TEMPLATES))
+
+
+def body(rng, target, prose_share):
     """Paragraphs of 2-4 sentences, a figure and sometimes a list or a quote, until ~target bytes."""
     parts, size = [], 0
     lead = " ".join(fill(rng, rng.choice(TEMPLATES)) for _ in range(2))
@@ -133,13 +146,13 @@ def body(rng, target):
             cap = fill(rng, "Sản xuất {sector} tại {place}")
             parts.append(f'<figure><img src="{img}" alt="{cap}"><figcaption>{cap}</figcaption></figure>')
         elif n % 5 == 0:
-            items = "".join(f"<li>{fill(rng, rng.choice(TEMPLATES))}</li>" for _ in range(3))
+            items = "".join(f"<li>{sentence(rng, prose_share)}</li>" for _ in range(3))
             parts.append(f"<ul>{items}</ul>")
         elif n % 7 == 0:
             parts.append(f"<blockquote><p>{fill(rng, TEMPLATES[7])}</p></blockquote>")
         else:
             k = rng.randint(2, 4)
-            parts.append("<p>" + " ".join(fill(rng, rng.choice(TEMPLATES)) for _ in range(k)) + "</p>")
+            parts.append("<p>" + " ".join(sentence(rng, prose_share) for _ in range(k)) + "</p>")
         size = len("\n".join(parts).encode())
     return "\n".join(parts)
 
@@ -149,6 +162,8 @@ def main():
     ap.add_argument("--count", type=int, default=60)
     ap.add_argument("--body-bytes", type=int, default=4500, help="content_html size per article")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--prose-share", type=float, default=0.35,
+                    help="share of body sentences that are free prose rather than templates")
     ap.add_argument("--category", default="kinh-te")
     ap.add_argument("--lang", default="vi")
     a = ap.parse_args()
@@ -164,7 +179,7 @@ def main():
             "category": a.category,
             "title": fill(rng, rng.choice(HEADS)),
             "summary": " ".join(fill(rng, rng.choice(TEMPLATES)) for _ in range(2)),
-            "content_html": body(rng, a.body_bytes),
+            "content_html": body(rng, a.body_bytes, a.prose_share),
             "url": f"https://baolongan.example/{a.lang}/{a.category}/bench-{i:04d}",
             "author": rng.choice(AUTHORS),
             "published_at": published.strftime("%Y-%m-%dT%H:%M:00"),

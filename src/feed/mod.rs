@@ -388,8 +388,8 @@ mod tests {
 mod property_tests {
     //! Whatever text arrives in any field, every format stays well-formed.
     use super::*;
-    use crate::article::{ArticleInput, ImageInput};
     use crate::article::tests::config;
+    use crate::article::{ArticleInput, ImageInput};
     use proptest::prelude::*;
 
     /// Strings biased towards what breaks feeds: control characters, XML syntax, CDATA ends,
@@ -414,9 +414,14 @@ mod property_tests {
     }
 
     fn check_xml(body: &[u8], what: &str) -> Result<(), TestCaseError> {
-        let text = std::str::from_utf8(body).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
-        prop_assert!(text.chars().all(crate::text::is_xml_char), "{what}: illegal XML character");
-        roxmltree::Document::parse(text).map_err(|e| TestCaseError::fail(format!("{what}: {e}\n{text}")))?;
+        let text =
+            std::str::from_utf8(body).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+        prop_assert!(
+            text.chars().all(crate::text::is_xml_char),
+            "{what}: illegal XML character"
+        );
+        roxmltree::Document::parse(text)
+            .map_err(|e| TestCaseError::fail(format!("{what}: {e}\n{text}")))?;
         Ok(())
     }
 
@@ -474,8 +479,13 @@ mod property_tests {
         let c = config();
         let a = Article::from_input(crate::article::tests::input(), &c).unwrap();
         let page = FeedPage {
-            key: FeedKey::new("vi", Selector::All), page: 1, items: vec![a], has_next: false,
-            translations: BTreeMap::new(), name: None, next_publication: None,
+            key: FeedKey::new("vi", Selector::All),
+            page: 1,
+            items: vec![a],
+            has_next: false,
+            translations: BTreeMap::new(),
+            name: None,
+            next_publication: None,
         };
         assert_eq!(rss::render(&page, &c), rss::render(&page, &c));
         assert_eq!(atom::render(&page, &c), atom::render(&page, &c));

@@ -55,11 +55,10 @@ fn pg_error(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// Every pool failure is the database being out of reach (it refused or timed out a connection,
+/// e.g. "database does not allow connections" during maintenance), never a bad query.
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => pg_error(e),
-        other => StoreError::Unavailable(other.to_string()),
-    }
+    StoreError::Unavailable(e.to_string())
 }
 
 fn instant(s: i64) -> DateTime<Utc> {
@@ -529,6 +528,67 @@ async fn listen(
     }
 }
 
+/// Fresh databases for tests, on the server `BANTIN_TEST_DATABASE_URL` points at (used by this
+/// module's tests and by the integration tests).
+#[doc(hidden)]
+pub mod test_support {
+    use std::str::FromStr;
+
+    use tokio_postgres::NoTls;
+
+    /// The test server's admin URL; panics with instructions when unset.
+    pub fn admin_url() -> String {
+        std::env::var("BANTIN_TEST_DATABASE_URL")
+            .expect("set BANTIN_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run PostgreSQL tests")
+    }
+
+    pub async fn admin() -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&admin_url(), NoTls)
+            .await
+            .expect("connect to the test server");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Creates an empty database and returns its URL.
+    pub async fn fresh_database() -> String {
+        let name = format!("bantin_test_{:016x}", super::rand_u64());
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("CREATE DATABASE");
+        url_of(&name)
+    }
+
+    /// The URL of database `name` on the test server.
+    pub fn url_of(name: &str) -> String {
+        let cfg = tokio_postgres::Config::from_str(&admin_url()).expect("a PostgreSQL URL");
+        let host = match &cfg.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        };
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let user = cfg.get_user().unwrap_or("postgres").to_string();
+        format!("postgres://{user}@{host}:{port}/{name}")
+    }
+
+    /// The database name of a URL made by [`fresh_database`].
+    pub fn name_of(url: &str) -> String {
+        url.rsplit('/').next().unwrap_or_default().to_string()
+    }
+
+    /// Drops a test database, disconnecting whoever still uses it.
+    pub async fn drop_database(url: &str) {
+        let name = name_of(url);
+        let _ = admin()
+            .await
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,42 +613,20 @@ mod tests {
         );
     }
 
-    /// A fresh database per test on the server `BANTIN_TEST_DATABASE_URL` points at.
-    pub(crate) async fn fresh_database() -> String {
-        let admin = std::env::var("BANTIN_TEST_DATABASE_URL").expect("BANTIN_TEST_DATABASE_URL");
-        let (client, conn) = tokio_postgres::connect(&admin, NoTls)
-            .await
-            .expect("connect to the test server");
-        tokio::spawn(conn);
-        let name = format!("bantin_test_{:016x}", rand_u64());
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let mut cfg = tokio_postgres::Config::from_str(&admin).unwrap();
-        cfg.dbname(&name);
-        let host = match &cfg.get_hosts()[0] {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        };
-        let port = cfg.get_ports().first().copied().unwrap_or(5432);
-        let user = cfg.get_user().unwrap_or("postgres").to_string();
-        format!("postgres://{user}@{host}:{port}/{name}")
-    }
-
     #[tokio::test]
     #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
     async fn postgres_passes_the_store_contract() {
-        let url = fresh_database().await;
+        let url = test_support::fresh_database().await;
         let store = PgStore::connect(&url).await.unwrap();
         crate::store::contract::run_all(&store).await;
+        drop(store);
+        test_support::drop_database(&url).await;
     }
 
     #[tokio::test]
     #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
     async fn replicas_migrating_at_once_apply_each_migration_once() {
-        let url = fresh_database().await;
+        let url = test_support::fresh_database().await;
         let (a, b, c) = tokio::join!(
             PgStore::connect(&url),
             PgStore::connect(&url),
@@ -602,5 +640,6 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(n, MIGRATIONS.len() as i64);
+        test_support::drop_database(&url).await;
     }
 }

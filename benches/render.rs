@@ -1,0 +1,160 @@
+//! Criterion benches for the miss path: rendering and compressing a 50-item feed with ~8 KB of
+//! HTML per item, and a miss end to end (SQLite query + render + gzip + brotli + cache insert).
+//!
+//! Run: `cargo bench --bench render`. The compression levels live in `src/render.rs`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+use bantin::app::App;
+use bantin::article::{Article, ArticleInput};
+use bantin::cache::CacheKey;
+use bantin::config::Config;
+use bantin::feed::{FeedKey, FeedPage, Format, Selector};
+use bantin::metrics::Metrics;
+use bantin::render::{brotli, gzip, render_page};
+use bantin::websub::WebSub;
+
+fn config() -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds/site.toml");
+    let mut c = Config::load_with_env(&path, |_| None).expect("site.toml");
+    c.articles_dir = None;
+    c
+}
+
+/// ~8 KB of Vietnamese news HTML.
+fn body(i: usize) -> String {
+    let para = "<p>Sáng nay, tại hội trường Ủy ban nhân dân tỉnh Long An, lãnh đạo các sở, ngành đã họp bàn \
+        kế hoạch phát triển kinh tế - xã hội năm 2027, tập trung vào nông nghiệp công nghệ cao, chuyển đổi số \
+        và <a href=\"https://baolongan.example/vi/kinh-te/\">hạ tầng giao thông</a> kết nối vùng.</p>\n";
+    let mut s = format!("<p><strong>Bài {i}.</strong></p>\n");
+    while s.len() < 8 * 1024 {
+        s.push_str(para);
+    }
+    s.push_str("<figure><img src=\"https://baolongan.example/uploads/anh.jpg\" alt=\"Ảnh\"><figcaption>Ảnh minh họa</figcaption></figure>");
+    s
+}
+
+fn articles(c: &Config, n: usize) -> Vec<Article> {
+    (0..n)
+        .map(|i| {
+            let input = ArticleInput {
+                id: format!("bench-{i:04}"),
+                lang: "vi".into(),
+                category: "kinh-te".into(),
+                title: format!("Long An: tin kinh tế số {i}"),
+                summary: "Giá lúa tươi tại nhiều xã tăng 200 đồng/kg so với tuần trước.".into(),
+                content_html: body(i),
+                url: format!("https://baolongan.example/vi/kinh-te/tin-{i}"),
+                author: "Minh Thư".into(),
+                published_at: format!("2026-10-{:02}T{:02}:00:00", 1 + i % 28, i % 24),
+                tags: vec!["kinh tế".into(), "giá lúa".into()],
+                ..Default::default()
+            };
+            Article::from_input(input, c).expect("valid bench article")
+        })
+        .collect()
+}
+
+fn render_benches(crit: &mut Criterion) {
+    let c = config();
+    let items = articles(&c, 50);
+    let page = FeedPage {
+        key: FeedKey::new("vi", Selector::Category("kinh-te".into())),
+        page: 1,
+        items,
+        has_next: true,
+        translations: BTreeMap::new(),
+        name: Some("Kinh tế".into()),
+        next_publication: None,
+    };
+    for format in Format::ALL {
+        let rep = render_page(&page, format, &c);
+        let n = rep.identity.bytes.len();
+        eprintln!(
+            "{:?}: identity {} B, gzip {} B ({:.1}%), brotli {} B ({:.1}%)",
+            format,
+            n,
+            rep.gzip.bytes.len(),
+            100.0 * rep.gzip.bytes.len() as f64 / n as f64,
+            rep.br.bytes.len(),
+            100.0 * rep.br.bytes.len() as f64 / n as f64
+        );
+    }
+    let rss = bantin::feed::rss::render(&page, &c);
+    let mut g = crit.benchmark_group("50 items x 8 KB");
+    g.bench_function("rss render only", |b| {
+        b.iter(|| black_box(bantin::feed::rss::render(black_box(&page), &c)))
+    });
+    g.bench_function("atom render only", |b| {
+        b.iter(|| black_box(bantin::feed::atom::render(black_box(&page), &c)))
+    });
+    g.bench_function("json render only", |b| {
+        b.iter(|| black_box(bantin::feed::json::render(black_box(&page), &c)))
+    });
+    g.bench_function("gzip only (rss)", |b| {
+        b.iter(|| black_box(gzip(black_box(&rss))))
+    });
+    g.bench_function("brotli only (rss)", |b| {
+        b.iter(|| black_box(brotli(black_box(&rss))))
+    });
+    for format in Format::ALL {
+        g.bench_function(format!("{format:?} render+gzip+brotli"), |b| {
+            b.iter(|| black_box(render_page(black_box(&page), format, &c)))
+        });
+    }
+    g.finish();
+}
+
+fn miss_benches(crit: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    let app = rt.block_on(async {
+        let store = bantin::store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("bench.db").display()
+        ))
+        .await
+        .unwrap();
+        let app = App::new(
+            Arc::new(c.clone()),
+            store,
+            WebSub::disabled(),
+            Arc::new(Metrics::new()),
+        );
+        app.put_batch(&articles(&c, 60)).await.unwrap();
+        app
+    });
+    let mut g = crit.benchmark_group("miss end to end (SQLite, 50 of 60 items x 8 KB)");
+    for format in Format::ALL {
+        let key = CacheKey {
+            feed: FeedKey::new("vi", Selector::Category("kinh-te".into())),
+            format,
+            page: 1,
+        };
+        g.bench_function(format!("{format:?}"), |b| {
+            b.iter(|| {
+                app.cache.invalidate([&key.feed]);
+                let (entry, _) = rt.block_on(app.feed(&key)).unwrap();
+                black_box(entry.rep.identity.bytes.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(40);
+    targets = render_benches, miss_benches
+}
+criterion_main!(benches);
