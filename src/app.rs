@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -35,8 +34,6 @@ pub struct App {
     pub cache: FeedCache,
     pub metrics: Arc<Metrics>,
     pub websub: WebSub,
-    /// The last store failure seen, for `/readyz`.
-    store_health: Mutex<Option<(Instant, String)>>,
     /// The OPML list, with when it was made and the write count it reflects.
     opml: tokio::sync::Mutex<Option<(Instant, u64, Arc<Representation>)>>,
     writes: AtomicU64,
@@ -63,20 +60,15 @@ impl App {
             store,
             metrics,
             websub,
-            store_health: Mutex::new(None),
             opml: tokio::sync::Mutex::new(None),
             writes: AtomicU64::new(0),
         }
     }
 
+    /// Counts store failures for `/metrics`.
     fn note_store<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
-        match &r {
-            Err(e) => {
-                self.metrics.store_errors.inc();
-                *self.store_health.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((Instant::now(), e.to_string()));
-            }
-            Ok(_) => {}
+        if r.is_err() {
+            self.metrics.store_errors.inc();
         }
         r
     }
@@ -152,15 +144,10 @@ impl App {
         Ok(rep)
     }
 
-    /// Store health as last observed, checking the store now.
+    /// Whether the store answers now (for `/readyz`).
     pub async fn readiness(&self) -> Result<(), String> {
-        match self.note_store(self.store.ping().await) {
-            Ok(()) => {
-                *self.store_health.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        self.note_store(self.store.ping().await)
+            .map_err(|e| e.to_string())
     }
 
     /// Upserts one article and propagates the change.

@@ -538,7 +538,8 @@ pub(crate) mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let c = config();
-        let cases: Vec<(&str, Box<dyn Fn(&mut ArticleInput)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut ArticleInput)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("id", Box::new(|i| i.id = "có dấu".into())),
             ("lang", Box::new(|i| i.lang = "fr".into())),
             ("category", Box::new(|i| i.category = "sport".into())),

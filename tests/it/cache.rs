@@ -31,7 +31,8 @@ async fn conditional_get_answers_304_with_the_same_validators() {
     assert_eq!(first.headers()["access-control-allow-origin"], "*");
     assert_eq!(first.headers()["vary"], "Accept-Encoding");
 
-    let cases: &[(&[(&str, String)], u16, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, String)], u16, &'a str);
+    let cases: &[Case] = &[
         (&[("if-none-match", etag.clone())], 304, "matching ETag"),
         (
             &[("if-none-match", format!("W/{etag}"))],

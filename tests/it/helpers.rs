@@ -51,7 +51,6 @@ pub struct TestApp {
     pub base: String,
     pub server: Server,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -105,7 +104,6 @@ pub async fn spawn(opts: Options) -> TestApp {
         base,
         server,
         client: client(),
-        db_path,
         _dir: dir,
     }
 }
@@ -171,7 +169,7 @@ pub async fn all_feed_paths(app: &TestApp) -> Vec<String> {
     for n in doc.descendants().filter(|n| n.has_tag_name("outline")) {
         if let Some(url) = n.attribute("xmlUrl") {
             let path = url
-                .strip_prefix(&format!("{}", app.base))
+                .strip_prefix(app.base.as_str())
                 .expect("OPML URLs are on the public base")
                 .to_string();
             for f in ["rss.xml", "atom.xml", "feed.json"] {
