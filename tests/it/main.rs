@@ -3,6 +3,7 @@
 
 mod api;
 mod cache;
+mod cli;
 mod feeds;
 mod helpers;
 mod replicas;

@@ -1,0 +1,157 @@
+//! The `bantin` binary's file commands: import, check, export.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn bantin(args: &[&str], db: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bantin"))
+        .args(["--config", site_toml().to_str().unwrap()])
+        .args(args)
+        .env("BANTIN_DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run bantin")
+}
+
+#[test]
+fn import_reports_bad_records_with_file_and_line_loads_the_rest_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let good = |id: &str| article(id, "vi", "kinh-te", "2026-11-20T08:00:00").to_string();
+    let mut bad_field = article("cli-bad", "vi", "kinh-te", "2026-11-20T08:00:00");
+    bad_field["category"] = "khong-co".into();
+    std::fs::write(
+        input.join("batch.ndjson"),
+        format!(
+            "{}\n{}\n{{broken\n\n{}\n",
+            good("cli-1"),
+            bad_field,
+            good("cli-2")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("one.json"),
+        serde_json::to_string_pretty(&article("cli-3", "en", "kinh-te", "2026-11-21T08:00:00"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut pretty_bad = article("cli-4", "en", "kinh-te", "2026-11-21T08:00:00");
+    pretty_bad["published_at"] = "21/11/2026".into();
+    std::fs::write(
+        input.join("two.json"),
+        serde_json::to_string_pretty(&pretty_bad).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(input.join("notes.txt"), "not an article").unwrap();
+
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let out = bantin(&["import", input.to_str().unwrap()], &db);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejections make a non-zero exit\n{stdout}\n{stderr}"
+    );
+    let batch = input.join("batch.ndjson").display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{batch}:2: category: `khong-co` is not a configured category"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{batch}:3: malformed JSON")),
+        "{stderr}"
+    );
+    let two = input.join("two.json").display().to_string();
+    let line = serde_json::to_string_pretty(&pretty_bad)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("published_at"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!("{two}:{line}: published_at: `21/11/2026`")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("3 created, 0 updated, 0 unchanged, 3 rejected"),
+        "{stdout}"
+    );
+
+    let again = bantin(&["import", input.to_str().unwrap()], &db);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("0 created, 0 updated, 3 unchanged, 3 rejected"),
+        "idempotent: {stdout}"
+    );
+
+    let check = bantin(&["check", input.to_str().unwrap()], &db);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("3 articles valid, 3 rejected"));
+    let sample = bantin(&["check"], &db);
+    assert_eq!(
+        sample.status.code(),
+        Some(0),
+        "the sample corpus is valid: {}",
+        String::from_utf8_lossy(&sample.stderr)
+    );
+}
+
+#[test]
+fn bad_configuration_stops_the_start_naming_file_key_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(site_toml()).unwrap().replace(
+        "timezone = \"Asia/Ho_Chi_Minh\"",
+        "timezone = \"Asia/Saigon City\"",
+    );
+    let path = dir.path().join("site.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bantin"))
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: timezone: `Asia/Saigon City` is not a tz database zone",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn export_writes_every_feed_as_static_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("x.db").display());
+    assert!(
+        bantin(&["import", sample_articles().to_str().unwrap()], &db)
+            .status
+            .success()
+    );
+    let out_dir = dir.path().join("site");
+    let out = bantin(&["export", out_dir.to_str().unwrap()], &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "vi/rss.xml",
+        "vi/rss.xml.gz",
+        "vi/rss.xml.br",
+        "en/defence/atom.xml",
+        "vi/tag/gia-lua/feed.json",
+        "feeds.opml",
+    ] {
+        assert!(out_dir.join(f).is_file(), "{f}");
+    }
+    let rss = std::fs::read_to_string(out_dir.join("vi/kinh-te/rss.xml")).unwrap();
+    strict_xml(&rss, "exported rss");
+}
