@@ -96,79 +96,111 @@ fn feed_filter(feed: &FeedKey) -> (&'static str, Vec<String>, &'static str, &'st
     }
 }
 
-async fn read_one(
-    c: &impl GenericClient,
-    id: &str,
-    lock: bool,
-) -> Result<Option<Article>, StoreError> {
-    let sql = if lock {
-        "SELECT doc FROM articles WHERE id = $1 FOR UPDATE"
-    } else {
-        "SELECT doc FROM articles WHERE id = $1"
-    };
-    let stmt = c.prepare_cached(sql).await.map_err(pg_error)?;
-    let row = c.query_opt(&stmt, &[&id]).await.map_err(pg_error)?;
-    row.map(|r| from_doc(r.get::<_, &str>(0))).transpose()
-}
-
-async fn upsert_one(
+/// Upserts a batch in the caller's transaction with a constant number of round trips: lock the
+/// ids, read the stored versions, [`decide`] each article in order (a later line of the batch sees
+/// an earlier one), then write the winners and their tag rows with `unnest` arrays.
+async fn upsert_many(
     tx: &deadpool_postgres::Transaction<'_>,
-    a: &Article,
-) -> Result<Upsert, StoreError> {
-    // Serialise writers of one id (including a create racing a create) for this transaction.
+    articles: &[Article],
+) -> Result<Vec<Upsert>, StoreError> {
+    let mut ids: Vec<&str> = articles.iter().map(|a| a.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // Serialise writers of the same ids (a create racing a create included), always locking in
+    // id order so two batches cannot deadlock.
     let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .await
-        .map_err(pg_error)?;
-    tx.execute(&lock, &[&a.id]).await.map_err(pg_error)?;
-    let existing = read_one(tx, &a.id, true).await?;
-    let outcome = decide(existing.as_ref(), a);
-    if matches!(outcome, Upsert::Created | Upsert::Updated { .. }) {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO articles (id, lang, category, author_slug, status, published_at, updated_at, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (id) DO UPDATE SET lang = excluded.lang, category = excluded.category,
-                   author_slug = excluded.author_slug, status = excluded.status,
-                   published_at = excluded.published_at, updated_at = excluded.updated_at, doc = excluded.doc",
-            )
-            .await
-            .map_err(pg_error)?;
-        let (p, u) = (a.published_at.timestamp(), a.updated_at.timestamp());
-        tx.execute(
-            &stmt,
-            &[
-                &a.id,
-                &a.lang,
-                &a.category,
-                &a.author_slug(),
-                &a.status.as_str(),
-                &p,
-                &u,
-                &to_doc(a),
-            ],
+        .prepare_cached(
+            "SELECT pg_advisory_xact_lock(hashtextextended(x, 0))
+             FROM (SELECT x FROM unnest($1::text[]) AS u(x) ORDER BY x) AS ordered",
         )
         .await
         .map_err(pg_error)?;
-        let del = tx
-            .prepare_cached("DELETE FROM article_tags WHERE article_id = $1")
-            .await
-            .map_err(pg_error)?;
-        tx.execute(&del, &[&a.id]).await.map_err(pg_error)?;
-        if a.status == Status::Published && !a.tags.is_empty() {
-            let ins = tx
-                .prepare_cached(
-                    "INSERT INTO article_tags (article_id, lang, tag_slug, tag, published_at)
-                     SELECT $1, $2, s, t, $5 FROM unnest($3::text[], $4::text[]) AS x(s, t)",
-                )
-                .await
-                .map_err(pg_error)?;
-            tx.execute(&ins, &[&a.id, &a.lang, &a.tag_slugs(), &a.tags, &p])
-                .await
-                .map_err(pg_error)?;
+    tx.execute(&lock, &[&ids]).await.map_err(pg_error)?;
+    let read = tx
+        .prepare_cached("SELECT doc FROM articles WHERE id = ANY($1) FOR UPDATE")
+        .await
+        .map_err(pg_error)?;
+    let mut current: std::collections::HashMap<String, Article> = std::collections::HashMap::new();
+    for row in tx.query(&read, &[&ids]).await.map_err(pg_error)? {
+        let a = from_doc(row.get::<_, &str>(0))?;
+        current.insert(a.id.clone(), a);
+    }
+    let mut outcomes = Vec::with_capacity(articles.len());
+    let mut winners: std::collections::BTreeMap<&str, &Article> = std::collections::BTreeMap::new();
+    for a in articles {
+        let outcome = decide(current.get(&a.id), a);
+        if matches!(outcome, Upsert::Created | Upsert::Updated { .. }) {
+            current.insert(a.id.clone(), a.clone());
+            winners.insert(&a.id, a);
+        }
+        outcomes.push(outcome);
+    }
+    if winners.is_empty() {
+        return Ok(outcomes);
+    }
+
+    let w: Vec<&Article> = winners.into_values().collect();
+    let col = |f: fn(&Article) -> String| -> Vec<String> { w.iter().map(|a| f(a)).collect() };
+    let (ids, langs, cats) = (
+        col(|a| a.id.clone()),
+        col(|a| a.lang.clone()),
+        col(|a| a.category.clone()),
+    );
+    let (authors, statuses, docs) = (
+        col(|a| a.author_slug()),
+        col(|a| a.status.as_str().to_string()),
+        col(to_doc),
+    );
+    let published: Vec<i64> = w.iter().map(|a| a.published_at.timestamp()).collect();
+    let updated: Vec<i64> = w.iter().map(|a| a.updated_at.timestamp()).collect();
+    let upsert = tx
+        .prepare_cached(
+            "INSERT INTO articles (id, lang, category, author_slug, status, published_at, updated_at, doc)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[])
+             ON CONFLICT (id) DO UPDATE SET lang = excluded.lang, category = excluded.category,
+               author_slug = excluded.author_slug, status = excluded.status,
+               published_at = excluded.published_at, updated_at = excluded.updated_at, doc = excluded.doc",
+        )
+        .await
+        .map_err(pg_error)?;
+    tx.execute(
+        &upsert,
+        &[
+            &ids, &langs, &cats, &authors, &statuses, &published, &updated, &docs,
+        ],
+    )
+    .await
+    .map_err(pg_error)?;
+    let del = tx
+        .prepare_cached("DELETE FROM article_tags WHERE article_id = ANY($1)")
+        .await
+        .map_err(pg_error)?;
+    tx.execute(&del, &[&ids]).await.map_err(pg_error)?;
+
+    let (mut t_ids, mut t_langs, mut t_slugs, mut t_tags, mut t_pub) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for a in w.iter().filter(|a| a.status == Status::Published) {
+        for (tag, slug) in a.tags.iter().zip(a.tag_slugs()) {
+            t_ids.push(a.id.clone());
+            t_langs.push(a.lang.clone());
+            t_slugs.push(slug);
+            t_tags.push(tag.clone());
+            t_pub.push(a.published_at.timestamp());
         }
     }
-    Ok(outcome)
+    if !t_ids.is_empty() {
+        let ins = tx
+            .prepare_cached(
+                "INSERT INTO article_tags (article_id, lang, tag_slug, tag, published_at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])",
+            )
+            .await
+            .map_err(pg_error)?;
+        tx.execute(&ins, &[&t_ids, &t_langs, &t_slugs, &t_tags, &t_pub])
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(outcomes)
 }
 
 impl PgStore {
@@ -289,27 +321,26 @@ impl Store for PgStore {
     }
 
     async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError> {
-        let mut client = self.pool.get().await.map_err(pool_error)?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let outcome = upsert_one(&tx, article).await?;
-        tx.commit().await.map_err(pg_error)?;
-        Ok(outcome)
+        let mut outcomes = self.upsert_batch(std::slice::from_ref(article)).await?;
+        Ok(outcomes.pop().expect("one outcome per article"))
     }
 
     async fn upsert_batch(&self, articles: &[Article]) -> Result<Vec<Upsert>, StoreError> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let mut out = Vec::with_capacity(articles.len());
-        for a in articles {
-            out.push(upsert_one(&tx, a).await?);
-        }
+        let outcomes = upsert_many(&tx, articles).await?;
         tx.commit().await.map_err(pg_error)?;
-        Ok(out)
+        Ok(outcomes)
     }
 
     async fn get(&self, id: &str) -> Result<Option<Article>, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        read_one(&client, id, false).await
+        let stmt = client
+            .prepare_cached("SELECT doc FROM articles WHERE id = $1")
+            .await
+            .map_err(pg_error)?;
+        let row = client.query_opt(&stmt, &[&id]).await.map_err(pg_error)?;
+        row.map(|r| from_doc(r.get::<_, &str>(0))).transpose()
     }
 
     async fn get_many(&self, ids: &[String]) -> Result<Vec<Article>, StoreError> {
