@@ -1,47 +1,53 @@
 #!/usr/bin/env python3
 """feedcheck: a W3C-style checker for every feed a running bantin serves.
 
-The W3C Feed Validation Service cannot be reached from here, so this script re-implements,
-as explicit checks, the rules of the W3C feedvalidator (problems are named after its
-messages: MissingElement, InvalidRFC2822Date, IncorrectDOW, SelfDoesntMatchLocation,
-DuplicateAtomLink, ContainsRelRef, SecurityRisk, ...) plus the rendering rules of
-shared/DESIGN.md ("Rendering rules"), and has independent readers cross-check each other.
+The W3C Feed Validation Service cannot be reached from here (and is not on PyPI), so this
+script re-implements its rules as explicit checks, named after the validator's messages
+(MissingElement, InvalidRFC2822Date, IncorrectDOW, MissingAtomSelfLink,
+SelfDoesntMatchLocation, DuplicateValue, NeedDescriptionBeforeContent, DuplicateAtomLink,
+ContainsRelRef, SecurityRisk, SecurityRiskAttr, NotHtml, ContainsHTML, CharacterData,
+BadCharacters, ImplausibleDate, ...), adds the rendering rules of shared/DESIGN.md
+("Rendering rules"; rule names without a validator equivalent are descriptive, e.g.
+WrongOffset, AlternateLinksDisagree), and has independent readers cross-check each other.
 
-What it does, given a base URL (default http://127.0.0.1:8181):
-  1. Fetches /feeds.opml and every feed it lists in all three formats (rss.xml, atom.xml,
-     feed.json, derived from the listed RSS URL), following `next` links through all pages,
-     and checks that the page after the last one does not exist (404, or no items).
-  2. Well-formedness: `xmllint --noout --nonet` and Python's expat/xml.etree on every XML body
-     (RSS, Atom, OPML); json.loads on JSON Feed; no character outside the XML 1.0 Char
-     production anywhere (raw text, numeric character references, escaped HTML, JSON strings);
-     no C1 controls (BadCharacters); text in Unicode NFC (NotNFC).
-  3. RSS 2.0: channel title/link/description/language; RFC 822 dates with English names, the
-     newsroom offset (+0700) and a matching weekday; unique guids; atom:link rel=self
-     (absolute, equal to the fetched URL, type application/rss+xml); description before
-     content:encoded; enclosure url/length/type; no relative URLs, <script>, on* attributes or
-     javascript: URLs in content.
-     Atom 1.0: id/title/updated/author/xml:lang/link rel=self; unique entry ids; RFC 3339
-     dates with +07:00; no duplicate rel+type+hreflang links; an entry's first and last
-     rel=alternate links are both the entry's own page.
+Given a base URL (default http://127.0.0.1:8181) it:
+  1. fetches /feeds.opml and every feed it lists in all three formats (rss.xml, atom.xml,
+     feed.json, derived from the listed RSS URL), follows `next` links through all pages,
+     checks that the page after the last one does not exist (404 or no items), and fetches
+     page 1 again with a tracking query (self link / feed_url must stay clean);
+  2. well-formedness: `xmllint --noout --nonet` and expat/xml.etree on every XML body (RSS,
+     Atom, OPML), json.loads on JSON Feed; no character outside the XML 1.0 Char production
+     anywhere (raw text, numeric character references, escaped HTML, JSON strings); no C1
+     controls / U+FFFD (BadCharacters); text in Unicode NFC (NotNFC);
+  3. RSS 2.0: channel title/link/description/language, RFC 822 dates with English names, a
+     numeric +0700 offset and the right weekday, unique guids, atom:link rel=self (absolute,
+     the fetched URL, type application/rss+xml), description before content:encoded,
+     enclosure url/length/type, plain-text elements (ContainsHTML, CharacterData), escaped
+     HTML (no relative URLs, unsafe elements or attributes, javascript: URLs, non-HTML tags);
+     Atom 1.0: id/title/updated/author/xml:lang/link rel=self, unique entry ids, RFC 3339
+     dates with +07:00, no two alternate links with one type+hreflang (nor any two links with
+     one rel+type+hreflang), an entry's first and last rel=alternate both its own page;
      JSON Feed 1.1: version, title, feed_url, language, unique item ids, RFC 3339 dates,
-     next_url present iff there is a next page.
-  4. Independent readers agree: feedparser (bozo must be 0 for RSS and Atom) against this
-     script's own parse and against the JSON Feed: same ids (RSS guid = Atom id = JSON id),
-     titles, links (feedparser's entry.link must be the article's own page, not a
-     translation) and published instants (as UTC), page by page.
-  5. If the sample corpus (feeds/articles next to this script) is there, items that come from
-     it are checked against their source: instant of published_at (naive = site-local time),
-     url, and drafts / embargoed articles never shown.
+     content, attachments, next_url present iff there is a next page;
+  4. independent readers agree, page by page and per item: feedparser (bozo must be 0 for
+     RSS and Atom) vs this script's own parse vs the JSON Feed: same ids (RSS guid = Atom
+     id = JSON id), titles, links (feedparser's entry.link must be the article's own page,
+     not a translation), published/updated instants as UTC, summaries as text, content;
+  5. when the sample corpus is there (feeds/articles next to this script), items from it are
+     checked against their source: published_at instant (naive = site-local), url, language,
+     drafts and embargoed articles never shown.
 
-Counts documents (feeds x formats, plus later pages), items and problems; exits 0 only when
-there are no problems (1 with problems, 2 when the check itself cannot run).
+It counts documents (feeds x formats, plus later pages), items and problems, prints one line
+per problem ("[Rule] URL :: element :: message") and a summary for an issue's closing note.
+Exit status: 0 only with no problem, 1 with problems, 2 when the check itself cannot run.
 
-Run (needs Python 3.11, `pip install feedparser`, `apt-get install libxml2-utils`):
-  python3 scripts/feedcheck.py                       # against http://127.0.0.1:8181
+Needs Python 3.11, feedparser (`pip install feedparser`) and xmllint (Debian package
+libxml2-utils); html5lib (`pip install html5lib`) is optional and adds the validator's strict
+HTML parse (NotHtml). Run, with bantin serving:
+  python3 scripts/feedcheck.py                                  # http://127.0.0.1:8181
   python3 scripts/feedcheck.py --base http://127.0.0.1:8181 --summary-only
-Options: --tz ZONE (default: timezone in feeds/site.toml, else Asia/Ho_Chi_Minh),
-  --site PATH / --corpus DIR (default: ../feeds/site.toml and ../feeds/articles next to this
-  script; --no-corpus to skip), --no-noise (skip re-fetching page 1 with a tracking query).
+Other options: --tz ZONE (default: timezone in feeds/site.toml), --site PATH, --corpus DIR,
+--no-corpus, --no-noise, --max-problems N, --timeout S.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ import calendar
 import collections
 import datetime as dt
 import html
+import html.entities
 import html.parser
 import json
 import os
@@ -81,6 +88,11 @@ try:
 except ImportError:
     feedparser = None
 
+try:  # optional: the feedvalidator parses escaped HTML with html5lib in strict mode (NotHtml)
+    import html5lib
+except ImportError:
+    html5lib = None
+
 ATOM = "http://www.w3.org/2005/Atom"
 CONTENT = "http://purl.org/rss/1.0/modules/content/"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -99,18 +111,29 @@ MAX_PAGES = 1000
 
 # XML 1.0 (fifth edition) Char production, negated.
 NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# C1 controls: allowed by XML 1.0 but the feedvalidator warns (BadCharacters).
-C1_CHAR = re.compile("[\x80-\x9f]")
+# C1 controls and U+FFFD: allowed by XML 1.0 but the feedvalidator warns (BadCharacters:
+# usually windows-1252 or a broken decoder upstream).
+C1_CHAR = re.compile("[\x80-\x9f\ufffd]")
 CHAR_REF = re.compile(r"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# RFC 822 as the feedvalidator accepts it without comment (4-digit year, English names,
+# single spaces, numeric offset or one of the RFC 822 zone names).
 RFC822_RE = re.compile(
-    r"^(?:(%s), )?(\d{1,2}) (%s) (\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$"
+    r"^(?:(%s), )?(\d{1,2}) (%s) (\d{4}) (\d{2}):(\d{2})(?::(\d{2}))? "
+    r"(?:([+-])(\d{2})(\d{2})|(UT|GMT|Z|EST|EDT|CST|CDT|MST|MDT|PST|PDT))$"
     % ("|".join(DAYS), "|".join(MONTHS))
 )
+NAMED_ZONES = {"UT": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5,
+               "MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
 # The feedvalidator's looser rfc822 pattern: a date it accepts but ours rejects is still
 # reported (as InvalidRFC2822Date), e.g. a named zone such as GMT or ICT.
+# RFC 822 as loosely as old readers take it (named zones, 2-digit years, any spacing, no
+# seconds): a date that only this accepts is "problematical" rather than invalid.
+RFC822_LOOSE_RE = re.compile(
+    r"^((mon|tue|wed|thu|fri|sat|sun)\s*,\s*)?\d\d?\s+(%s)\s+\d\d(\d\d)?\s+\d\d:\d\d(:\d\d)?"
+    r"\s+([+-]\d{4}|ut|gmt|[ecmp][sd]t|[a-ik-z])?$" % "|".join(m.lower() for m in MONTHS))
 RFC3339_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 )
@@ -118,7 +141,9 @@ TAG_URI_RE = re.compile(
     r"^tag:([a-z0-9\-._]+?@)?[a-z0-9.\-]+?,\d{4}(-\d{2}(-\d{2})?)?:"
     r"[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]+$"
 )
-FULL_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/\s]\S*$")
+# A full (absolute) URI in RFC 2396 characters only: scheme, "//authority" for http(s)/ftp,
+# then unreserved / reserved / escaped characters (no spaces, no raw non-ASCII).
+FULL_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:(//)?[A-Za-z0-9;/?:@&=+$.\-_!~*'()%,#\[\]]+$")
 SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 MIME_RE = re.compile(r'^[^\s()<>,;:\\"/\[\]?=]+/[^\s()<>,;:\\"/\[\]?=]+$')
 LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -129,11 +154,40 @@ ATOM_RELS = {
     "previous", "prev", "current", "hub", "license", "replies", "edit", "edit-media",
     "payment", "search", "prev-archive", "next-archive", "current",
 }
-# Elements the feedvalidator calls a SecurityRisk inside (escaped) HTML content.
-UNSAFE_TAGS = {
-    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "meta",
-    "link", "base", "form", "noscript",
-}
+# HTML element names (HTML 4 and the living standard, plus a few obsolete ones): a start tag
+# not in this set is "NotHtml" (non-html tag) for the feedvalidator.
+HTML_ELEMENTS = set("""
+a abbr acronym address applet area article aside audio b base basefont bdi bdo big
+blockquote body br button canvas caption center cite code col colgroup data datalist dd del
+details dfn dialog dir div dl dt em embed fieldset figcaption figure font footer form frame
+frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe img input ins isindex kbd
+label legend li link main map mark menu meta meter nav noframes noscript object ol optgroup
+option output p param picture pre progress q rp rt ruby s samp script search section select
+slot small source span strike strong style sub summary sup table tbody td template textarea
+tfoot th thead time title tr track tt u ul var video wbr xmp plaintext listing
+""".split())
+# Known elements that are not safe in syndicated content: the feedvalidator's SecurityRisk.
+UNSAFE_TAGS = set("""
+applet base basefont body embed frame frameset head html iframe isindex link meta noframes
+object param script slot style title xmp plaintext listing
+""".split())
+# Attributes accepted in syndicated HTML; anything else (event handlers first of all) is a
+# SecurityRiskAttr, except data-*.  Conservative on purpose: no aria/role, no srcdoc.
+SAFE_ATTRS = set("""
+abbr accept align alt autoplay axis bgcolor border cellpadding cellspacing char charoff
+charset checked cite class clear color cols colspan compact controls coords crossorigin
+datetime decoding default dir disabled download face for frame headers height hidden high
+href hreflang hspace id ismap kind label lang loading longdesc loop low max maxlength media
+method min multiple muted name nohref noshade nowrap open optimum playsinline poster preload
+readonly referrerpolicy rel rev reversed rows rowspan rules scope selected shape size sizes
+span src srclang srcset start summary tabindex target title translate type usemap valign
+value vspace width xml:lang xmlns
+""".split())
+# CSS in a style attribute that the feedvalidator calls a DangerousStyleAttr (a conservative
+# approximation: anything that loads, scripts, or repositions content).
+DANGEROUS_CSS = re.compile(
+    r"url\s*\(|expression\s*\(|javascript:|vbscript:|behavior\s*:|-moz-binding|@import|"
+    r"position\s*:\s*(fixed|absolute)|\\", re.I)
 URL_ATTRS = {
     "href", "src", "poster", "cite", "action", "formaction", "data", "background",
     "longdesc", "usemap", "xlink:href", "manifest", "codebase", "archive", "lowsrc",
@@ -218,8 +272,10 @@ def check_chars(rep: Report, url: str, where: str, text: str, refs: bool = True)
                 f"(SAXError: not well-formed), near {ctx!r}")
     m = C1_CHAR.search(text)
     if m:
+        ctx = text[max(0, m.start() - 30): m.start() + 10]
         rep.add(url, "BadCharacters", where,
-                f"U+{ord(m.group()):04X} (C1 control) - '{where} contains bad characters'")
+                f"{where} contains bad characters: U+{ord(m.group()):04X} (C1 control or "
+                f"replacement character), near {ctx!r}")
     if refs:
         for m in CHAR_REF.finditer(text):
             try:
@@ -231,6 +287,10 @@ def check_chars(rep: Report, url: str, where: str, text: str, refs: bool = True)
                 rep.add(url, "InvalidXmlChar", where,
                         f"character reference {m.group()} names a character outside the "
                         f"XML 1.0 Char production")
+                break
+            if C1_CHAR.match(ch):
+                rep.add(url, "BadCharacters", where,
+                        f"{where} contains bad characters: character reference {m.group()}")
                 break
 
 
@@ -263,8 +323,16 @@ class HtmlScan(html.parser.HTMLParser):
 
 
 def check_html(rep: Report, url: str, where: str, fragment: str) -> None:
-    """SecurityRisk / SecurityRiskAttr / ContainsRelRef inside HTML content."""
+    """Escaped HTML content, as the feedvalidator's HTMLValidator and the DESIGN see it:
+    NotHtml (non-html tag, or a strict html5lib parse error), SecurityRisk (unsafe element,
+    javascript: URL), SecurityRiskAttr (event handler or unknown attribute),
+    DangerousStyleAttr, ContainsRelRef (relative URL in any URL attribute)."""
     check_chars(rep, url, where + " (HTML)", fragment)
+    if html5lib is not None:
+        try:
+            html5lib.HTMLParser(strict=True).parseFragment(fragment)
+        except Exception as e:  # html5lib.html5parser.ParseError
+            rep.add(url, "NotHtml", where, f"Invalid HTML (html5lib strict): {short(str(e), 120)}")
     scan = HtmlScan()
     try:
         scan.feed(fragment)
@@ -273,18 +341,20 @@ def check_html(rep: Report, url: str, where: str, fragment: str) -> None:
         rep.add(url, "NotHtml", where, f"HTML could not be parsed: {e}")
         return
     for tag, attrs in scan.tags:
+        if tag not in HTML_ELEMENTS:
+            rep.add(url, "NotHtml", where, f"Non-html tag <{tag}> in {where}")
+            continue
         if tag in UNSAFE_TAGS:
             rep.add(url, "SecurityRisk", where, f"{where} should not contain {tag} tag")
         for name, value in attrs:
             lname = name.lower()
-            if lname.startswith("on"):
+            if lname == "style":
+                if value and DANGEROUS_CSS.search(value):
+                    rep.add(url, "DangerousStyleAttr", where,
+                            f"dangerous style attribute on <{tag}>: {short(value, 60)}")
+            elif lname not in SAFE_ATTRS and not lname.startswith("data-"):
                 rep.add(url, "SecurityRiskAttr", where,
                         f"{where} should not contain {lname} attribute (on <{tag}>)")
-            if lname == "style" and value and re.search(
-                    r"expression\s*\(|url\s*\(|javascript:|behavior\s*:|-moz-binding",
-                    value, re.I):
-                rep.add(url, "DangerousStyleAttr", where,
-                        f"dangerous style attribute on <{tag}>: {short(value, 60)}")
             if value is None:
                 continue
             values = []
@@ -304,12 +374,63 @@ def check_html(rep: Report, url: str, where: str, fragment: str) -> None:
                             f"<{tag} {lname}={short(v, 60)!r}>")
 
 
-def check_plain_text(rep: Report, url: str, where: str, text: str) -> None:
-    """nonhtml: titles and other plain-text elements (ContainsHTML, script)."""
-    if HTML_END_TAG.search(text):
-        rep.add(url, "ContainsHTML", where, f"{where} should not contain HTML: {short(text)}")
-    if re.search(r"<script[>\s]", text, re.I):
-        rep.add(url, "SecurityRisk", where, f"{where} should not contain script tag")
+HTML_END_TAG_NAME = re.compile(r"</(\w+)>")
+ENTITY_LIKE = re.compile(r"&(#?\w+)")
+
+
+def check_plain_text(rep: Report, url: str, where: str, text: str, rule: str = "ContainsHTML") -> None:
+    """The feedvalidator's nonhtml rule for plain-text elements (titles, categories, Atom
+    type="text"): no end tag of an HTML element and no HTML entity reference in the decoded
+    text (it would be shown literally by some readers and decoded by others)."""
+    tags = [t for t in HTML_END_TAG_NAME.findall(text) if t.lower() in HTML_ELEMENTS]
+    if tags:
+        rep.add(url, rule, where, f"{where} should not contain HTML (</{tags[0]}>): {short(text)}")
+        return
+    for name in ENTITY_LIKE.findall(text):
+        if name in html.entities.name2codepoint or name == "apos" or not name.isalpha():
+            rep.add(url, rule, where,
+                    f"{where} should not contain HTML (entity &{name};): {short(text)}")
+            return
+
+
+def rss_character_data(rep: Report, url: str, text: str) -> None:
+    """The feedvalidator's RSS Profile check (CharacterData warning): in RSS 2.0 plain-text
+    elements, "&" and "<" should be written as hexadecimal character references (&#x26;,
+    &#x3C;).  Like the validator, a decoded value containing "&#x", "&#<digit>", "<letter" or
+    "</" is flagged unless the source line where the element starts contains "&#x"."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    has_hex = ["&#x" in ln for ln in lines]
+    plain = {("channel", "title"), ("channel", "description"), ("channel", "copyright"),
+             ("channel", "category"), ("item", "title"), ("item", "category"),
+             ("item", "source")}
+    p = xml.parsers.expat.ParserCreate()
+    stack: list[tuple[str, list | None]] = []
+    found: list[tuple[str, int, str]] = []
+
+    def start(name, attrs):
+        parent = stack[-1][0] if stack else None
+        rec = [f"{parent}/{name}", p.CurrentLineNumber, []] if (parent, name) in plain else None
+        stack.append((name, rec))
+
+    def end(name):
+        _, rec = stack.pop()
+        if rec is not None:
+            found.append((rec[0], rec[1], "".join(rec[2])))
+
+    def chars(data):
+        if stack and stack[-1][1] is not None:
+            stack[-1][1][2].append(data)
+
+    p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = start, end, chars
+    try:
+        p.Parse(text.encode("utf-8"), True)
+    except xml.parsers.expat.ExpatError:
+        return
+    for path, line, value in found:
+        if re.search(r"&#[x0-9]|<[/a-zA-Z]", value) and not has_hex[line - 1]:
+            rep.add(url, "CharacterData", path,
+                    f'{path} {short(value, 60)!r}: Encode "&" and "<" in plain text using '
+                    f'hexadecimal character references (&#x26; &#x3C;) (RSS Profile)')
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,19 +468,35 @@ def parse_rfc822(rep, url, where, value, zone: Zone, now: float):
     v = value.strip()
     m = RFC822_RE.match(v)
     if not m:
-        rep.add(url, "InvalidRFC2822Date", where,
-                f"{where} must be an RFC-822 date (English day/month names, numeric "
-                f"offset, e.g. 'Wed, 22 Mar 2023 10:17:00 +0700'): {v!r}")
+        if RFC822_LOOSE_RE.match(v.lower()):
+            rep.add(url, "ProblematicalRFC822Date", where,
+                    f"{where} {v!r} is an RFC-822 date readers may misparse; DESIGN wants "
+                    f"'Wed, 22 Mar 2023 10:17:00 +0700' (English names, numeric offset)")
+        else:
+            rep.add(url, "InvalidRFC2822Date", where,
+                    f"{where} must be an RFC-822 date (English day/month names, numeric "
+                    f"offset, e.g. 'Wed, 22 Mar 2023 10:17:00 +0700'): {v!r}")
         return None
-    dow, day, mon, year, hh, mi, ss, sign, oh, om = m.groups()
+    dow, day, mon, year, hh, mi, ss, sign, oh, om, named = m.groups()
     if v != value:
         rep.add(url, "UnexpectedWhitespace", where, f"whitespace around date {value!r}")
     if dow is None:
-        rep.add(url, "InvalidRFC2822Date", where, f"{where} has no day of week: {v!r}")
+        rep.add(url, "MissingDayOfWeek", where,
+                f"{where} {v!r} has no day of week (DESIGN: 'Wed, 22 Mar 2023 10:17:00 +0700')")
+    if ss is None:
+        rep.add(url, "MissingSeconds", where,
+                f"{where} {v!r} has no seconds (DESIGN: 'Wed, 22 Mar 2023 10:17:00 +0700')")
+    if named:
+        rep.add(url, "WrongOffset", where,
+                f"{where} {v!r}: zone name {named} instead of the numeric offset "
+                f"(DESIGN: numeric offset +0700, never GMT/ICT)")
     try:
-        off = dt.timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
+        if named:
+            off = dt.timedelta(hours=NAMED_ZONES[named])
+        else:
+            off = dt.timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
         local = dt.datetime(int(year), MONTHS.index(mon) + 1, int(day), int(hh), int(mi),
-                            int(ss), tzinfo=dt.timezone(off))
+                            int(ss or 0), tzinfo=dt.timezone(off))
     except ValueError as e:
         rep.add(url, "InvalidRFC2822Date", where, f"{where} is not a real date ({e}): {v!r}")
         return None
@@ -368,7 +505,7 @@ def parse_rfc822(rep, url, where, value, zone: Zone, now: float):
                 f"incorrect day of week: {v!r} is a {DAYS[local.weekday()]}")
     epoch = local.timestamp()
     want = zone.offset_at(epoch)
-    if off != want:
+    if off != want and not named:
         rep.add(url, "WrongOffset", where,
                 f"{where} {v!r}: offset must be the newsroom's {fmt_offset(want, False)} "
                 f"(DESIGN: RSS dates ... numeric offset +0700)")
@@ -400,7 +537,7 @@ def parse_rfc3339(rep, url, where, value, zone: Zone, now: float):
 
 
 def check_plausible(rep, url, where, v, epoch, now):
-    if epoch > now + 86400:
+    if epoch > now + 600:
         rep.add(url, "ImplausibleDate", where,
                 f"{where} {v!r} is in the future (embargoed item shown?)")
     elif epoch < 631152000:  # 1990-01-01
@@ -419,7 +556,8 @@ def iso_utc(epoch):
 
 
 class Item:
-    __slots__ = ("id", "title", "link", "published", "updated", "links_alt")
+    __slots__ = ("id", "title", "link", "published", "updated", "links_alt", "summary", "content",
+                 "images")
 
     def __init__(self, id=None, title=None, link=None, published=None, updated=None):
         self.id = id
@@ -428,6 +566,9 @@ class Item:
         self.published = published
         self.updated = updated
         self.links_alt = []
+        self.summary = None  # as plain text
+        self.content = None  # the HTML string
+        self.images: set[str] = set()  # photo URLs (enclosure, media:content, JSON image)
 
 
 class Doc:
@@ -446,6 +587,8 @@ class Doc:
         self.prev = None
         self.first = None
         self.body = b""
+        self.broken = False
+        self.self_href = None
 
 
 def text_of(el) -> str:
@@ -497,9 +640,10 @@ class Checker:
                              f"server reports charset {cs.group(1)!r}, body is UTF-8")
         return r
 
-    def decode(self, url: str, body: bytes) -> str | None:
+    def decode(self, url: str, body: bytes, fmt: str | None = None) -> str | None:
         if body.startswith(b"\xef\xbb\xbf"):
-            self.rep.add(url, "UnexpectedText", "BOM", "body starts with a UTF-8 byte order mark")
+            if fmt == "json":  # fine in XML, but RFC 8259: JSON text MUST NOT begin with a BOM
+                self.rep.add(url, "JSONError", "BOM", "JSON body starts with a byte order mark")
             body = body[3:]
         try:
             text = body.decode("utf-8")
@@ -546,12 +690,7 @@ class Checker:
             if ok:
                 self.rep.add(url, "SAXError", "xml.etree", f"XML Parsing error: {e}")
             return None
-        # every text node and attribute value, after XML decoding
-        for el in root.iter():
-            for v in list(el.attrib.values()) + [el.text or "", el.tail or ""]:
-                if v:
-                    check_chars(self.rep, url, "element " + local(el.tag), v, refs=False)
-        return root
+        return root if ok else None
 
     def feedparse(self, url, body, headers, fmt, doc: Doc):
         if feedparser is None:
@@ -580,6 +719,11 @@ class Checker:
                 published=calendar.timegm(e.published_parsed) if e.get("published_parsed") else None,
                 updated=calendar.timegm(e.updated_parsed) if e.get("updated_parsed") else None,
             )
+            # entry.summary, not summary_detail: feedparser 6 lets a later media:description
+            # (the photo caption) overwrite summary_detail but keeps summary.
+            sd = e.get("summary_detail") or {}
+            if e.get("summary") is not None:
+                it.summary = plain(e.get("summary"), sd.get("type", "text/html"))
             if it.id is None:
                 self.rep.add(url, "FeedparserMissingId", "entry",
                              f"feedparser finds no id for entry {short(it.title, 50)!r}")
@@ -587,10 +731,9 @@ class Checker:
             doc.fp_items[it.id] = it
             doc.fp_order.append(it.id)
 
-    def check_self(self, url, where, href, expected, want_type, typ):
+    def check_self(self, url, where, href, expected, want_type, typ, missing_rule="MissingSelf"):
         if href is None:
-            self.rep.add(url, "MissingSelf", where,
-                         'Missing atom:link with rel="self"')
+            self.rep.add(url, missing_rule, where, 'Missing atom:link with rel="self"')
             return
         if not is_full_url(href):
             self.rep.add(url, "InvalidFullLink", where,
@@ -599,7 +742,10 @@ class Checker:
             self.rep.add(url, "SelfDoesntMatchLocation", where,
                          f"Self reference doesn't match document location: self={href!r}, "
                          f"expected {expected!r}")
-        if typ != want_type:
+        if typ is not None and typ.split(";")[0] not in (
+                "application/atom+xml", "application/rss+xml", "application/rdf+xml"):
+            self.rep.add(url, "SelfNotAtom", where, f"self link type {typ!r} is not a feed type")
+        elif typ != want_type:
             self.rep.add(url, "InvalidSelfType", where,
                          f"self link type is {typ!r}, expected {want_type!r}")
 
@@ -641,6 +787,9 @@ class Checker:
                 rep.add(url, "DuplicateElement", "channel", f"channel contains more than one {name}")
         doc.title = text_of(ch.find("title"))
         check_plain_text(rep, url, "channel/title", doc.title)
+        for name in ("description", "copyright", "category"):
+            for el in ch.findall(name):
+                check_plain_text(rep, url, f"channel/{name}", text_of(el))
         clink = text_of(ch.find("link")).strip()
         if clink and not is_full_url(clink):
             rep.add(url, "InvalidFullLink", "channel/link", f"link must be a full and valid URL: {clink!r}")
@@ -684,7 +833,9 @@ class Checker:
             rep.add(url, "DuplicateAtomLink", "channel/atom:link", "more than one rel=self link")
         s = selfs[0] if selfs else None
         self.check_self(url, "channel/atom:link[@rel=self]", s.get("href") if s is not None else None,
-                        url, "application/rss+xml", s.get("type") if s is not None else None)
+                        url, "application/rss+xml", s.get("type") if s is not None else None,
+                        missing_rule="MissingAtomSelfLink")
+        doc.self_href = s.get("href") if s is not None else None
 
         guids = collections.Counter()
         for idx, item in enumerate(ch.findall("item"), 1):
@@ -745,15 +896,20 @@ class Checker:
         if f"{{{CONTENT}}}encoded" in tags:
             ci = tags.index(f"{{{CONTENT}}}encoded")
             if "description" not in tags:
-                rep.add(url, "MissingDescription", where,
+                rep.add(url, "NeedDescriptionBeforeContent", where,
                         "item has content:encoded but no description (DESIGN: description "
                         "(summary) before content:encoded)")
             elif tags.index("description") > ci:
-                rep.add(url, "ContentBeforeDescription", where,
-                        "description must come before content:encoded (DESIGN: Rendering rules)")
+                rep.add(url, "NeedDescriptionBeforeContent", where,
+                        "description must come before content:encoded (feedvalidator; DESIGN: "
+                        "Rendering rules)")
         for name in ("description", f"{{{CONTENT}}}encoded"):
             for el in item.findall(name):
                 check_html(rep, url, f"{where}/{local_prefixed(name)}", text_of(el))
+        for el in item.findall("category") + item.findall("source"):
+            check_plain_text(rep, url, f"{where}/{el.tag}", text_of(el))
+            if el.tag == "category" and not text_of(el).strip():
+                rep.add(url, "NotBlank", f"{where}/category", "category can not be blank")
         if item.find(f"{{{DC}}}creator") is None and item.find("author") is None:
             rep.add(url, "MissingElement", where,
                     "Missing item element: dc:creator (DESIGN: items have dc:creator)")
@@ -771,7 +927,14 @@ class Checker:
             if fs is not None and not re.fullmatch(r"[1-9]\d*", fs):
                 rep.add(url, "InvalidIntegerAttribute", f"{where}/media:content",
                         f"fileSize attribute of media:content must be a positive integer: {fs!r}")
-        doc.items.append(Item(id=gid, title=title, link=link, published=pub))
+        it = Item(id=gid, title=title, link=link, published=pub)
+        if item.find("description") is not None:
+            it.summary = plain(text_of(item.find("description")), "text/html")
+        if item.find(f"{{{CONTENT}}}encoded") is not None:
+            it.content = text_of(item.find(f"{{{CONTENT}}}encoded"))
+        it.images = {e.get("url") for e in encs} | \
+            {mc.get("url") for mc in item.iter(f"{{{MEDIA}}}content")}
+        doc.items.append(it)
 
     def check_enclosure(self, url, where, enc):
         rep = self.rep
@@ -828,6 +991,7 @@ class Checker:
         s = selfs[0] if selfs else None
         self.check_self(url, "feed/link[@rel=self]", s.get("href") if s is not None else None,
                         url, "application/atom+xml", s.get("type") if s is not None else None)
+        doc.self_href = s.get("href") if s is not None else None
         for l in links:
             rel = l.get("rel", "alternate")
             if rel == "next":
@@ -864,7 +1028,7 @@ class Checker:
         typ = el.get("type", "text")
         if typ == "text":
             t = text_of(el)
-            check_plain_text(self.rep, url, where, t)
+            check_plain_text(self.rep, url, where, t, rule="ContainsUndeclaredHTML")
             return t
         if typ == "html":
             check_html(self.rep, url, where, text_of(el))
@@ -907,6 +1071,12 @@ class Checker:
             if t is not None and not MIME_RE.match(t):
                 self.rep.add(url, "InvalidMIMEAttribute", f"{where}/link",
                              f"type attribute of link must be a valid MIME type: {t!r}")
+            if l.get("title") is not None:
+                check_plain_text(self.rep, url, f"{where}/link/@title", l.get("title"))
+            if where != "feed" and rel in ("current", "first", "last", "next", "next-archive",
+                                            "prev-archive", "previous"):
+                self.rep.add(url, "FeedHistoryRelInEntry", f"{where}/link",
+                             f"rel={rel} (RFC 5005) belongs on the feed, not on an entry")
             ln = l.get("length")
             if ln is not None and not re.fullmatch(r"\d+", ln):
                 self.rep.add(url, "InvalidIntegerAttribute", f"{where}/link",
@@ -956,6 +1126,8 @@ class Checker:
         if not alts and content is None:
             rep.add(url, "MissingContentOrAlternate", where,
                     "entry must have a content element or a link with rel=alternate")
+        if content is None and entry.find(A + "summary") is None:
+            rep.add(url, "MissingTextualContent", where, "entry has neither content nor summary")
         first = alts[0].get("href") if alts else None
         last = alts[-1].get("href") if alts else None
         if alts:
@@ -982,6 +1154,10 @@ class Checker:
         if summ is not None:
             self.atom_text(url, f"{where}/summary", summ)
         it = Item(id=eid, title=title, link=first, published=pub, updated=upd)
+        if summ is not None:
+            it.summary = plain(text_of(summ), "text/html" if summ.get("type") == "html" else "text/plain")
+        if content is not None and content.get("type") == "html":
+            it.content = text_of(content)
         it.links_alt = [(l.get("href"), l.get("hreflang")) for l in alts]
         doc.items.append(it)
 
@@ -1006,6 +1182,7 @@ class Checker:
             rep.add(url, "MissingElement", "feed", "Missing feed member: title")
         doc.title = t
         fu = feed.get("feed_url")
+        doc.self_href = fu
         if fu is None:
             rep.add(url, "MissingSelf", "feed_url", "Missing feed_url (JSON Feed's self link)")
         elif fu != url:
@@ -1124,8 +1301,15 @@ class Checker:
             sz = att.get("size_in_bytes")
             if sz is not None and (not isinstance(sz, int) or isinstance(sz, bool) or sz <= 0):
                 rep.add(url, "InvalidIntegerAttribute", aw, f"size_in_bytes must be a positive integer: {sz!r}")
-        doc.items.append(Item(id=iid if isinstance(iid, str) else None,
-                              title=title, link=link, published=pub, updated=upd))
+        it = Item(id=iid if isinstance(iid, str) else None,
+                  title=title, link=link, published=pub, updated=upd)
+        if isinstance(item.get("summary"), str):
+            it.summary = plain(item["summary"], "text/plain")
+        if isinstance(ch, str):
+            it.content = ch
+        if isinstance(item.get("image"), str):
+            it.images = {item["image"]}
+        doc.items.append(it)
 
     # ---- one document, one feed -----------------------------------------------------------
 
@@ -1133,17 +1317,22 @@ class Checker:
         r = self.get(url, fmt)
         if r is None:
             return None
-        text = self.decode(url, r.body)
+        text = self.decode(url, r.body, fmt)
         if text is None:
             return None
         doc = Doc(fmt, url, page)
         doc.body = r.body
         if fmt == "json":
-            self.check_json(url, canonical, page, lang, text, doc)
+            if self.check_json(url, canonical, page, lang, text, doc) is None:
+                doc.broken = True
         else:
             root = self.well_formed_xml(url, r.body, text)
-            if root is not None:
+            if root is None:
+                doc.broken = True
+            else:
                 (self.check_rss if fmt == "rss" else self.check_atom)(url, canonical, page, lang, root, doc)
+                if fmt == "rss":
+                    rss_character_data(self.rep, url, text)
             self.feedparse(url, r.body, r.headers, fmt, doc)
         if page > 1:
             self.rep.pages_beyond_first += 1
@@ -1176,6 +1365,8 @@ class Checker:
             if doc is None:
                 break
             pages.append(doc)
+            if doc.broken:
+                break  # reported already; its links can't be trusted
             if not doc.next:
                 # Is there really no further page?  (JSON: next_url present iff a next page.)
                 probe = f"{canonical}?page={page + 1}"
@@ -1191,7 +1382,7 @@ class Checker:
             url = doc.next
             page += 1
         # the first page again, with a tracking query: self link must stay clean
-        if self.args.noise and pages:
+        if self.args.noise and pages and not pages[0].broken and pages[0].self_href == canonical:
             noisy = canonical + "?utm_source=feedcheck&utm_medium=feed"
             r = fetch(noisy, self.args.timeout)
             self.rep.noise_fetches += 1
@@ -1239,6 +1430,8 @@ class Checker:
         where = stem + "{rss.xml,atom.xml,feed.json}"
         if not all(res.get(f) for f, _ in FORMATS):
             return
+        if any(d.broken for f, _ in FORMATS for d in res[f]):
+            return  # a document that does not parse is reported on its own
         npages = {f: len(res[f]) for f, _ in FORMATS}
         if len(set(npages.values())) > 1:
             rep.add(where, "PageCountMismatch", "paging",
@@ -1250,12 +1443,11 @@ class Checker:
                     rep.add(where, "OrderMismatch", f"page {p + 1}",
                             "the formats list the same ids in different orders")
                 else:
+                    every = set(per["rss"]) | set(per["atom"]) | set(per["json"])
                     rep.add(where, "PageMismatch", f"page {p + 1}",
                             f"page {p + 1} holds different ids per format: "
-                            + "; ".join(f"{f}-only {sorted(set(per[f]) - set(per[g]) - set(per[h]))}"
-                                        for f, g, h in (("rss", "atom", "json"), ("atom", "rss", "json"),
-                                                        ("json", "rss", "atom"))
-                                        if set(per[f]) - set(per[g]) - set(per[h])))
+                            + "; ".join(f"{f} lacks {', '.join(sorted(short_id(i) for i in every - set(per[f])))}"
+                                        for f, _ in FORMATS if every - set(per[f])))
         # feed titles
         titles = {"rss": res["rss"][0].title, "rss/feedparser": res["rss"][0].fp_title,
                   "atom": res["atom"][0].title, "atom/feedparser": res["atom"][0].fp_title,
@@ -1297,11 +1489,16 @@ class Checker:
                 prev = it
         ids = {f: set(own[f]) for f, _ in FORMATS}
         allids = ids["rss"] | ids["atom"] | ids["json"]
+        for f, _ in FORMATS:
+            lacking = sorted(allids - ids[f])
+            if lacking:
+                rep.add(where, "IdMismatch", f,
+                        f"{len(lacking)} id(s) of the other formats missing from {f} "
+                        f"(RSS guid = Atom id = JSON id): "
+                        + ", ".join(short_id(i) for i in lacking[:8])
+                        + (" …" if len(lacking) > 8 else ""))
         for i in sorted(allids):
-            missing = [f for f, _ in FORMATS if i not in ids[f]]
-            if missing:
-                rep.add(where, "IdMismatch", i, f"id {i!r} is missing from {', '.join(missing)} "
-                        f"(RSS guid = Atom id = JSON id)")
+            if any(i not in ids[f] for f, _ in FORMATS):
                 continue
             r, a, j = own["rss"][i], own["atom"][i], own["json"][i]
             fr, fa = fp["rss"].get(i), fp["atom"].get(i)
@@ -1320,6 +1517,16 @@ class Checker:
                 "rss pubDate": iso_utc(r.published), "rss/feedparser": iso_utc(fr.published),
                 "atom": iso_utc(a.published), "atom/feedparser": iso_utc(fa.published),
                 "json": iso_utc(j.published)})
+            self.agree(where, i, "SummaryMismatch", "summary (as text)", {
+                "rss description (as HTML)": r.summary, "rss/feedparser": fr.summary,
+                "atom": a.summary, "atom/feedparser": fa.summary, "json": j.summary})
+            self.agree(where, i, "ContentMismatch", "content HTML", {
+                "rss content:encoded": r.content, "atom content": a.content,
+                "json content_html": j.content})
+            if j.images and not j.images <= r.images:
+                rep.add(where, "ImageMissing", i,
+                        f"JSON image {sorted(j.images)[0]!r} has no RSS enclosure or media:content "
+                        f"(DESIGN: enclosure with a known length, otherwise media:content)")
             self.agree(where, i, "UpdatedMismatch", "updated (UTC)", {
                 "atom": iso_utc(a.updated), "atom/feedparser": iso_utc(fa.updated),
                 "json date_modified": iso_utc(j.updated)})
@@ -1466,6 +1673,17 @@ class Checker:
         return feeds
 
 
+def plain(value: str, ctype: str) -> str:
+    """The text a reader shows: HTML is parsed (tags dropped, references decoded)."""
+    if "html" in ctype:
+        value = html.unescape(re.sub(r"<[^>]*>", "", value))
+    return " ".join(value.split())
+
+
+def short_id(i: str) -> str:
+    return i.rsplit(":", 1)[-1] if i.startswith("tag:") else i
+
+
 def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -1549,7 +1767,9 @@ def summary(ch: Checker, started: float, rc: int) -> str:
         + (f"; {rep.corpus_items} matched against the source corpus" if ch.corpus is not None else ""),
         "checks: xmllint --noout + expat/ElementTree (RSS, Atom, OPML), json.loads, XML 1.0 Char, "
         "NFC, W3C feedvalidator rules (RSS 2.0, Atom 1.0), JSON Feed 1.1, "
-        f"feedparser {getattr(feedparser, '__version__', '?')} cross-format agreement",
+        f"feedparser {getattr(feedparser, '__version__', '?')} cross-format agreement, "
+        + (f"html5lib {html5lib.__version__} strict HTML parse" if html5lib else
+           "no html5lib (strict HTML parse skipped)"),
         f"problems: {len(rep.problems)}"
         + (" (" + ", ".join(f"{r} {n}" for r, n in by_rule.most_common()) + ")" if by_rule else ""),
         f"result: {'PASS' if rc == 0 else 'FAIL'}",
