@@ -2,6 +2,11 @@
 //! HTML per item, and a miss end to end (SQLite query + render + gzip + brotli + cache insert).
 //!
 //! Run: `cargo bench --bench render`. The compression levels live in `src/render.rs`.
+//!
+//! With `BANTIN_BENCH_DATABASE_URL` set (sqlite://… or postgres://…), the miss bench instead
+//! measures misses against that existing store, whatever it holds (bench/scale.sh uses this to
+//! compare a feed page at 1,000 and at 1,000,000 articles): page 1 of `/vi/rss.xml` and of
+//! `/vi/kinh-te/rss.xml`, and page 20 of the category.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
