@@ -4,8 +4,8 @@
 //! reference-counted body; every header value it sends was built when the feed was rendered.
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::conditional::{Coding, negotiate, not_modified};
@@ -113,12 +113,10 @@ pub fn text_response(status: StatusCode, text: String) -> Response {
 }
 
 /// The fallback handler: feeds, OPML and the HTML pages.
-pub async fn serve(
-    State(state): State<super::State>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub async fn serve(State(state): State<super::State>, req: Request) -> Response {
+    // Taken apart rather than extracted: a `HeaderMap` extractor would clone the headers.
+    let (parts, _) = req.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     if method != Method::GET && method != Method::HEAD {
         let mut r = text_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -144,8 +142,8 @@ pub async fn serve(
             match app.feed(&key).await {
                 Ok((entry, _)) => represent(
                     &entry.rep,
-                    &method,
-                    &headers,
+                    method,
+                    headers,
                     &state.cache_control,
                     &app.metrics,
                 ),
@@ -154,7 +152,7 @@ pub async fn serve(
             }
         }
         Target::Opml => match app.opml().await {
-            Ok(rep) => represent(&rep, &method, &headers, &state.cache_control, &app.metrics),
+            Ok(rep) => represent(&rep, method, headers, &state.cache_control, &app.metrics),
             Err(e) => store_failure(e),
         },
         Target::Home => super::pages::home(app).await,

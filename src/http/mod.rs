@@ -5,7 +5,6 @@
 //! rather than a tree of axum routes, so a wrong path gets a 404 that says what exists, and the
 //! parser is unit-tested without a server.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -54,11 +53,13 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use axum::serve::ListenerExt;
+    // Responses are written whole (headers and a precompressed body in one writev), so there is
+    // nothing for Nagle's algorithm to coalesce; it would only delay the last segment.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
