@@ -1758,7 +1758,7 @@ def summary(ch: Checker, started: float, rc: int) -> str:
         f"feeds in /feeds.opml: {rep.feeds}; documents checked: {docs_feeds} "
         f"({first_pages} first pages = {rep.feeds} feeds x 3 formats"
         f"{'' if first_pages == rep.feeds * 3 else ' (some missing)'}, "
-        f"+ {rep.pages_beyond_first} later pages) + 1 OPML",
+        f"+ {rep.pages_beyond_first} later pages) + {rep.docs - docs_feeds} OPML",
         f"  by format: RSS {rep.docs_by_format['rss']}, Atom {rep.docs_by_format['atom']}, "
         f"JSON {rep.docs_by_format['json']}; extra probes: {rep.probes} page-after-last, "
         f"{rep.noise_fetches} tracking-query",
