@@ -79,7 +79,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // This thread serves HTTP too (see `http::serve`): a single-threaded runtime here, plus one
+    // per further core started by the server.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");

@@ -40,9 +40,10 @@ pub fn render(page: &FeedPage, config: &Config) -> Vec<u8> {
     if page.items.iter().any(|a| a.image.is_some()) {
         channel.namespaces = BTreeMap::from([("media".to_string(), MEDIA_NS.to_string())]);
     }
-    channel
+    let xml = channel
         .write_to(Vec::with_capacity(16 * 1024))
-        .expect("writing to a Vec cannot fail")
+        .expect("writing to a Vec cannot fail");
+    rss_profile_references(&xml)
 }
 
 fn link(rel: &str, href: String, mime: Option<&str>) -> Link {
@@ -97,7 +98,9 @@ fn item(a: &Article, _page: &FeedPage, config: &Config) -> Item {
     let mut item = Item {
         title: Some(a.title.clone()),
         link: Some(a.url.clone()),
-        description: (!a.summary.is_empty()).then(|| a.summary.clone()),
+        // RSS `description` is HTML; the summary is plain text, so it is escaped once as text
+        // ("giá & <phí>" must not become a tag in a reader).
+        description: (!a.summary.is_empty()).then(|| crate::text::escape_xml(&a.summary)),
         categories,
         guid: Some(Guid {
             value: FeedPage::entry_id(config, a),
@@ -154,4 +157,48 @@ fn item(a: &Article, _page: &FeedPage, config: &Config) -> Item {
         item.extensions = ext;
     }
     item
+}
+
+/// Rewrites `&amp;` and `&lt;` as `&#x26;` and `&#x3C;`, as the RSS Advisory Board's profile
+/// recommends: readers that treat RSS titles as HTML decode the text twice, and a title such as
+/// "Giá & <chi phí>" would otherwise lose its angle-bracketed words (the W3C validator warns). The
+/// two forms are the same characters to an XML parser, and to an HTML parser inside CDATA, so
+/// nothing else changes.
+pub fn rss_profile_references(xml: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(xml.len() + xml.len() / 64);
+    let mut rest = xml;
+    while let Some(i) = rest.iter().position(|&b| b == b'&') {
+        out.extend_from_slice(&rest[..i]);
+        rest = &rest[i..];
+        if rest.starts_with(b"&amp;") {
+            out.extend_from_slice(b"&#x26;");
+            rest = &rest[5..];
+        } else if rest.starts_with(b"&lt;") {
+            out.extend_from_slice(b"&#x3C;");
+            rest = &rest[4..];
+        } else {
+            out.push(b'&');
+            rest = &rest[1..];
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_profile_references_rewrite_only_amp_and_lt() {
+        let xml = b"<title>Gi\xc3\xa1 &amp; &lt;chi ph\xc3\xad&gt; &quot;x&quot; &#39;</title>";
+        let out = rss_profile_references(xml);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<title>Giá &#x26; &#x3C;chi phí&gt; &quot;x&quot; &#39;</title>"
+        );
+        assert_eq!(rss_profile_references(b"no refs"), b"no refs");
+        assert_eq!(rss_profile_references(b"&"), b"&");
+        assert_eq!(rss_profile_references(b"&am"), b"&am");
+    }
 }

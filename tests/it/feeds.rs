@@ -292,6 +292,20 @@ async fn hostile_article_renders_without_illegal_characters_scripts_or_relative_
         assert!(html.contains("https://baolongan.example/uploads/anh.jpg"));
         let author = &e.authors[0].name;
         assert_eq!(author.as_deref(), Some("Thanh Hà"));
+        if path.ends_with("rss.xml") {
+            // RSS Profile: `&` and `<` in plain text as numeric references, and the plain-text
+            // summary escaped inside the HTML `description`, so "<chi phí>" is never a tag.
+            assert!(
+                body.contains("<title>Giá &#x26; &#x3C;chi phí&gt; nhà ở xã hội"),
+                "{path}"
+            );
+            let summary = e.summary.as_ref().unwrap().content.clone();
+            assert!(!summary.contains('\u{1}'));
+            assert!(
+                body.contains("giá &#x26; &#x3C;phí&gt; dịch vụ"),
+                "{path}: the summary is escaped as text"
+            );
+        }
     }
 }
 
