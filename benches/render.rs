@@ -115,21 +115,71 @@ fn render_benches(crit: &mut Criterion) {
     g.finish();
 }
 
+/// Renders `key` with the cache invalidated first, so every iteration is a miss.
+fn bench_miss(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    app: &App,
+    name: String,
+    key: CacheKey,
+) {
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            app.cache.invalidate([&key.feed]);
+            let (entry, _) = rt.block_on(app.feed(&key)).unwrap();
+            black_box(entry.rep.identity.bytes.len())
+        })
+    });
+}
+
 fn miss_benches(crit: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let c = config();
+    let category = FeedKey::new("vi", Selector::Category("kinh-te".into()));
+    if let Ok(url) = std::env::var("BANTIN_BENCH_DATABASE_URL") {
+        let app = rt.block_on(async {
+            let store = bantin::store::open(&url)
+                .await
+                .expect("the bench store opens");
+            let n = store.count().await.unwrap();
+            eprintln!("store {} holds {n} articles", bantin::server::redact(&url));
+            App::new(
+                Arc::new(c.clone()),
+                store,
+                WebSub::disabled(),
+                Arc::new(Metrics::new()),
+            )
+        });
+        let mut g = crit.benchmark_group("miss on an existing store");
+        let lang = CacheKey {
+            feed: FeedKey::new("vi", Selector::All),
+            format: Format::Rss,
+            page: 1,
+        };
+        bench_miss(&mut g, &rt, &app, "vi page 1 (rss)".into(), lang);
+        let first = CacheKey {
+            feed: category.clone(),
+            format: Format::Rss,
+            page: 1,
+        };
+        bench_miss(&mut g, &rt, &app, "vi/kinh-te page 1 (rss)".into(), first);
+        let deep = CacheKey {
+            feed: category,
+            format: Format::Rss,
+            page: 20,
+        };
+        bench_miss(&mut g, &rt, &app, "vi/kinh-te page 20 (rss)".into(), deep);
+        g.finish();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
     let app = rt.block_on(async {
-        let store = bantin::store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("bench.db").display()
-        ))
-        .await
-        .unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let store = bantin::store::open(&url).await.unwrap();
         let app = App::new(
             Arc::new(c.clone()),
             store,
@@ -142,17 +192,11 @@ fn miss_benches(crit: &mut Criterion) {
     let mut g = crit.benchmark_group("miss end to end (SQLite, 50 of 60 items x 8 KB)");
     for format in Format::ALL {
         let key = CacheKey {
-            feed: FeedKey::new("vi", Selector::Category("kinh-te".into())),
+            feed: category.clone(),
             format,
             page: 1,
         };
-        g.bench_function(format!("{format:?}"), |b| {
-            b.iter(|| {
-                app.cache.invalidate([&key.feed]);
-                let (entry, _) = rt.block_on(app.feed(&key)).unwrap();
-                black_box(entry.rep.identity.bytes.len())
-            })
-        });
+        bench_miss(&mut g, &rt, &app, format!("{format:?}"), key);
     }
     g.finish();
 }

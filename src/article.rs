@@ -44,6 +44,8 @@ impl ValidationError {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ArticleInput {
+    /// May be left out of a PUT body: the URL names the article.
+    #[serde(default)]
     pub id: String,
     pub lang: String,
     pub category: String,

@@ -251,8 +251,17 @@ pub fn read_records(
     Ok(())
 }
 
-/// Imports `files` through `app`, reporting each rejected record. Store failures abort (nothing
-/// after the failed transaction is written; everything before it is).
+/// What the reading thread hands to the writer.
+enum Read {
+    Batch(Vec<(Origin, Article)>),
+    Rejected(Rejected),
+    FileDone(u64),
+}
+
+/// Imports `files` through `app`, reporting each rejected record. Files are read and validated
+/// on a blocking thread while the previous batch is being written, and handed over in batches of
+/// [`BATCH`] through a short queue, so memory stays bounded whatever the file size. Store failures
+/// abort (nothing after the failed transaction is written; everything before it is).
 pub async fn import(app: &App, files: &[PathBuf], progress: bool) -> Result<Report, ImportError> {
     let mut report = Report::default();
     let bar = if progress && std::io::stderr().is_terminal() {
@@ -271,32 +280,55 @@ pub async fn import(app: &App, files: &[PathBuf], progress: bool) -> Result<Repo
     } else {
         None
     };
-    let mut pending: Vec<(Origin, Article)> = Vec::with_capacity(BATCH);
-    for file in files {
-        let mut rejected = Vec::new();
-        let mut ready: Vec<(Origin, Article)> = Vec::new();
-        read_records(file, &app.config, |origin, r| match r {
-            Ok(a) => ready.push((origin, a)),
-            Err(rej) => rejected.push(rej),
-        })
-        .map_err(|e| ImportError::Io(file.clone(), e))?;
-        report.rejected.extend(rejected);
-        for item in ready {
-            pending.push(item);
-            if pending.len() >= BATCH {
-                flush(app, &mut pending, &mut report).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Read>(2);
+    let config = app.config.clone();
+    let files = files.to_vec();
+    let reader = tokio::task::spawn_blocking(move || -> Result<(), ImportError> {
+        let mut batch = Vec::with_capacity(BATCH);
+        for file in &files {
+            // A send fails only when the writer gave up (a store error); stop reading then.
+            let mut open = true;
+            read_records(file, &config, |origin, r| match r {
+                Ok(a) => {
+                    batch.push((origin, a));
+                    if batch.len() >= BATCH {
+                        open &= tx
+                            .blocking_send(Read::Batch(std::mem::take(&mut batch)))
+                            .is_ok();
+                    }
+                }
+                Err(rej) => open &= tx.blocking_send(Read::Rejected(rej)).is_ok(),
+            })
+            .map_err(|e| ImportError::Io(file.clone(), e))?;
+            let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            if !open || tx.blocking_send(Read::FileDone(size)).is_err() {
+                return Ok(());
             }
         }
-        if let Some(bar) = &bar {
-            bar.inc(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
-            bar.set_message(format!(
-                "{} loaded, {} rejected",
-                report.loaded(),
-                report.rejected.len()
-            ));
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Read::Batch(batch));
+        }
+        Ok(())
+    });
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Read::Batch(mut batch) => flush(app, &mut batch, &mut report).await?,
+            Read::Rejected(r) => report.rejected.push(r),
+            Read::FileDone(size) => {
+                if let Some(bar) = &bar {
+                    bar.inc(size);
+                    bar.set_message(format!(
+                        "{} loaded, {} rejected",
+                        report.loaded(),
+                        report.rejected.len()
+                    ));
+                }
+            }
         }
     }
-    flush(app, &mut pending, &mut report).await?;
+    reader
+        .await
+        .map_err(|e| ImportError::Io(PathBuf::new(), std::io::Error::other(e)))??;
     if let Some(bar) = bar {
         bar.finish_with_message(report.to_string());
     }

@@ -209,6 +209,14 @@ impl PgStore {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
         config.connect_timeout(TIMEOUT);
+        // Statements are prepared once per connection; with a generic plan PostgreSQL may read
+        // a whole category to skip to page N. Feed queries are cheap to plan: always plan them
+        // for their parameters.
+        let options = match config.get_options() {
+            Some(o) => format!("{o} -c plan_cache_mode=force_custom_plan"),
+            None => "-c plan_cache_mode=force_custom_plan".to_string(),
+        };
+        config.options(&options);
         if config.get_application_name().is_none() {
             config.application_name("bantin");
         }
@@ -383,7 +391,9 @@ impl Store for PgStore {
             };
             params[t - 1] = Box::new(row.get::<_, i64>(0));
             params.push(Box::new(row.get::<_, String>(1)));
-            format!(" AND ({p} < ${t} OR ({p} = ${t} AND {id} <= ${}))", t + 1)
+            // A row-value comparison is one index condition on the feed index (an OR of two
+            // comparisons would only filter).
+            format!(" AND ({p}, {id}) <= (${t}, ${})", t + 1)
         } else {
             format!(" AND {p} <= ${t}")
         };

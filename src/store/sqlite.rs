@@ -146,7 +146,8 @@ fn page_rows(conn: &Connection, q: &PageQuery<'_>) -> Result<Vec<Article>, Store
         };
         values[t - 1] = Value::Integer(bp);
         values.push(Value::Text(bid));
-        format!(" AND ({p} < ?{t} OR ({p} = ?{t} AND {id} <= ?{}))", t + 1)
+        // A row-value comparison is one range condition on the feed index.
+        format!(" AND ({p}, {id}) <= (?{t}, ?{})", t + 1)
     } else {
         format!(" AND {p} <= ?{t}")
     };

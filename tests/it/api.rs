@@ -157,6 +157,14 @@ async fn create_update_noop_stale_delete_and_read_your_writes() {
         .await
         .unwrap();
     assert_eq!(saw("get", ONE, error_of(r).await.0), 404);
+
+    // The URL names the article: a body without an id is that article.
+    let mut no_id = article("ignored", "vi", "kinh-te", "2026-11-25T08:00:00");
+    no_id.as_object_mut().unwrap().remove("id");
+    let r = app.put("api-2", &no_id).await;
+    assert_eq!(saw("put", ONE, r.status().as_u16()), 201);
+    let stored: Value = r.json().await.unwrap();
+    assert_eq!(stored["id"], "api-2");
 }
 
 #[tokio::test]

@@ -9,7 +9,9 @@ CREATE TABLE articles (
     published_at INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL,
     doc          TEXT NOT NULL
-) WITHOUT ROWID;
+);
+-- (A rowid table: rows carry a whole article, kilobytes each, which a WITHOUT ROWID b-tree
+-- stores half-empty. The tag table below has small rows, where WITHOUT ROWID saves space.)
 
 -- One index per feed kind, holding only published rows, in feed order: a feed page is a range
 -- scan of the first `limit` entries at or before `now`, whatever the corpus size.
