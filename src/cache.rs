@@ -14,8 +14,10 @@
 //! A second map keeps the last good representation of each key for `stale-if-error`: when a
 //! render fails because the store is down, the previous bytes are served rather than an error.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -42,6 +44,8 @@ pub struct Entry {
     generation: u64,
     /// How long it may live from insertion: min(TTL, time to the feed's next publication).
     ttl: Duration,
+    /// When it stops being true (insertion time + `ttl`).
+    expires_at: Instant,
 }
 
 struct EntryExpiry;
@@ -69,6 +73,8 @@ pub struct Rendered {
 }
 
 pub struct FeedCache {
+    /// Distinguishes this cache's thread-local copies from another instance's (tests run many).
+    id: u64,
     fresh: Cache<CacheKey, Arc<Entry>>,
     last_good: Cache<CacheKey, Arc<Entry>>,
     ttl: Duration,
@@ -78,6 +84,26 @@ pub struct FeedCache {
     /// Generation of the last "drop everything".
     flushed: AtomicU64,
     renders: AtomicU64,
+}
+
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Most bytes of thread-local copies one thread keeps (see [`FeedCache::hot`]).
+const HOT_MAX_BYTES: usize = 32 << 20;
+
+/// A thread's own copy of a current entry.
+struct Hot {
+    /// The cache generation when the entry was looked up: any invalidation since voids the copy.
+    generation: u64,
+    expires_at: Instant,
+    rep: Rc<Representation>,
+}
+
+/// One thread's copies, by (cache id, key), and the bytes they hold.
+type HotMap = (HashMap<(u64, CacheKey), Hot>, usize);
+
+thread_local! {
+    static HOT: RefCell<HotMap> = RefCell::new((HashMap::new(), 0));
 }
 
 /// How a lookup was answered.
@@ -94,6 +120,7 @@ impl FeedCache {
         let weigher =
             |_: &CacheKey, v: &Arc<Entry>| -> u32 { v.rep.weight().try_into().unwrap_or(u32::MAX) };
         FeedCache {
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             fresh: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(weigher)
@@ -172,6 +199,7 @@ impl FeedCache {
                         rep: r.rep,
                         generation,
                         ttl,
+                        expires_at: Instant::now() + ttl,
                     }))
                 })
                 .await;
@@ -199,6 +227,53 @@ impl FeedCache {
             }
         }
         unreachable!("the last attempt always returns")
+    }
+
+    /// The current generation: it moves on every invalidation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Answers from this thread's own copy of `key`'s entry, if it has one that is still current.
+    ///
+    /// The hot path of a poll. Each HTTP worker thread keeps private copies of the entries it
+    /// serves (bodies and header values), so a hit touches no memory another core writes: no
+    /// shared reference counts, no cache-wide locks. A copy is current while the cache's
+    /// generation is the one it was taken at (every invalidation moves it on) and its entry has not
+    /// expired (TTL, next scheduled publication).
+    pub fn hot<R>(&self, key: &CacheKey, answer: impl FnOnce(&Representation) -> R) -> Option<R> {
+        let generation = self.generation();
+        let rep = HOT.with(|h| {
+            let h = h.borrow();
+            let hot = h.0.get(&(self.id, key.clone()))?;
+            (hot.generation == generation && Instant::now() < hot.expires_at)
+                .then(|| hot.rep.clone())
+        })?;
+        Some(answer(&rep))
+    }
+
+    /// Keeps a thread-local copy of `entry`, looked up when the generation was `seen`.
+    pub fn keep_hot(&self, key: &CacheKey, entry: &Entry, seen: u64) {
+        let weight = entry.rep.weight();
+        if weight > HOT_MAX_BYTES / 8 {
+            return;
+        }
+        HOT.with(|h| {
+            let mut h = h.borrow_mut();
+            if h.1 + weight > HOT_MAX_BYTES {
+                h.0.clear();
+                h.1 = 0;
+            }
+            let hot = Hot {
+                generation: seen,
+                expires_at: entry.expires_at,
+                rep: Rc::new(entry.rep.thread_copy()),
+            };
+            if let Some(old) = h.0.insert((self.id, key.clone()), hot) {
+                h.1 -= old.rep.weight();
+            }
+            h.1 += weight;
+        });
     }
 
     /// Drops every page and format of these feeds, and makes any render of them that began
@@ -378,5 +453,43 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(*err, "down");
+    }
+
+    #[tokio::test]
+    async fn thread_copies_serve_until_an_invalidation_or_expiry() {
+        let c = cache();
+        let k = key("vi", 1);
+        let seen = c.generation();
+        let (e, _) = c
+            .get_or_render(&k, || async {
+                rendered("a", Some(Duration::from_millis(300)))
+            })
+            .await
+            .unwrap();
+        let body = |r: &Representation| r.identity.bytes.clone();
+        assert!(c.hot(&k, body).is_none(), "nothing kept yet");
+        c.keep_hot(&k, &e, seen);
+        assert_eq!(&c.hot(&k, body).unwrap()[..], b"a");
+        assert!(
+            cache().hot(&k, body).is_none(),
+            "another cache's copies are not this one's"
+        );
+        assert!(c.hot(&key("en", 1), body).is_none());
+        c.invalidate([&FeedKey::new("en", Selector::All)]);
+        assert!(
+            c.hot(&k, body).is_none(),
+            "any invalidation voids the copies"
+        );
+        let seen = c.generation();
+        let (e, _) = c
+            .get_or_render(&k, || async {
+                rendered("b", Some(Duration::from_millis(300)))
+            })
+            .await
+            .unwrap();
+        c.keep_hot(&k, &e, seen);
+        assert!(c.hot(&k, body).is_some());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(c.hot(&k, body).is_none(), "a copy expires with its entry");
     }
 }

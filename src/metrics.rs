@@ -18,7 +18,6 @@ pub struct ResultLabel {
 
 pub struct Metrics {
     registry: Registry,
-    pub feed_requests: Counter,
     pub not_modified: Counter,
     pub cache_hits: Counter,
     pub cache_misses: Counter,
@@ -41,7 +40,6 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("bantin");
         let m = Metrics {
-            feed_requests: Counter::default(),
             not_modified: Counter::default(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
@@ -54,11 +52,6 @@ impl Metrics {
             cache_entries: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "feed_requests",
-            "Feed requests (GET and HEAD)",
-            m.feed_requests.clone(),
-        );
         registry.register(
             "feed_not_modified",
             "Feed requests answered 304",

@@ -81,6 +81,28 @@ impl Representation {
         }
     }
 
+    /// A deep copy: new buffers for the bodies and header values, so the copy shares no reference
+    /// count with the original (a thread can then serve it without touching other cores' memory).
+    pub fn thread_copy(&self) -> Representation {
+        let header = |v: &HeaderValue| {
+            HeaderValue::from_bytes(v.as_bytes()).expect("copied from a valid header")
+        };
+        let body = |b: &Body| Body {
+            bytes: Bytes::copy_from_slice(&b.bytes),
+            etag: header(&b.etag),
+        };
+        Representation {
+            content_type: self.content_type.clone(),
+            identity: body(&self.identity),
+            gzip: body(&self.gzip),
+            br: body(&self.br),
+            hash: self.hash.clone(),
+            last_modified: self.last_modified,
+            last_modified_header: self.last_modified_header.as_ref().map(header),
+            link_header: header(&self.link_header),
+        }
+    }
+
     /// Bytes held, for the cache's weigher.
     pub fn weight(&self) -> usize {
         self.identity.bytes.len() + self.gzip.bytes.len() + self.br.bytes.len() + 512

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::conditional::{Coding, negotiate, not_modified};
 use crate::app::FeedError;
-use crate::cache::CacheKey;
+use crate::cache::{CacheKey, Source};
 use crate::config::Config;
 use crate::feed::{FeedKey, Format, Selector};
 use crate::render::Representation;
@@ -112,6 +112,30 @@ pub fn text_response(status: StatusCode, text: String) -> Response {
     r
 }
 
+/// Answers a cached feed hit from this thread's copy, without a task or an await; `None` for
+/// anything else (a miss, a page, an error), which then takes the full path.
+pub fn hot(
+    state: &super::HttpState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let Ok(Target::Feed(feed, format)) = parse_path(&state.app.config, uri.path()) else {
+        return None;
+    };
+    let page = parse_page(uri.query()).ok()?;
+    let key = CacheKey { feed, format, page };
+    let app = &state.app;
+    let resp = app.cache.hot(&key, |rep| {
+        represent(rep, method, headers, &state.cache_control, &app.metrics)
+    })?;
+    app.metrics.cache_hits.inc();
+    Some(resp)
+}
+
 /// The fallback handler: feeds, OPML and the HTML pages.
 pub async fn serve(State(state): State<super::State>, req: Request) -> Response {
     // Taken apart rather than extracted: a `HeaderMap` extractor would clone the headers.
@@ -137,16 +161,21 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     };
     match target {
         Target::Feed(feed, format) => {
-            app.metrics.feed_requests.inc();
             let key = CacheKey { feed, format, page };
+            let seen = app.cache.generation();
             match app.feed(&key).await {
-                Ok((entry, _)) => represent(
-                    &entry.rep,
-                    method,
-                    headers,
-                    &state.cache_control,
-                    &app.metrics,
-                ),
+                Ok((entry, source)) => {
+                    if source != Source::Stale {
+                        app.cache.keep_hot(&key, &entry, seen);
+                    }
+                    represent(
+                        &entry.rep,
+                        method,
+                        headers,
+                        &state.cache_control,
+                        &app.metrics,
+                    )
+                }
                 Err(FeedError::NotFound(msg)) => text_response(StatusCode::NOT_FOUND, msg),
                 Err(FeedError::Store(e)) => store_failure(e),
             }

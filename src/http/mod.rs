@@ -37,14 +37,28 @@ pub struct HttpState {
 
 pub type State = Arc<HttpState>;
 
-pub fn router(app: Arc<App>) -> Router {
+/// Builds the handler state. Each worker thread gets its own, so the reference count a request
+/// bumps lives in memory only that thread writes.
+pub fn state(app: Arc<App>) -> State {
     let c = &app.config.cache;
-    let cache_control = HeaderValue::from_str(&format!(
-        "public, max-age={}, stale-while-revalidate={}, stale-if-error={}",
-        c.max_age, c.stale_while_revalidate, c.stale_if_error
-    ))
-    .expect("numbers make a valid header");
-    let state = Arc::new(HttpState { app, cache_control });
+    // Leaked once per state (a few dozen bytes): a static header value is shared by every
+    // response without a reference count.
+    let text: &'static str = Box::leak(
+        format!(
+            "public, max-age={}, stale-while-revalidate={}, stale-if-error={}",
+            c.max_age, c.stale_while_revalidate, c.stale_if_error
+        )
+        .into_boxed_str(),
+    );
+    Arc::new(HttpState {
+        app,
+        cache_control: HeaderValue::from_static(text),
+    })
+}
+
+/// Routes other than feeds and pages: the API and operations. Everything else falls back to
+/// [`feeds::serve`].
+pub fn router(state: State) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -52,6 +66,37 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api::routes(&state))
         .fallback(feeds::serve)
         .with_state(state)
+}
+
+/// One worker's request handler: cached feed hits are answered synchronously from the worker's
+/// own copies (no task, no allocation beyond the response); everything else goes through the
+/// axum router.
+#[derive(Clone)]
+struct Handler {
+    state: State,
+    router: Router,
+}
+
+type Answer = Result<axum::response::Response, std::convert::Infallible>;
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<
+        std::future::Ready<Answer>,
+        futures::future::BoxFuture<'static, Answer>,
+    >;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(resp) = feeds::hot(&self.state, req.method(), req.uri(), req.headers()) {
+            return futures::future::Either::Left(std::future::ready(Ok(resp)));
+        }
+        let router = self.router.clone();
+        futures::future::Either::Right(Box::pin(async move {
+            use tower::ServiceExt;
+            router.oneshot(req).await
+        }))
+    }
 }
 
 /// How many threads serve HTTP: `BANTIN_WORKERS`, or one per available core.
@@ -67,20 +112,52 @@ pub fn worker_count() -> usize {
         })
 }
 
+/// Accepts and serves connections on this thread's runtime until `shutdown`, then waits (up to
+/// 30 s) for in-flight requests to finish.
 async fn serve_one(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Responses are written whole (headers and a precompressed body in one writev), so there is
-    // nothing for Nagle's algorithm to coalesce; it would only delay the last segment.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
+    let state = state(app);
+    let handler = Handler {
+        router: router(state.clone()),
+        state,
+    };
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let http = hyper::server::conn::http1::Builder::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // Responses are written whole (headers and a precompressed body in one writev), so
+        // there is nothing for Nagle's algorithm to coalesce; it would only delay the last
+        // segment.
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), handler.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 30 s of shutdown; closing them");
+    }
+    Ok(())
 }
 
 /// Serves on this task's runtime plus `worker_count() - 1` threads of their own until `shutdown`

@@ -702,5 +702,12 @@ async fn operations_endpoints_answer() {
         "the preview lists articles"
     );
     let metrics = app.get_text("/metrics").await;
-    assert!(metrics.contains("bantin_feed_requests_total"), "{metrics}");
+    for m in [
+        "bantin_cache_hits_total",
+        "bantin_cache_misses_total",
+        "bantin_render_seconds_bucket",
+        "bantin_store_errors_total",
+    ] {
+        assert!(metrics.contains(m), "{m} in {metrics}");
+    }
 }
