@@ -241,15 +241,14 @@ impl FeedCache {
     /// shared reference counts, no cache-wide locks. A copy is current while the cache's
     /// generation is the one it was taken at (every invalidation moves it on) and its entry has not
     /// expired (TTL, next scheduled publication).
-    pub fn hot<R>(&self, key: &CacheKey, answer: impl FnOnce(&Representation) -> R) -> Option<R> {
+    pub fn hot(&self, key: &CacheKey) -> Option<Rc<Representation>> {
         let generation = self.generation();
-        let rep = HOT.with(|h| {
+        HOT.with(|h| {
             let h = h.borrow();
             let hot = h.0.get(&(self.id, key.clone()))?;
             (hot.generation == generation && Instant::now() < hot.expires_at)
                 .then(|| hot.rep.clone())
-        })?;
-        Some(answer(&rep))
+        })
     }
 
     /// Keeps a thread-local copy of `entry`, looked up when the generation was `seen`.
@@ -466,18 +465,18 @@ mod tests {
             })
             .await
             .unwrap();
-        let body = |r: &Representation| r.identity.bytes.clone();
-        assert!(c.hot(&k, body).is_none(), "nothing kept yet");
+        let body = |r: Rc<Representation>| r.identity.bytes.clone();
+        assert!(c.hot(&k).map(body).is_none(), "nothing kept yet");
         c.keep_hot(&k, &e, seen);
-        assert_eq!(&c.hot(&k, body).unwrap()[..], b"a");
+        assert_eq!(&c.hot(&k).map(body).unwrap()[..], b"a");
         assert!(
-            cache().hot(&k, body).is_none(),
+            cache().hot(&k).map(body).is_none(),
             "another cache's copies are not this one's"
         );
-        assert!(c.hot(&key("en", 1), body).is_none());
+        assert!(c.hot(&key("en", 1)).map(body).is_none());
         c.invalidate([&FeedKey::new("en", Selector::All)]);
         assert!(
-            c.hot(&k, body).is_none(),
+            c.hot(&k).map(body).is_none(),
             "any invalidation voids the copies"
         );
         let seen = c.generation();
@@ -488,8 +487,11 @@ mod tests {
             .await
             .unwrap();
         c.keep_hot(&k, &e, seen);
-        assert!(c.hot(&k, body).is_some());
+        assert!(c.hot(&k).map(body).is_some());
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert!(c.hot(&k, body).is_none(), "a copy expires with its entry");
+        assert!(
+            c.hot(&k).map(body).is_none(),
+            "a copy expires with its entry"
+        );
     }
 }

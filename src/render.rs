@@ -27,6 +27,47 @@ const BROTLI_WINDOW: u32 = 22;
 pub struct Body {
     pub bytes: Bytes,
     pub etag: HeaderValue,
+    /// Where the same bytes start in the representation's [`MemFile`], if it has one.
+    pub offset: u64,
+}
+
+/// The three bodies of a large representation in an anonymous in-memory file (memfd), so the
+/// fast path can hand them to the kernel with sendfile(2) instead of copying them into every
+/// socket: the page-cache pages are shared by all the responses in flight, as nginx does with a
+/// static file. Written once at render time and never modified.
+#[derive(Debug)]
+pub struct MemFile(std::os::fd::OwnedFd);
+
+/// Representations at least this large get a [`MemFile`]; below it a copy costs less than the
+/// extra system call.
+pub const MEMFILE_MIN_BYTES: usize = 16 * 1024;
+
+impl MemFile {
+    #[cfg(target_os = "linux")]
+    fn create(parts: &[&[u8]]) -> Option<MemFile> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a valid NUL-terminated name; the returned descriptor is owned from here on.
+        let fd = unsafe { libc::memfd_create(c"bantin-feed".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let mut file = std::fs::File::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        for p in parts {
+            file.write_all(p).ok()?;
+        }
+        Some(MemFile(file.into()))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn create(_: &[&[u8]]) -> Option<MemFile> {
+        None
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.0.as_fd()
+    }
 }
 
 /// Everything needed to answer a GET, a HEAD or a conditional request for one feed page.
@@ -42,6 +83,9 @@ pub struct Representation {
     pub last_modified_header: Option<HeaderValue>,
     /// `Link: <hub>; rel="hub", <self>; rel="self"` (WebSub discovery).
     pub link_header: HeaderValue,
+    /// The bodies again, for sendfile(2); only for large representations, and only where the
+    /// platform has memfd.
+    pub file: Option<std::sync::Arc<MemFile>>,
 }
 
 impl Representation {
@@ -55,6 +99,12 @@ impl Representation {
         let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&body));
         let gzip = gzip(&body);
         let br = brotli(&body);
+        let file = if body.len() >= MEMFILE_MIN_BYTES {
+            MemFile::create(&[&body, &gzip, &br]).map(std::sync::Arc::new)
+        } else {
+            None
+        };
+        let (gzip_at, br_at) = (body.len() as u64, (body.len() + gzip.len()) as u64);
         let etag = |suffix: &str| {
             HeaderValue::from_str(&format!("\"{hash}{suffix}\"")).expect("hex is a valid header")
         };
@@ -63,14 +113,17 @@ impl Representation {
             identity: Body {
                 bytes: Bytes::from(body),
                 etag: etag(""),
+                offset: 0,
             },
             gzip: Body {
                 bytes: Bytes::from(gzip),
                 etag: etag("-gz"),
+                offset: gzip_at,
             },
             br: Body {
                 bytes: Bytes::from(br),
                 etag: etag("-br"),
+                offset: br_at,
             },
             last_modified,
             last_modified_header: last_modified
@@ -78,6 +131,7 @@ impl Representation {
             link_header: HeaderValue::from_str(&link_header)
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             hash,
+            file,
         }
     }
 
@@ -90,6 +144,7 @@ impl Representation {
         let body = |b: &Body| Body {
             bytes: Bytes::copy_from_slice(&b.bytes),
             etag: header(&b.etag),
+            offset: b.offset,
         };
         Representation {
             content_type: self.content_type.clone(),
@@ -100,6 +155,7 @@ impl Representation {
             last_modified: self.last_modified,
             last_modified_header: self.last_modified_header.as_ref().map(header),
             link_header: header(&self.link_header),
+            file: self.file.clone(),
         }
     }
 

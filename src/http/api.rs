@@ -123,11 +123,14 @@ fn require_content_type(headers: &HeaderMap, wanted: &[&str]) -> Result<(), Http
 }
 
 fn too_large(limit: usize) -> HttpError {
+    // The rest of the body is never read, so the connection cannot carry another request: say so,
+    // or a client may reuse it and see its next request fail.
     HttpError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         format!("the body is larger than {limit} bytes"),
     )
+    .closing()
 }
 
 /// Reads a whole body up to `limit` bytes.
@@ -416,7 +419,10 @@ async fn post_batch(
     if exceeded {
         let err = too_large(limit);
         let body = json!({"error": err.body(), "summary": summary, "results": results});
-        return Ok((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response());
+        let mut resp = (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
     }
     Ok(Json(json!({"summary": summary, "results": results})).into_response())
 }

@@ -17,6 +17,8 @@ pub struct HttpError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Close the connection after this answer (the request body was left unread).
+    pub close: bool,
 }
 
 #[derive(Serialize)]
@@ -39,11 +41,17 @@ impl HttpError {
             code,
             message: message.into(),
             field: None,
+            close: false,
         }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    pub fn closing(mut self) -> Self {
+        self.close = true;
         self
     }
 
@@ -93,6 +101,10 @@ impl IntoResponse for HttpError {
             },
         };
         let mut resp = (self.status, Json(body)).into_response();
+        if self.close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

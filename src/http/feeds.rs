@@ -129,9 +129,8 @@ pub fn hot(
     let page = parse_page(uri.query()).ok()?;
     let key = CacheKey { feed, format, page };
     let app = &state.app;
-    let resp = app.cache.hot(&key, |rep| {
-        represent(rep, method, headers, &state.cache_control, &app.metrics)
-    })?;
+    let rep = app.cache.hot(&key)?;
+    let resp = represent(&rep, method, headers, &state.cache_control, &app.metrics);
     app.metrics.cache_hits.inc();
     Some(resp)
 }
@@ -206,6 +205,66 @@ pub fn store_failure(e: StoreError) -> Response {
     r
 }
 
+/// What to answer for a representation: decided once from the request's conditional and
+/// negotiation headers, then written either as an axum response ([`represent`]) or directly by
+/// the fast connection loop (`http::fast`).
+pub struct Plan<'a> {
+    pub not_modified: bool,
+    pub coding: Coding,
+    pub body: &'a crate::render::Body,
+}
+
+pub fn plan<'a>(
+    rep: &'a Representation,
+    accept_encoding: Option<&str>,
+    inm: Option<&str>,
+    ims: Option<&str>,
+) -> Plan<'a> {
+    let coding = negotiate(accept_encoding);
+    let body = match coding {
+        Coding::Identity => &rep.identity,
+        Coding::Gzip => &rep.gzip,
+        Coding::Br => &rep.br,
+    };
+    let etag = body.etag.to_str().unwrap_or("");
+    Plan {
+        not_modified: not_modified(inm, ims, etag, rep.last_modified),
+        coding,
+        body,
+    }
+}
+
+/// The headers of an answer, in the order they are sent (`Content-Length` aside).
+pub fn each_header<'a>(
+    rep: &'a Representation,
+    plan: &Plan<'a>,
+    cache_control: &'a HeaderValue,
+    mut f: impl FnMut(header::HeaderName, &'a HeaderValue),
+) {
+    static VARY: HeaderValue = HeaderValue::from_static("Accept-Encoding");
+    static ANY: HeaderValue = HeaderValue::from_static("*");
+    static GZIP: HeaderValue = HeaderValue::from_static("gzip");
+    static BR: HeaderValue = HeaderValue::from_static("br");
+    f(header::ETAG, &plan.body.etag);
+    if let Some(lm) = &rep.last_modified_header {
+        f(header::LAST_MODIFIED, lm);
+    }
+    f(header::CACHE_CONTROL, cache_control);
+    f(header::VARY, &VARY);
+    f(header::ACCESS_CONTROL_ALLOW_ORIGIN, &ANY);
+    if !rep.link_header.is_empty() {
+        f(header::LINK, &rep.link_header);
+    }
+    if !plan.not_modified {
+        f(header::CONTENT_TYPE, &rep.content_type);
+        match plan.coding {
+            Coding::Identity => {}
+            Coding::Gzip => f(header::CONTENT_ENCODING, &GZIP),
+            Coding::Br => f(header::CONTENT_ENCODING, &BR),
+        }
+    }
+}
+
 /// Answers GET or HEAD for a representation: 304 when the client's copy is current, else 200
 /// with the body in the negotiated coding.
 pub fn represent(
@@ -215,61 +274,32 @@ pub fn represent(
     cache_control: &HeaderValue,
     metrics: &crate::metrics::Metrics,
 ) -> Response {
-    let coding = negotiate(
-        req.get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok()),
+    let get = |h: header::HeaderName| req.get(h).and_then(|v| v.to_str().ok());
+    let plan = plan(
+        rep,
+        get(header::ACCEPT_ENCODING),
+        get(header::IF_NONE_MATCH),
+        get(header::IF_MODIFIED_SINCE),
     );
-    let body = match coding {
-        Coding::Identity => &rep.identity,
-        Coding::Gzip => &rep.gzip,
-        Coding::Br => &rep.br,
-    };
-    let inm = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-    let ims = req
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok());
-    let etag = body.etag.to_str().unwrap_or("");
-    let fresh = not_modified(inm, ims, etag, rep.last_modified);
-
-    let mut resp = if fresh {
+    let mut resp = if plan.not_modified {
         metrics.not_modified.inc();
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else if *method == Method::HEAD {
         let mut r = Response::new(Body::empty());
-        r.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.bytes.len()));
+        r.headers_mut().insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(plan.body.bytes.len()),
+        );
         r
     } else {
-        Response::new(Body::from(body.bytes.clone()))
+        Response::new(Body::from(plan.body.bytes.clone()))
     };
     let h = resp.headers_mut();
-    h.insert(header::ETAG, body.etag.clone());
-    if let Some(lm) = &rep.last_modified_header {
-        h.insert(header::LAST_MODIFIED, lm.clone());
-    }
-    h.insert(header::CACHE_CONTROL, cache_control.clone());
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    if !rep.link_header.is_empty() {
-        h.insert(header::LINK, rep.link_header.clone());
-    }
-    if !fresh {
-        h.insert(header::CONTENT_TYPE, rep.content_type.clone());
-        match coding {
-            Coding::Identity => {}
-            Coding::Gzip => {
-                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            Coding::Br => {
-                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
-            }
-        }
-    }
+    each_header(rep, &plan, cache_control, |name, value| {
+        h.insert(name, value.clone());
+    });
     resp
 }
 

@@ -6,7 +6,9 @@
 //! parser is unit-tested without a server.
 //!
 //! Serving is thread-per-core, as nginx is: one single-threaded tokio runtime per worker thread,
-//! each accepting from the same listening socket and keeping its connections to itself. A cached
+//! each accepting from the same listening socket and keeping its connections to itself. Each
+//! connection starts on the poll fast path ([`fast`]) and moves to hyper and the axum router at
+//! its first request the fast path does not take. A cached
 //! hit is a few microseconds of work; with a work-stealing runtime, waking idle workers to share
 //! it cost more than the work (the profile was dominated by futex wake-ups and context switches).
 //! State shared across workers (the cache, the store) is already thread-safe; rendering runs on
@@ -24,6 +26,7 @@ use crate::app::App;
 pub mod api;
 pub mod conditional;
 pub mod error;
+pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
@@ -112,21 +115,21 @@ pub fn worker_count() -> usize {
         })
 }
 
-/// Accepts and serves connections on this thread's runtime until `shutdown`, then waits (up to
-/// 30 s) for in-flight requests to finish.
-async fn serve_one(
-    listener: TcpListener,
+/// One HTTP worker: a thread with its own single-threaded runtime, accepting from the shared
+/// listening socket and serving its connections itself until `stop`, then waiting (up to 30 s)
+/// for requests in flight.
+async fn worker(
+    listener: std::net::TcpListener,
     app: Arc<App>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
     let state = state(app);
     let handler = Handler {
         router: router(state.clone()),
         state,
     };
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
-    let mut shutdown = std::pin::pin!(shutdown);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -138,30 +141,31 @@ async fn serve_one(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            _ = stop.wait_for(|s| *s) => break,
         };
-        // Responses are written whole (headers and a precompressed body in one writev), so
-        // there is nothing for Nagle's algorithm to coalesce; it would only delay the last
-        // segment.
+        // Responses are written whole, so there is nothing for Nagle's algorithm to coalesce; it
+        // would only delay the last segment.
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), handler.clone());
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        connections.spawn_local(fast::serve_connection(
+            stream,
+            handler.clone(),
+            stop.clone(),
+        ));
+        while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(std::time::Duration::from_secs(30), drained)
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after 30 s of shutdown; closing them");
+        tracing::warn!("connections still open 30 s after shutdown began; closing them");
     }
     Ok(())
 }
 
-/// Serves on this task's runtime plus `worker_count() - 1` threads of their own until `shutdown`
-/// resolves, then every worker stops accepting and lets its in-flight requests finish.
+/// Serves on [`worker_count`] worker threads until `shutdown` resolves, then every worker stops
+/// accepting and lets its in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -170,36 +174,29 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let std_listener = listener.into_std()?;
     let mut threads = Vec::new();
-    for i in 1..worker_count() {
+    for i in 0..worker_count() {
         let listener = std_listener.try_clone()?;
         let app = app.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
         let thread = std::thread::Builder::new()
             .name(format!("bantin-http-{i}"))
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
-                    serve_one(listener, app, async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-                })
+                tokio::task::LocalSet::new().block_on(&rt, worker(listener, app, stop))
             })?;
         threads.push(thread);
     }
-    let listener = TcpListener::from_std(std_listener)?;
-    let result = serve_one(listener, app, async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    })
-    .await;
+    drop(std_listener);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
     for t in threads {
-        let joined = tokio::task::spawn_blocking(move || t.join()).await;
-        if let Ok(Ok(Err(e))) = joined {
-            tracing::error!(error = %e, "an HTTP worker failed");
+        match tokio::task::spawn_blocking(move || t.join()).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => result = Err(e),
+            _ => result = Err(std::io::Error::other("an HTTP worker panicked")),
         }
     }
     result

@@ -8,3 +8,4 @@ mod feeds;
 mod helpers;
 mod replicas;
 mod websub;
+mod wire;
