@@ -100,6 +100,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     bantin::websub::install_tls_provider();
     match command {
         Command::Serve => {
+            raise_open_file_limit();
             let server = bantin::server::start(config).await?;
             server.run_until(shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
@@ -171,6 +172,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck => unreachable!("handled before the runtime starts"),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every poller holds a connection and
+/// every large cached feed a memfd, and the default soft limit (often 1024) is far below what a
+/// busy instance needs.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: plain libc calls on a valid struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
     }
 }
 
