@@ -18,7 +18,9 @@
 //! - [`cache`]: the moka cache: single render per miss, exact invalidation, scheduled expiry,
 //!   stale-if-error.
 //! - [`app`]: the application layer the handlers and the CLI call.
-//! - [`http`]: router, feed serving with conditional GET, the publishing API, operations.
+//! - [`http`]: thread-per-core workers; the poll fast path (`http::fast`: cached feed hits
+//!   answered from thread-local copies, bodies sent with sendfile); the axum router for feeds
+//!   with conditional GET, the publishing API and operations.
 //! - [`sources`]: file import.
 //! - [`websub`]: hub pings from a background queue.
 //! - [`export`]: every feed as static files, for a CDN or a plain web server.
