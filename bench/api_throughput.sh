@@ -61,31 +61,16 @@ command -v sqlite3 >/dev/null 2>&1 && HAVE_SQLITE3=1
 
 bench_init
 find_bin
-RESULTS=$OUT_DIR/results.tsv
-printf 'backend\tkey\tvalue\n' >"$RESULTS"
-put() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
-get() { awk -F'\t' -v b="$1" -v k="$2" '$1 == b && $2 == k {v = $3} END {print v}' "$RESULTS"; }
+results_init
 
 # ---------------------------------------------------------------- corpus (cached) and PUT template
 GEN_ARGS=(--mode archive --count "$BATCH_N" --body-bytes "$BODY_BYTES" --seed "$SEED" --id-prefix api)
 KEY=$(corpus_key "${GEN_ARGS[@]}" "split $BATCH_LINES")
 CORPUS=$CACHE_DIR/api-$BATCH_N-$KEY
-if [[ -f $CORPUS/complete ]]; then
-    say "corpus: cached in $CORPUS"
-else
-    say "corpus: generating $BATCH_N articles into $CORPUS..."
-    rm -rf "$CORPUS" "$CORPUS.tmp"
-    mkdir -p "$CORPUS.tmp"
-    t0=$(now)
-    python3 "$BENCH_DIR/gen_corpus.py" "${GEN_ARGS[@]}" |
-        awk -v c="$BATCH_LINES" -v d="$CORPUS.tmp" '
-            { f = sprintf("%s/batch-%04d.ndjson", d, c > 0 ? int((NR - 1) / c) : 0)
-              if (f != prev) { if (prev != "") close(prev); prev = f }
-              print > f }'
-    say "  generated in $(elapsed "$t0") s"
-    touch "$CORPUS.tmp/complete"
-    mv "$CORPUS.tmp" "$CORPUS"
-fi
+cache_corpus "$CORPUS" "$BATCH_N articles into $CORPUS" -v c="$BATCH_LINES" '
+    { f = sprintf("%s/batch-%04d.ndjson", d, c > 0 ? int((NR - 1) / c) : 0)
+      if (f != prev) { if (prev != "") close(prev); prev = f }
+      print > f }'
 BATCH_FILES=("$CORPUS"/batch-*.ndjson)
 CORPUS_BYTES=$(cat "${BATCH_FILES[@]}" | wc -c)
 n_lines=$(cat "${BATCH_FILES[@]}" | wc -l)
@@ -115,23 +100,6 @@ if ((BATCH_LINES == 0)); then MAX_BATCH=$((CORPUS_BYTES + (1 << 20))); fi
 make_site "$WORK/site" "" "$MAX_BATCH"
 CONFIG=$WORK/site/site.toml
 
-# Parses a wrk --latency report: rps p50_ms p99_ms requests non2xx3xx socket_errors
-parse_wrk() {
-    awk '
-    function ms(s,  n, u) { n = s + 0; u = s; sub(/^[0-9.]+/, "", u)
-        if (u == "us") return n / 1000; if (u == "s") return n * 1000
-        if (u == "m") return n * 60000; if (u == "h") return n * 3600000; return n }
-    /^Requests\/sec:/ { rps = $2 }
-    / requests in / { reqs = $1 }
-    /Latency Distribution/ { dist = 1; next }
-    dist && $1 == "50%" { p50 = ms($2) }
-    dist && $1 == "99%" { p99 = ms($2); dist = 0 }
-    /Non-2xx or 3xx responses:/ { non = $NF }
-    /Socket errors:/ { gsub(/,/, ""); serr = $4 + $6 + $8 + $10 }
-    END { if (rps == "") { print "ERR"; exit }
-          printf "%.1f %.3f %.3f %d %d %d\n", rps, p50, p99, reqs, non, serr }' "$1"
-}
-
 count_rows() { # BACKEND DB_URL PATH LIKE -> count, or "?"
     if [[ $1 == sqlite ]]; then
         if ((HAVE_SQLITE3)); then sqlite3 "$3" "SELECT count(*) FROM articles WHERE id LIKE '$4'"; else echo "?"; fi
@@ -143,15 +111,8 @@ count_rows() { # BACKEND DB_URL PATH LIKE -> count, or "?"
 # ---------------------------------------------------------------- per backend
 for backend in $BACKENDS; do
     say "backend $backend:"
-    path=
-    if [[ $backend == sqlite ]]; then
-        path=$WORK/api.db
-        rm -f "$path" "$path-wal" "$path-shm"
-        url=sqlite://$path
-    else
-        url=$(pg_create "bantin_api_$$")
-        put postgres version "$(psql "$url" -X -At -c 'SHOW server_version')"
-    fi
+    new_store "$backend" api
+    path=$STORE_PATH url=$STORE_URL
     port=$(free_port)
     start_bantin "serve-$backend" "$CONFIG" "$url" "$port" BANTIN_API_TOKEN="$TOKEN"
     pid=$STARTED_PID
@@ -195,7 +156,7 @@ print(" ".join(f"{k}={s[k]}" for k in ("created", "updated", "unchanged", "confl
         timeout $((PUT_SECONDS + 60)) wrk -t"$PUT_THREADS" -c"$PUT_CONNS" -d"${PUT_SECONDS}s" --latency \
         -s "$BENCH_DIR/api_put.lua" "$base" >"$out" 2>&1 || die "wrk failed (see $out)"
     kill -0 "$pid" 2>/dev/null || die "bantin died during the PUTs (log: $OUT_DIR/serve-$backend.log)"
-    read -r rps p50 p99 reqs non serr <<<"$(parse_wrk "$out")"
+    read -r rps p50 p99 reqs non serr <<<"$(parse_wrk "$out" requests)"
     [[ $rps != ERR ]] || die "could not parse $out"
     stats=$(grep '^PUTSTATS' "$out" | tail -n 1 || true)
     [[ -n $stats ]] || die "no PUTSTATS line from bench/api_put.lua in $out"
@@ -241,15 +202,8 @@ assert a["id"] == sys.argv[2] and a["url"].endswith("/" + sys.argv[2]) and a["ti
     warns=$(grep -c '"level":"WARN"' "$log" || true)
     put "$backend" log "$errs $warns"
     say "    /readyz $ready; $stored put-* rows stored; GET sample $sample_ok/$sample_n; server log: $errs ERROR, $warns WARN lines"
-    if [[ $backend == sqlite ]]; then
-        size=0
-        for f in "$path" "$path-wal" "$path-shm"; do [[ -f $f ]] && size=$((size + $(stat -c %s "$f"))); done
-        put sqlite size "$size"
-        [[ ${KEEP:-0} == 1 ]] || rm -f "$path" "$path-wal" "$path-shm"
-    else
-        put postgres size "$(psql "$url" -X -At -c 'SELECT pg_database_size(current_database())')"
-        [[ ${KEEP:-0} == 1 ]] || { pg_drop "bantin_api_$$"; PG_DBS=(); }
-    fi
+    put "$backend" size "$(db_size "$backend" "$url" "$path")"
+    drop_store "$backend" api "$path"
 done
 
 # ---------------------------------------------------------------- summary

@@ -43,6 +43,10 @@
 #   BANTIN_BIN, BUILD=1, OUT_DIR, BUILD_TIMEOUT=1800, PUBLIC_URL (the feeds' self links)
 
 set -Eeuo pipefail
+PROG=loadtest
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+SERVE_RUST_LOG=0 # bantin logs as RUST_LOG (or its own default) says
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
@@ -55,22 +59,12 @@ SAMPLE_RUN=${SAMPLE_RUN:-1}
 ARTICLES=${ARTICLES:-60}
 BODY_BYTES=${BODY_BYTES:-3850}
 PROSE_SHARE=${PROSE_SHARE:-0.55}
-BUILD=${BUILD:-0}
-BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
 FEED_PATH=/vi/kinh-te/rss.xml
 # A fixed public URL: the self/next links, and so the bytes and ETags, do not depend on the port.
 PUBLIC_URL=${PUBLIC_URL:-https://feeds.baolongan.example}
 SAMPLE_FEED_PATH=/vi/rss.xml
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$BENCH_DIR/.." && pwd)
-
-say() { printf '%s\n' "$*" >&2; }
-die() { printf 'loadtest: error: %s\n' "$*" >&2; exit 1; }
-
-for cmd in wrk nginx curl python3 gzip awk sort timeout; do
-    command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (Debian: apt-get install wrk nginx curl python3 gzip)"
-done
+need -p "wrk nginx curl python3 gzip" wrk nginx curl python3 gzip awk sort timeout
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || die "DURATION must be a whole number of seconds"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be >= 1"
 for s in $SCENARIOS; do
@@ -78,71 +72,28 @@ for s in $SCENARIOS; do
 done
 
 # ---------------------------------------------------------------- work dir, processes, cleanup
-OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/bantin-bench.XXXXXX)}
-mkdir -p "$OUT_DIR"
-WORK=$OUT_DIR/work
+# bench_init (bench/lib.sh): OUT_DIR, WORK, and the exit trap that stops the RSS sampler
+# (before_cleanup), then the servers in PIDS.
+SAMPLER_PID=
+before_cleanup() { if [[ -n $SAMPLER_PID ]]; then stop_pid "$SAMPLER_PID"; fi; }
+bench_init bench
 RAW=$OUT_DIR/wrk
-rm -rf "$WORK" "$RAW"
-mkdir -p "$WORK" "$RAW"
+rm -rf "$RAW"
+mkdir -p "$RAW"
 RESULTS=$OUT_DIR/results.tsv
 printf 'round\tscenario\tconns\tserver\trps\tp50_ms\tp99_ms\tbytes_per_req\tnon2xx3xx\tsocket_errors\trss_peak_kb\n' >"$RESULTS"
 
-PIDS=()
-SAMPLER_PID=
-stop_pid() { # PID: TERM, then KILL after 10 s
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local pid
-    [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    PIDS=()
-}
-trap cleanup EXIT
-trap 'say "loadtest: failed at line $LINENO: $BASH_COMMAND"' ERR
-trap 'say "loadtest: interrupted"; exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # ---------------------------------------------------------------- bantin binary
-if [[ -n ${BANTIN_BIN:-} ]]; then
-    BIN=$BANTIN_BIN
-    [[ -x $BIN ]] || die "BANTIN_BIN=$BIN is not an executable"
-else
-    BIN=$REPO/target/release/bantin
-    if [[ $BUILD == 1 || ! -x $BIN ]]; then
-        say "building bantin (cargo build --release, up to ${BUILD_TIMEOUT}s)..."
-        (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release) || die "cargo build --release failed"
-    fi
-fi
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+find_bin
 
 # ---------------------------------------------------------------- bench corpus and store
 say "generating the bench corpus ($ARTICLES articles, ~$BODY_BYTES B of HTML each)..."
-mkdir -p "$WORK/site/articles" "$WORK/corpus"
+mkdir -p "$WORK/corpus"
 python3 "$BENCH_DIR/gen_corpus.py" --count "$ARTICLES" --body-bytes "$BODY_BYTES" \
     --prose-share "$PROSE_SHARE" >"$WORK/corpus/bench.ndjson"
 # The repo's site config, with its sample corpus swapped for an empty directory (the bench
 # articles come from the import below) and 50 items per feed, as in the issue's figures.
-sed -e '/^[[:space:]]*articles_dir[[:space:]]*=/d' -e '/^[[:space:]]*items_per_feed[[:space:]]*=/d' \
-    "$REPO/feeds/site.toml" >"$WORK/site/rest.toml"
-{
-    echo '# feeds/site.toml as copied by bench/loadtest.sh'
-    echo 'articles_dir = "articles"'
-    echo 'items_per_feed = 50'
-    cat "$WORK/site/rest.toml"
-} >"$WORK/site/site.toml"
-rm "$WORK/site/rest.toml"
+make_site "$WORK/site" "" "" 50
 BENCH_DB=sqlite://$WORK/bench.db
 say "importing into $BENCH_DB..."
 (cd "$REPO" && BANTIN_DATABASE_URL=$BENCH_DB timeout 300 "$BIN" --config "$WORK/site/site.toml" \
@@ -151,26 +102,9 @@ say "importing into $BENCH_DB..."
 say "  $(tail -n 1 "$WORK/import.log")"
 
 # ---------------------------------------------------------------- servers
-start_bantin() { # NAME CONFIG DB_URL PORT -> sets STARTED_PID
-    local name=$1 cfg=$2 db=$3 port=$4 log=$OUT_DIR/$1.log i
-    (cd "$REPO" && exec env BANTIN_LISTEN="127.0.0.1:$port" BANTIN_DATABASE_URL="$db" \
-        BANTIN_PUBLIC_URL="$PUBLIC_URL" "$BIN" --config "$cfg" serve) >"$log" 2>&1 &
-    STARTED_PID=$!
-    PIDS+=("$STARTED_PID")
-    for ((i = 0; i < 600; i++)); do
-        if curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$STARTED_PID" 2>/dev/null || { tail -n 20 "$log" >&2; die "$name exited at start (log: $log)"; }
-        sleep 0.2
-    done
-    tail -n 20 "$log" >&2
-    die "$name did not answer /healthz within 120 s (log: $log)"
-}
-
 BANTIN_PORT=$(free_port)
 say "starting bantin on 127.0.0.1:$BANTIN_PORT..."
-start_bantin bantin "$WORK/site/site.toml" "$BENCH_DB" "$BANTIN_PORT"
+start_bantin bantin "$WORK/site/site.toml" "$BENCH_DB" "$BANTIN_PORT" BANTIN_PUBLIC_URL="$PUBLIC_URL"
 BANTIN_PID=$STARTED_PID
 BANTIN_URL=http://127.0.0.1:$BANTIN_PORT$FEED_PATH
 
@@ -286,26 +220,6 @@ start_sampler() { rss_sampler "$1" "$2" & SAMPLER_PID=$!; }
 stop_sampler() { [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"; SAMPLER_PID=; }
 vm_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# Parses a wrk --latency report: rps p50_ms p99_ms bytes_per_req non2xx3xx socket_errors
-parse_wrk() {
-    awk '
-    function ms(s,  n, u) { n = s + 0; u = s; sub(/^[0-9.]+/, "", u)
-        if (u == "us") return n / 1000; if (u == "s") return n * 1000
-        if (u == "m") return n * 60000; if (u == "h") return n * 3600000; return n }
-    function bytes(s,  n, u) { n = s + 0; u = s; sub(/^[0-9.]+/, "", u)
-        if (u == "KB") return n * 1024; if (u == "MB") return n * 1048576
-        if (u == "GB") return n * 1073741824; if (u == "TB") return n * 1099511627776; return n }
-    /^Requests\/sec:/ { rps = $2 }
-    /^Transfer\/sec:/ { tps = bytes($2) }
-    /Latency Distribution/ { dist = 1; next }
-    dist && $1 == "50%" { p50 = ms($2) }
-    dist && $1 == "99%" { p99 = ms($2); dist = 0 }
-    /Non-2xx or 3xx responses:/ { non = $NF }
-    /Socket errors:/ { gsub(/,/, ""); serr = $4 + $6 + $8 + $10 }
-    END { if (rps == "") { print "ERR"; exit }
-          printf "%.2f %.3f %.3f %.0f %d %d\n", rps, p50, p99, (rps > 0 ? tps / rps : 0), non, serr }' "$1"
-}
-
 run_wrk() { # SERVER SCENARIO CONNS DURATION LABEL [RSS_PID URL]: runs wrk; sets WRK_RESULT to
     # "rps p50_ms p99_ms bytes_per_req non2xx3xx socket_errors rss_peak_kb"
     local server=$1 scen=$2 conns=$3 dur=$4 label=$5 pid=${6:-} url=${7:-} out peak=0
@@ -373,7 +287,8 @@ if ((SAMPLE_RUN == 1)); then
     PIDS=()
     SAMPLE_PORT=$(free_port)
     say "sample corpus: bantin with feeds/site.toml on 127.0.0.1:$SAMPLE_PORT..."
-    start_bantin bantin-sample "$REPO/feeds/site.toml" "sqlite://$WORK/sample.db" "$SAMPLE_PORT"
+    start_bantin bantin-sample "$REPO/feeds/site.toml" "sqlite://$WORK/sample.db" "$SAMPLE_PORT" \
+        BANTIN_PUBLIC_URL="$PUBLIC_URL"
     SAMPLE_PID=$STARTED_PID
     BANTIN_PID=$SAMPLE_PID
     SAMPLE_URL=http://127.0.0.1:$SAMPLE_PORT$SAMPLE_FEED_PATH
@@ -394,7 +309,7 @@ if ((SAMPLE_RUN == 1)); then
     s_hwm=$(vm_kb "$SAMPLE_PID" VmHWM)
     SAMPLE_LINE="$s_peak $s_hwm $s_items $s_id $s_gz"
 fi
-cleanup
+bench_cleanup
 
 # ---------------------------------------------------------------- summary
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
@@ -404,10 +319,9 @@ col() { # SCENARIO CONNS SERVER COLUMN -> median of that column over the rounds
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
 kb() { awk -v b="$1" 'BEGIN {printf "%.1f KB", b / 1000}'; }
 
-CPU=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+CPU=$(cpu_model)
 WRK_V=$( (wrk --version 2>&1 || true) | awk 'NR == 1 {print $2}')  # wrk --version exits 1
 NGINX_V=$(nginx -v 2>&1 | sed 's/^nginx version: //')
-REV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
 ERRORS=$(awk -F'\t' 'NR > 1 && ($9 > 0 || $10 > 0) {printf "r%s %s c%s %s: non-2xx/3xx %s, socket errors %s; ", $1, $2, $3, $4, $9, $10}' "$RESULTS")
 declare -A NAME=([gzip]="gzip hit" [identity]="identity hit" [304]="304")
 

@@ -90,34 +90,20 @@ TIME_BIN=
 
 bench_init
 find_bin
-RESULTS=$OUT_DIR/results.tsv
-printf 'backend\tkey\tvalue\n' >"$RESULTS"
-put() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
-get() { awk -F'\t' -v b="$1" -v k="$2" '$1 == b && $2 == k {v = $3} END {print v}' "$RESULTS"; }
+results_init
 
 # ---------------------------------------------------------------- corpus (cached)
 GEN_ARGS=(--mode archive --count "$SCALE_N" --body-bytes "$BODY_BYTES" --seed "$SEED" --head "$SMALL"
     --lang vi --category kinh-te --id-prefix scale)
 KEY=$(corpus_key "${GEN_ARGS[@]}" "split $SMALL $IMPORT_CHUNK")
 CORPUS=$CACHE_DIR/scale-$SCALE_N-$KEY
-if [[ -f $CORPUS/complete ]]; then
-    say "corpus: cached in $CORPUS"
-else
-    say "corpus: generating $SCALE_N articles into $CORPUS (python3 bench/gen_corpus.py ${GEN_ARGS[*]})..."
-    rm -rf "$CORPUS" "$CORPUS.tmp"
-    mkdir -p "$CORPUS.tmp"
-    t0=$(now)
-    # First SMALL lines to head.ndjson, the rest to tail-00000.ndjson... of IMPORT_CHUNK lines.
-    python3 "$BENCH_DIR/gen_corpus.py" "${GEN_ARGS[@]}" |
-        awk -v s="$SMALL" -v c="$IMPORT_CHUNK" -v d="$CORPUS.tmp" '
-            NR <= s { print > (d "/head.ndjson"); next }
-            { f = sprintf("%s/tail-%05d.ndjson", d, c > 0 ? int((NR - s - 1) / c) : 0)
-              if (f != prev) { if (prev != "") close(prev); prev = f }
-              print > f }'
-    say "  generated in $(elapsed "$t0") s"
-    touch "$CORPUS.tmp/complete"
-    mv "$CORPUS.tmp" "$CORPUS"
-fi
+# First SMALL lines to head.ndjson, the rest to tail-00000.ndjson... of IMPORT_CHUNK lines.
+cache_corpus "$CORPUS" "$SCALE_N articles into $CORPUS (python3 bench/gen_corpus.py ${GEN_ARGS[*]})" \
+    -v s="$SMALL" -v c="$IMPORT_CHUNK" '
+        NR <= s { print > (d "/head.ndjson"); next }
+        { f = sprintf("%s/tail-%05d.ndjson", d, c > 0 ? int((NR - s - 1) / c) : 0)
+          if (f != prev) { if (prev != "") close(prev); prev = f }
+          print > f }'
 HEAD_FILE=$CORPUS/head.ndjson
 TAIL_FILES=("$CORPUS"/tail-*.ndjson)
 n_head=$(wc -l <"$HEAD_FILE")
@@ -160,18 +146,6 @@ import_phase() {
     put "$backend" "import_${phase}_s" "$secs"
     put "$backend" "import_${phase}_rss_kb" "$rss"
     put "$backend" "import_${phase}_line" "$line"
-}
-
-db_size() { # BACKEND DB_URL PATH -> bytes
-    if [[ $1 == sqlite ]]; then
-        local f total=0
-        for f in "$3" "$3-wal" "$3-shm"; do
-            [[ -f $f ]] && total=$((total + $(stat -c %s "$f")))
-        done
-        echo "$total"
-    else
-        psql "$2" -X -At -c 'SELECT pg_database_size(current_database())'
-    fi
 }
 
 row_counts() { # BACKEND DB_URL PATH -> "articles tag_rows", or "? ?"
@@ -308,15 +282,8 @@ measure() { # BACKEND SIZE DB_URL
 T_START=$(now)
 for backend in $BACKENDS; do
     say "backend $backend:"
-    path=
-    if [[ $backend == sqlite ]]; then
-        path=$WORK/scale.db
-        rm -f "$path" "$path-wal" "$path-shm"
-        url=sqlite://$path
-    else
-        url=$(pg_create "bantin_scale_$$")
-        put "$backend" version "$(psql "$url" -X -At -c 'SHOW server_version')"
-    fi
+    new_store "$backend" scale
+    path=$STORE_PATH url=$STORE_URL
     import_phase "$backend" small "$url" "$HEAD_FILE"
     analyze "$backend" "$url"
     put "$backend" size_small "$(db_size "$backend" "$url" "$path")"
@@ -339,10 +306,8 @@ for backend in $BACKENDS; do
     fi
     if [[ $backend == postgres ]]; then
         put postgres relsizes "$(psql "$url" -X -At -F' ' -c "SELECT pg_total_relation_size('articles'), pg_total_relation_size('article_tags')")"
-        [[ ${KEEP:-0} == 1 ]] || { pg_drop "bantin_scale_$$"; PG_DBS=(); }
-    elif [[ ${KEEP:-0} != 1 ]]; then
-        rm -f "$path" "$path-wal" "$path-shm"
     fi
+    drop_store "$backend" scale "$path"
 done
 TOTAL_S=$(elapsed "$T_START")
 
