@@ -139,12 +139,13 @@ start_bantin() {
 # PostgreSQL: PG_ADMIN_URL names the server (trust auth); databases are made and dropped here.
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 pg_psql() { PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL/${PGDB:-postgres}" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
-pg_create() { # NAME -> prints the database URL
+pg_create() { # NAME: sets PG_URL to the new database's URL (not a subshell, so the exit trap
+    # that drops PG_DBS sees it)
     local name=$1
     pg_psql -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null
     pg_psql -c "CREATE DATABASE $name" >/dev/null || die "cannot create database $name on $PG_ADMIN_URL"
     PG_DBS+=("$name")
-    echo "$PG_ADMIN_URL/$name"
+    PG_URL="$PG_ADMIN_URL/$name"
 }
 pg_drop() { pg_psql -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1 || say "warning: could not drop database $1"; }
 
@@ -158,7 +159,8 @@ new_store() {
         rm -f "$STORE_PATH" "$STORE_PATH-wal" "$STORE_PATH-shm"
         STORE_URL=sqlite://$STORE_PATH
     else
-        STORE_URL=$(pg_create "bantin_$2_$$")
+        pg_create "bantin_$2_$$"
+        STORE_URL=$PG_URL
         put "$1" version "$(psql "$STORE_URL" -X -At -c 'SHOW server_version')"
     fi
 }
