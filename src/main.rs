@@ -181,7 +181,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
 fn raise_open_file_limit() {
     #[cfg(unix)]
     {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: plain libc calls on a valid struct.
         unsafe {
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {

@@ -159,25 +159,35 @@ fn item(a: &Article, _page: &FeedPage, config: &Config) -> Item {
     item
 }
 
-/// Rewrites `&amp;` and `&lt;` as `&#x26;` and `&#x3C;`, as the RSS Advisory Board's profile
-/// recommends: readers that treat RSS titles as HTML decode the text twice, and a title such as
-/// "Giá & <chi phí>" would otherwise lose its angle-bracketed words (the W3C validator warns). The
-/// two forms are the same characters to an XML parser, and to an HTML parser inside CDATA, so
-/// nothing else changes.
+/// Rewrites `&amp;` and `&lt;` in element text as `&#x26;` and `&#x3C;`, as the RSS Advisory
+/// Board's profile recommends: readers that treat RSS titles as HTML decode the text twice, and a
+/// title such as "Giá & <chi phí>" would otherwise lose its angle-bracketed words (the W3C
+/// validator warns). The two forms are the same characters to an XML parser. CDATA sections (the
+/// HTML of `description` and `content:encoded`) are left exactly as they are, so the HTML is
+/// byte-for-byte the one the Atom and JSON versions carry.
 pub fn rss_profile_references(xml: &[u8]) -> Vec<u8> {
+    const OPEN: &[u8] = b"<![CDATA[";
+    const CLOSE: &[u8] = b"]]>";
     let mut out = Vec::with_capacity(xml.len() + xml.len() / 64);
     let mut rest = xml;
-    while let Some(i) = rest.iter().position(|&b| b == b'&') {
+    while let Some(i) = rest.iter().position(|&b| b == b'&' || b == b'<') {
         out.extend_from_slice(&rest[..i]);
         rest = &rest[i..];
-        if rest.starts_with(b"&amp;") {
+        if rest.starts_with(OPEN) {
+            let end = rest
+                .windows(CLOSE.len())
+                .position(|w| w == CLOSE)
+                .map_or(rest.len(), |e| e + CLOSE.len());
+            out.extend_from_slice(&rest[..end]);
+            rest = &rest[end..];
+        } else if rest.starts_with(b"&amp;") {
             out.extend_from_slice(b"&#x26;");
             rest = &rest[5..];
         } else if rest.starts_with(b"&lt;") {
             out.extend_from_slice(b"&#x3C;");
             rest = &rest[4..];
         } else {
-            out.push(b'&');
+            out.push(rest[0]);
             rest = &rest[1..];
         }
     }
@@ -200,5 +210,10 @@ mod tests {
         assert_eq!(rss_profile_references(b"no refs"), b"no refs");
         assert_eq!(rss_profile_references(b"&"), b"&");
         assert_eq!(rss_profile_references(b"&am"), b"&am");
+        assert_eq!(
+            rss_profile_references(b"<a>&amp;</a><![CDATA[&amp; &lt;p>]]><b>&lt;</b>"),
+            b"<a>&#x26;</a><![CDATA[&amp; &lt;p>]]><b>&#x3C;</b>",
+            "CDATA is untouched"
+        );
     }
 }
