@@ -331,7 +331,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a > 0 && b > 0) printf "%.2f", b /
     echo "- Corpus: \`bench/gen_corpus.py ${GEN_ARGS[*]}\`: $(fmt_int "$SCALE_N") articles, $AVG_LINE B per NDJSON line on average ($(fmt_mb "$CORPUS_BYTES")), vi + en, 7 categories, 300 tags, 40 bylines, ten years; the $(fmt_int "$SMALL") newest all vi / kinh-te, so the measured pages hold the same articles at both sizes"
     chunk_note=
     if ((IMPORT_CHUNK > 0)); then
-        chunk_note=" of up to $(fmt_int "$IMPORT_CHUNK") lines (bantin import parses a whole file before writing any of it, so one file of $(fmt_int "$N_REST") would hold them all in memory)"
+        chunk_note=" of up to $(fmt_int "$IMPORT_CHUNK") lines (one process per file; bantin import streams each file in batches of 1,000)"
     fi
     echo "- Import: \`bantin import\`, one process per step: $(fmt_int "$SMALL") articles from one file, then $(fmt_int "$N_REST") from ${#TAIL_FILES[@]} file(s)$chunk_note; total run time of this script $(printf '%.0f' "$TOTAL_S") s"
     echo
