@@ -350,7 +350,8 @@ async fn post_batch(
     }
     let line_limit = app.config.api.max_article_bytes;
     let mut results: Vec<LineResult> = Vec::new();
-    let mut pending: Vec<(usize, Article)> = Vec::new();
+    let mut raw: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut pipeline = Pipeline { inflight: None };
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
     let mut skipping_long_line = false;
@@ -382,12 +383,14 @@ async fn post_batch(
                 skipping_long_line = false;
             } else {
                 buf.extend_from_slice(&rest[..nl]);
-                handle_line(&app, line_no, &buf, &mut results, &mut pending);
+                raw.push((line_no, std::mem::take(&mut buf)));
             }
             buf.clear();
             rest = &rest[nl + 1..];
-            if pending.len() >= BATCH_TX {
-                write_pending(&app, &mut pending, &mut results).await?;
+            if raw.len() >= BATCH_TX {
+                pipeline
+                    .submit(&app, std::mem::take(&mut raw), &mut results)
+                    .await?;
             }
         }
         if !skipping_long_line {
@@ -406,9 +409,10 @@ async fn post_batch(
     }
     if !exceeded && !skipping_long_line && !buf.iter().all(u8::is_ascii_whitespace) {
         line_no += 1;
-        handle_line(&app, line_no, &buf, &mut results, &mut pending);
+        raw.push((line_no, buf));
     }
-    write_pending(&app, &mut pending, &mut results).await?;
+    pipeline.submit(&app, raw, &mut results).await?;
+    pipeline.drain(&app, &mut results).await?;
     results.sort_by_key(|r| r.line);
 
     let count = |s: &str| results.iter().filter(|r| r.status == s).count();
@@ -425,6 +429,64 @@ async fn post_batch(
         return Ok(resp);
     }
     Ok(Json(json!({"summary": summary, "results": results})).into_response())
+}
+
+/// Validation of one chunk of lines runs on the blocking pool while the previous chunk is being
+/// written, so parsing and sanitising (the costly part of a batch) overlaps the store's work and
+/// never holds up the worker thread's other connections.
+struct Pipeline {
+    inflight: Option<Validating>,
+}
+
+/// A chunk being validated: its rejected lines, and its articles with their line numbers.
+type Validating = tokio::task::JoinHandle<(Vec<LineResult>, Vec<(usize, Article)>)>;
+
+impl Pipeline {
+    async fn submit(
+        &mut self,
+        app: &Arc<App>,
+        raw: Vec<(usize, Vec<u8>)>,
+        results: &mut Vec<LineResult>,
+    ) -> Result<(), HttpError> {
+        if raw.is_empty() {
+            return Ok(());
+        }
+        let validating = app.clone();
+        let next = tokio::task::spawn_blocking(move || {
+            let (mut invalid, mut valid) = (Vec::new(), Vec::new());
+            for (line, bytes) in raw {
+                handle_line(&validating, line, &bytes, &mut invalid, &mut valid);
+            }
+            (invalid, valid)
+        });
+        match self.inflight.replace(next) {
+            Some(previous) => Self::finish(app, previous, results).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn drain(
+        &mut self,
+        app: &Arc<App>,
+        results: &mut Vec<LineResult>,
+    ) -> Result<(), HttpError> {
+        match self.inflight.take() {
+            Some(last) => Self::finish(app, last, results).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn finish(
+        app: &Arc<App>,
+        chunk: Validating,
+        results: &mut Vec<LineResult>,
+    ) -> Result<(), HttpError> {
+        let (invalid, mut valid) = chunk.await.map_err(|e| {
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
+        results.extend(invalid);
+        write_pending(app, &mut valid, results).await
+    }
 }
 
 fn handle_line(

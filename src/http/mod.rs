@@ -102,6 +102,24 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler 
     }
 }
 
+/// A listening socket with `SO_REUSEPORT` (where the platform has it), so each worker can bind
+/// its own socket to the same address.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(all(
+        unix,
+        not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+    ))]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// How many threads serve HTTP: `BANTIN_WORKERS`, or one per available core.
 pub fn worker_count() -> usize {
     std::env::var("BANTIN_WORKERS")
@@ -172,10 +190,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let std_listener = listener.into_std()?;
+    let addr = listener.local_addr()?;
+    let mut first = Some(listener.into_std()?);
     let mut threads = Vec::new();
     for i in 0..worker_count() {
-        let listener = std_listener.try_clone()?;
+        // Each worker gets its own socket on the same port (SO_REUSEPORT), so the kernel spreads
+        // connections evenly; sharing one socket, whichever worker woke first took them all.
+        let listener = match first.take() {
+            Some(l) => l,
+            None => bind(addr)?.into_std()?,
+        };
         let app = app.clone();
         let stop = stop_rx.clone();
         let thread = std::thread::Builder::new()
@@ -188,7 +212,6 @@ pub async fn serve(
             })?;
         threads.push(thread);
     }
-    drop(std_listener);
     shutdown.await;
     let _ = stop_tx.send(true);
     let mut result = Ok(());
