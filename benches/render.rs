@@ -230,6 +230,28 @@ fn render_benches(crit: &mut Criterion) {
         );
     }
     let rss = bantin::feed::rss::render(&page, &c);
+    let mut levels = crit.benchmark_group("compression levels (rss, 50 items x 8 KB)");
+    for level in [1, 2, 4, 6] {
+        let n = bantin::render::gzip_at(&rss, level).len();
+        eprintln!(
+            "gzip level {level}: {n} B ({:.1}%)",
+            100.0 * n as f64 / rss.len() as f64
+        );
+        levels.bench_function(format!("gzip {level}"), |b| {
+            b.iter(|| black_box(bantin::render::gzip_at(black_box(&rss), level)))
+        });
+    }
+    for q in [1, 2, 3, 4, 5] {
+        let n = bantin::render::brotli_at(&rss, q).len();
+        eprintln!(
+            "brotli quality {q}: {n} B ({:.1}%)",
+            100.0 * n as f64 / rss.len() as f64
+        );
+        levels.bench_function(format!("brotli {q}"), |b| {
+            b.iter(|| black_box(bantin::render::brotli_at(black_box(&rss), q)))
+        });
+    }
+    levels.finish();
     let mut g = crit.benchmark_group("50 items x 8 KB");
     g.bench_function("rss render only", |b| {
         b.iter(|| black_box(bantin::feed::rss::render(black_box(&page), &c)))

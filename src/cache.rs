@@ -6,7 +6,7 @@
 //! - **Read your writes.** A write bumps a generation counter and records it against each feed
 //!   it touched; an entry rendered from a generation older than its feed's last invalidation is
 //!   never served, even if its render was in flight when the write landed (that render may have
-//!   read the old rows). Entries are also dropped from moka so memory follows.
+//!   read the old rows). Such an entry is replaced at its feed's next request.
 //! - **Scheduled publishing.** Each entry expires at the earlier of the configured TTL and the
 //!   next scheduled `published_at` of its feed, so an embargoed article appears on time without
 //!   a write.
@@ -125,7 +125,6 @@ impl FeedCache {
                 .max_capacity(max_bytes)
                 .weigher(weigher)
                 .expire_after(EntryExpiry)
-                .support_invalidation_closures()
                 .build(),
             // The fallback shares the bytes (Arc) with `fresh` while both hold an entry; on its
             // own it is bounded by the same ceiling.
@@ -289,11 +288,10 @@ impl FeedCache {
                 map.insert(f.clone(), generation);
             }
         }
-        let set: std::collections::HashSet<FeedKey> = feeds.into_iter().collect();
-        // moka applies predicates lazily; the generation check above is what makes this exact.
-        let _ = self
-            .fresh
-            .invalidate_entries_if(move |k, _| set.contains(&k.feed));
+        // The entries themselves stay in moka until their next request replaces them or their
+        // TTL ends: the generation check makes them unservable at once, and the weigher bounds the
+        // memory either way. (moka's `invalidate_entries_if` would register a predicate per write
+        // that every later lookup has to check.)
     }
 
     /// Drops everything (a replica that may have missed announcements).
