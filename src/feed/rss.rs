@@ -170,7 +170,7 @@ pub fn rss_profile_references(xml: &[u8]) -> Vec<u8> {
     const CLOSE: &[u8] = b"]]>";
     let mut out = Vec::with_capacity(xml.len() + xml.len() / 64);
     let mut rest = xml;
-    while let Some(i) = rest.iter().position(|&b| b == b'&' || b == b'<') {
+    while let Some(i) = memchr::memchr2(b'&', b'<', rest) {
         out.extend_from_slice(&rest[..i]);
         rest = &rest[i..];
         if rest.starts_with(OPEN) {

@@ -178,6 +178,11 @@ pub(crate) fn to_doc(a: &Article) -> String {
     serde_json::to_string(a).expect("an Article always serialises")
 }
 
+pub(crate) fn from_doc_bytes(doc: &[u8]) -> Result<Article, StoreError> {
+    serde_json::from_slice(doc)
+        .map_err(|e| StoreError::Backend(format!("unreadable stored article: {e}")))
+}
+
 pub(crate) fn from_doc(doc: &str) -> Result<Article, StoreError> {
     serde_json::from_str(doc)
         .map_err(|e| StoreError::Backend(format!("unreadable stored article: {e}")))

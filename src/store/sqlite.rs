@@ -14,7 +14,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, to_doc};
+use super::{
+    Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, from_doc_bytes, to_doc,
+};
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
 
@@ -159,11 +161,21 @@ fn page_rows(conn: &Connection, q: &PageQuery<'_>) -> Result<Vec<Article>, Store
         q.limit
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-    let rows = stmt
-        .query_map(params_from_iter(values.iter()), |r| r.get::<_, String>(0))
+    let mut rows = stmt
+        .query(params_from_iter(values.iter()))
         .map_err(unavailable)?;
-    rows.map(|r| r.map_err(unavailable).and_then(|d| from_doc(&d)))
-        .collect()
+    let mut out = Vec::with_capacity(q.limit);
+    // The raw bytes go straight to the JSON parser, which checks UTF-8 as it reads strings;
+    // taking a `String` first would validate the whole document a second time.
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let doc = row
+            .get_ref(0)
+            .map_err(unavailable)?
+            .as_bytes()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        out.push(from_doc_bytes(doc)?);
+    }
+    Ok(out)
 }
 
 fn write_article(conn: &Connection, a: &Article) -> Result<(), StoreError> {
