@@ -215,14 +215,17 @@ pub async fn load(
 ) -> Result<Option<FeedPage>, StoreError> {
     let per_page = config.items_per_feed;
     let offset = (page.max(1) as usize - 1).saturating_mul(per_page);
-    let mut items = store
-        .page(&PageQuery {
-            feed: key,
-            now,
-            offset,
-            limit: per_page + 1,
-        })
-        .await?;
+    // The page and the feed's next scheduled publication are independent queries: run them
+    // side by side (a miss waits for the slower).
+    let query = PageQuery {
+        feed: key,
+        now,
+        offset,
+        limit: per_page + 1,
+    };
+    let (items, next_publication) =
+        tokio::join!(store.page(&query), store.next_publication(key, now));
+    let (mut items, next_publication) = (items?, next_publication?);
     let open_ended = matches!(key.selector, Selector::Tag(_) | Selector::Author(_));
     if items.is_empty() && (page > 1 || open_ended) {
         return Ok(None);
@@ -270,7 +273,6 @@ pub async fn load(
             .find(|n| crate::text::slug(n) == *s)
             .cloned(),
     };
-    let next_publication = store.next_publication(key, now).await?;
     Ok(Some(FeedPage {
         key: key.clone(),
         page: page.max(1),

@@ -174,10 +174,7 @@ pub fn rss_profile_references(xml: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&rest[..i]);
         rest = &rest[i..];
         if rest.starts_with(OPEN) {
-            let end = rest
-                .windows(CLOSE.len())
-                .position(|w| w == CLOSE)
-                .map_or(rest.len(), |e| e + CLOSE.len());
+            let end = memchr::memmem::find(rest, CLOSE).map_or(rest.len(), |e| e + CLOSE.len());
             out.extend_from_slice(&rest[..end]);
             rest = &rest[end..];
         } else if rest.starts_with(b"&amp;") {

@@ -179,8 +179,9 @@ pub(crate) fn to_doc(a: &Article) -> String {
 }
 
 pub(crate) fn from_doc_bytes(doc: &[u8]) -> Result<Article, StoreError> {
-    serde_json::from_slice(doc)
-        .map_err(|e| StoreError::Backend(format!("unreadable stored article: {e}")))
+    let text = simdutf8::basic::from_utf8(doc)
+        .map_err(|_| StoreError::Backend("a stored article is not UTF-8".into()))?;
+    from_doc(text)
 }
 
 pub(crate) fn from_doc(doc: &str) -> Result<Article, StoreError> {
