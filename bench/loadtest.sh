@@ -39,6 +39,9 @@
 #   CONNS="64 256"  connection counts            SCENARIOS="gzip identity 304"
 #   THREADS=2       wrk threads                  WARMUP=2       seconds of warm-up per server
 #   PAUSE=1         seconds between runs         SAMPLE_RUN=1   0 skips the sample-corpus run
+#   PACED_RATE=30000  offered load of the paced runs (0 skips them): after the saturated runs,
+#                   gzip and 304 again with each connection pausing between requests (bench/
+#                   paced.lua), so both servers' latencies are compared at the same throughput
 #   ARTICLES=60 BODY_BYTES=3850 PROSE_SHARE=0.55 corpus shape (see bench/gen_corpus.py)
 #   BANTIN_BIN, BUILD=1, OUT_DIR, BUILD_TIMEOUT=1800, PUBLIC_URL (the feeds' self links)
 
@@ -53,6 +56,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-"64 256"}
 SCENARIOS=${SCENARIOS:-"gzip identity 304"}
 THREADS=${THREADS:-2}
+PACED_RATE=${PACED_RATE:-30000}
 WARMUP=${WARMUP:-2}
 PAUSE=${PAUSE:-1}
 SAMPLE_RUN=${SAMPLE_RUN:-1}
@@ -227,7 +231,7 @@ run_wrk() { # SERVER SCENARIO CONNS DURATION LABEL [RSS_PID URL]: runs wrk; sets
     scenario_headers "$scen" "$server"
     out=$RAW/$label.txt
     [[ -n $pid ]] && start_sampler "$pid" "$WORK/rss.peak"
-    timeout $((dur + 60)) wrk -t"$THREADS" -c"$conns" -d"${dur}s" --latency "${HDRS[@]}" "$url" >"$out" 2>&1 ||
+    timeout $((dur + 60)) wrk -t"$THREADS" -c"$conns" -d"${dur}s" --latency "${WRK_EXTRA[@]}" "${HDRS[@]}" "$url" >"$out" 2>&1 ||
         say "  warning: wrk exited with status $? for $label (see $out)"
     if [[ -n $pid ]]; then
         stop_sampler
@@ -238,6 +242,7 @@ run_wrk() { # SERVER SCENARIO CONNS DURATION LABEL [RSS_PID URL]: runs wrk; sets
     [[ $WRK_RESULT != ERR* ]] || die "could not parse wrk output $out: $(head -c 400 "$out")"
 }
 
+WRK_EXTRA=()
 n_scen=$(wc -w <<<"$SCENARIOS")
 n_conns=$(wc -w <<<"$CONNS")
 total=$((n_scen * n_conns * 2 * ROUNDS * (DURATION + PAUSE) + 2 * WARMUP))
@@ -270,6 +275,33 @@ for ((round = 1; round <= ROUNDS; round++)); do
         done
     done
 done
+# Paced runs: the same offered load (about PACED_RATE req/s) against both servers, so their
+# latencies are compared at equal throughput. In the saturated runs above wrk shares the cores,
+# and the faster server also saturates wrk, whose own backlog then shows up as latency.
+PACED_RESULTS=$OUT_DIR/paced.tsv
+printf 'round\tscenario\tconns\tserver\trps\tp50_ms\tp99_ms\tbytes_per_req\tnon2xx3xx\tsocket_errors\trss_peak_kb\n' >"$PACED_RESULTS"
+if ((PACED_RATE > 0)); then
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for scen in $SCENARIOS; do
+            [[ $scen == identity ]] && continue
+            for conns in $CONNS; do
+                delay_ms=$(((conns * 1000 + PACED_RATE / 2) / PACED_RATE))
+                ((delay_ms >= 1)) || delay_ms=1
+                for server in bantin nginx; do
+                    WRK_EXTRA=(-s "$BENCH_DIR/paced.lua")
+                    export WRK_DELAY_MS=$delay_ms
+                    run_wrk "$server" "$scen" "$conns" "$DURATION" "paced-r$round-$scen-c$conns-$server"
+                    WRK_EXTRA=()
+                    read -r rps p50 p99 bpr non serr peak <<<"$WRK_RESULT"
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scen" "$conns" "$server" \
+                        "$rps" "$p50" "$p99" "$bpr" "$non" "$serr" "$peak" >>"$PACED_RESULTS"
+                    say "  paced round $round  $scen  c$conns (${delay_ms} ms between requests)  $server: $(printf '%.0f' "$rps") req/s, p50 ${p50} ms, p99 ${p99} ms"
+                    sleep "$PAUSE"
+                done
+            done
+        done
+    done
+fi
 BENCH_HWM=$(vm_kb "$BANTIN_PID" VmHWM)
 BENCH_RSS_END=$(vm_kb "$BANTIN_PID" VmRSS)
 NGINX_RSS_KB=0
@@ -313,8 +345,8 @@ bench_cleanup
 
 # ---------------------------------------------------------------- summary
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-col() { # SCENARIO CONNS SERVER COLUMN -> median of that column over the rounds
-    awk -F'\t' -v s="$1" -v c="$2" -v v="$3" -v k="$4" 'NR > 1 && $2 == s && $3 == c && $4 == v {print $k}' "$RESULTS" | median
+col() { # SCENARIO CONNS SERVER COLUMN [FILE] -> median of that column over the rounds
+    awk -F'\t' -v s="$1" -v c="$2" -v v="$3" -v k="$4" 'NR > 1 && $2 == s && $3 == c && $4 == v {print $k}' "${5:-$RESULTS}" | median
 }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
 kb() { awk -v b="$1" 'BEGIN {printf "%.1f KB", b / 1000}'; }
@@ -353,6 +385,24 @@ SUMMARY=$OUT_DIR/summary.md
                     name, c, br, nr, r, b50, n50, b99, n99, pr, g }'
         done
     done
+    if ((PACED_RATE > 0)); then
+        echo
+        echo "Latency at the same offered load (paced: each connection waits conns/${PACED_RATE} s between requests, so about ${PACED_RATE} req/s to both servers):"
+        echo
+        echo "| scenario | conns | bantin req/s | nginx req/s | bantin p50 | nginx p50 | bantin p99 | nginx p99 | p99 ratio |"
+        echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        for scen in $SCENARIOS; do
+            [[ $scen == identity ]] && continue
+            for conns in $CONNS; do
+                awk -v name="${NAME[$scen]}" -v c="$conns" \
+                    -v br="$(col "$scen" "$conns" bantin 5 "$PACED_RESULTS")" -v nr="$(col "$scen" "$conns" nginx 5 "$PACED_RESULTS")" \
+                    -v b50="$(col "$scen" "$conns" bantin 6 "$PACED_RESULTS")" -v n50="$(col "$scen" "$conns" nginx 6 "$PACED_RESULTS")" \
+                    -v b99="$(col "$scen" "$conns" bantin 7 "$PACED_RESULTS")" -v n99="$(col "$scen" "$conns" nginx 7 "$PACED_RESULTS")" 'BEGIN {
+                    printf "| %s | %d | %.0f | %.0f | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f |\n",
+                        name, c, br, nr, b50, n50, b99, n99, (n99 > 0 ? b99 / n99 : 0) }'
+            done
+        done
+    fi
     echo
     echo "| memory | value | goal |"
     echo "| --- | ---: | --- |"
