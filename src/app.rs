@@ -28,12 +28,21 @@ pub enum FeedError {
     Store(#[from] StoreError),
 }
 
+impl crate::cache::RenderFailure for FeedError {
+    fn serve_stale(&self) -> bool {
+        matches!(self, FeedError::Store(_))
+    }
+}
+
 pub struct App {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub cache: FeedCache,
     pub metrics: Arc<Metrics>,
     pub websub: WebSub,
+    /// Renders at once at most: each holds a page of articles and its bodies in memory, so this
+    /// bounds a miss storm's memory and keeps renders from crowding out the workers' cores.
+    render_permits: tokio::sync::Semaphore,
     /// The OPML list, with when it was made and the write count it reflects.
     opml: tokio::sync::Mutex<Option<(Instant, u64, Arc<Representation>)>>,
     writes: AtomicU64,
@@ -50,12 +59,15 @@ impl App {
         metrics: Arc<Metrics>,
     ) -> App {
         let c = &config.cache;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         App {
             cache: FeedCache::new(
                 c.max_bytes,
                 Duration::from_secs(c.ttl_secs),
                 Duration::from_secs(c.stale_if_error),
+                crate::http::worker_count(),
             ),
+            render_permits: tokio::sync::Semaphore::new(cores),
             config,
             store,
             metrics,
@@ -80,15 +92,43 @@ impl App {
             .get_or_render(key, || async {
                 let started = Instant::now();
                 let now = Utc::now();
+                let path = || key.feed.path(&self.config, key.format);
+                if key.page > 1 {
+                    // A page past the end is answered from the feed's item count (remembered per
+                    // feed), never by skipping a million rows to find nothing.
+                    let items = self
+                        .cache
+                        .item_count(&key.feed, || async {
+                            let (n, next) = tokio::join!(
+                                self.store.count_visible(&key.feed, now),
+                                self.store.next_publication(&key.feed, now)
+                            );
+                            let valid_for = next?
+                                .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
+                            Ok::<_, StoreError>((n?, valid_for))
+                        })
+                        .await;
+                    let per_page = self.config.items_per_feed as u64;
+                    if let Ok(items) = self.note_store(items)
+                        && u64::from(key.page) > items.div_ceil(per_page).max(1)
+                    {
+                        return Err(FeedError::NotFound(past_the_end(self, key, &path())));
+                    }
+                }
+                let _permit = self
+                    .render_permits
+                    .acquire()
+                    .await
+                    .map_err(|_| StoreError::Backend("the render queue closed".into()))?;
                 let page = self.note_store(
                     feed::load(&*self.store, &self.config, &key.feed, key.page, now).await,
                 )?;
                 let Some(page) = page else {
-                    let path = key.feed.path(&self.config, key.format);
+                    let path = path();
                     return Err(FeedError::NotFound(match (&key.feed.selector, key.page) {
                         (Selector::Tag(s), 1) => format!("No published article is tagged `{s}`, so {path} does not exist. Every feed is listed at /feeds.opml."),
                         (Selector::Author(s), 1) => format!("No published article is by `{s}`, so {path} does not exist. Every feed is listed at /feeds.opml."),
-                        _ => format!("page {} of {path} does not exist; the feed starts at {}", key.page, key.feed.url(&self.config, key.format, 1)),
+                        _ => past_the_end(self, key, &path),
                     }));
                 };
                 let valid_for = page
@@ -224,6 +264,14 @@ impl App {
         }
         self.writes.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+fn past_the_end(app: &App, key: &CacheKey, path: &str) -> String {
+    format!(
+        "page {} of {path} does not exist; the feed starts at {}",
+        key.page,
+        key.feed.url(&app.config, key.format, 1)
+    )
 }
 
 fn previous(o: &Upsert) -> Option<&Article> {

@@ -1,29 +1,34 @@
 //! The rendered-feed cache: moka, keyed by (feed, format, page), weighed in bytes.
 //!
-//! Three guarantees shape it:
-//! - **One render per miss.** Concurrent misses for one key wait on a single render
-//!   (`try_get_with` coalesces them); `renders()` counts renders so tests can prove it.
+//! Four guarantees shape it:
+//! - **One render per miss.** Concurrent misses for one key wait on a single render (moka's
+//!   per-key `and_try_compute_with` lock); `renders()` counts renders so tests can prove it.
 //! - **Read your writes.** A write bumps a generation counter and records it against each feed
 //!   it touched; an entry rendered from a generation older than its feed's last invalidation is
-//!   never served, even if its render was in flight when the write landed (that render may have
-//!   read the old rows). Such an entry is replaced at its feed's next request.
-//! - **Scheduled publishing.** Each entry expires at the earlier of the configured TTL and the
+//!   never served fresh, even if its render was in flight when the write landed (that render may
+//!   have read the old rows).
+//! - **Scheduled publishing.** Each entry is fresh until the earlier of the configured TTL and the
 //!   next scheduled `published_at` of its feed, so an embargoed article appears on time without
 //!   a write.
-//!
-//! A second map keeps the last good representation of each key for `stale-if-error`: when a
-//! render fails because the store is down, the previous bytes are served rather than an error.
+//! - **One memory budget.** `[cache] max_bytes` bounds every byte of every cached body. The moka
+//!   map holds three quarters of it; each HTTP worker's own references ([`FeedCache::hot`]) may pin
+//!   at most its share of the last quarter, counted as if none of them were shared with the map.
+//!   There is no second map of "last good" copies: an entry stays in the one map, stale, after its
+//!   TTL or an invalidation, for `stale_if_error` more seconds, and is what a failed render falls
+//!   back to. Bodies live once (see `render`): no heap copy beside the memfd, no per-thread copy.
+//!   Every entry's bytes are counted while it lives ([`FeedCache::live_bytes`]), whoever holds it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
 
 use crate::feed::{FeedKey, Format};
 use crate::render::Representation;
@@ -36,23 +41,48 @@ pub struct CacheKey {
     pub page: u32,
 }
 
+/// Bytes and entries alive, whoever holds them (the map, a worker, a response being sent).
+#[derive(Debug, Default)]
+pub struct Live {
+    bytes: AtomicI64,
+    entries: AtomicI64,
+}
+
 /// A cached representation with what decides its freshness.
 #[derive(Debug)]
 pub struct Entry {
     pub rep: Representation,
     /// The cache generation when its render began.
     generation: u64,
-    /// How long it may live from insertion: min(TTL, time to the feed's next publication).
-    ttl: Duration,
-    /// When it stops being true (insertion time + `ttl`).
+    /// Fresh until then: min(TTL, the feed's next publication) after insertion.
     expires_at: Instant,
+    /// How long moka keeps it: fresh life + `stale_if_error`.
+    keep: Duration,
+    weight: usize,
+    live: Arc<Live>,
+}
+
+impl Entry {
+    /// Whether it is still within its TTL (an invalidation is checked separately).
+    pub fn unexpired(&self) -> bool {
+        Instant::now() < self.expires_at
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.live
+            .bytes
+            .fetch_sub(self.weight as i64, Ordering::Relaxed);
+        self.live.entries.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct EntryExpiry;
 
 impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
     fn expire_after_create(&self, _: &CacheKey, v: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(v.ttl)
+        Some(v.keep)
     }
     fn expire_after_update(
         &self,
@@ -61,7 +91,7 @@ impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(v.ttl)
+        Some(v.keep)
     }
 }
 
@@ -72,34 +102,64 @@ pub struct Rendered {
     pub valid_for: Option<Duration>,
 }
 
+/// Whether a failed render may be answered with the last good copy: yes when the store is down,
+/// no when the page no longer exists (serving its old copy would resurrect deleted pages).
+pub trait RenderFailure {
+    fn serve_stale(&self) -> bool;
+}
+
+impl RenderFailure for String {
+    fn serve_stale(&self) -> bool {
+        true
+    }
+}
+
+/// How many visible items a feed has, for answering pages past the end without a deep query.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    items: u64,
+    generation: u64,
+    expires_at: Instant,
+}
+
+/// Feeds whose item count is remembered; a count is a few dozen bytes.
+const MAX_COUNTS: u64 = 10_000;
+
+/// Invalidation records kept before they are folded into one "everything older is stale" mark.
+const MAX_INVALIDATION_RECORDS: usize = 50_000;
+
 pub struct FeedCache {
-    /// Distinguishes this cache's thread-local copies from another instance's (tests run many).
+    /// Distinguishes this cache's thread-local references from another instance's (tests run many).
     id: u64,
-    fresh: Cache<CacheKey, Arc<Entry>>,
-    last_good: Cache<CacheKey, Arc<Entry>>,
+    entries: Cache<CacheKey, Arc<Entry>>,
+    counts: Cache<FeedKey, Count>,
     ttl: Duration,
+    stale_if_error: Duration,
     generation: AtomicU64,
     /// Per feed, the generation of its last invalidation.
     invalidated: RwLock<HashMap<FeedKey, u64>>,
     /// Generation of the last "drop everything".
     flushed: AtomicU64,
     renders: AtomicU64,
+    live: Arc<Live>,
+    /// Most bytes one worker thread may pin with its own references.
+    hot_max_bytes: usize,
 }
 
 static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Most bytes of thread-local copies one thread keeps (see [`FeedCache::hot`]).
-const HOT_MAX_BYTES: usize = 32 << 20;
+/// A worker thread's reference to an entry: cloning it is a non-atomic increment in memory only
+/// that thread writes, so a hit shares no cache line with other cores.
+pub type Local = Rc<Arc<Entry>>;
 
-/// A thread's own copy of a current entry.
+/// A thread's reference to a current entry.
 struct Hot {
-    /// The cache generation when the entry was looked up: any invalidation since voids the copy.
+    /// The cache generation when the entry was looked up: any invalidation since voids it.
     generation: u64,
-    expires_at: Instant,
-    rep: Rc<Representation>,
+    entry: Local,
 }
 
-/// One thread's copies, by (cache id, key), and the bytes they hold.
+/// One thread's references, by (cache id, key), and the bytes they pin.
 type HotMap = (HashMap<(u64, CacheKey), Hot>, usize);
 
 thread_local! {
@@ -116,29 +176,43 @@ pub enum Source {
 }
 
 impl FeedCache {
-    pub fn new(max_bytes: u64, ttl: Duration, stale_if_error: Duration) -> FeedCache {
+    /// A cache of at most `max_bytes`, shared by `workers` HTTP worker threads.
+    pub fn new(
+        max_bytes: u64,
+        ttl: Duration,
+        stale_if_error: Duration,
+        workers: usize,
+    ) -> FeedCache {
         let weigher =
-            |_: &CacheKey, v: &Arc<Entry>| -> u32 { v.rep.weight().try_into().unwrap_or(u32::MAX) };
+            |_: &CacheKey, v: &Arc<Entry>| -> u32 { v.weight.try_into().unwrap_or(u32::MAX) };
+        let map_bytes = max_bytes / 4 * 3;
         FeedCache {
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
-            fresh: Cache::builder()
-                .max_capacity(max_bytes)
+            entries: Cache::builder()
+                .max_capacity(map_bytes)
                 .weigher(weigher)
                 .expire_after(EntryExpiry)
                 .build(),
-            // The fallback shares the bytes (Arc) with `fresh` while both hold an entry; on its
-            // own it is bounded by the same ceiling.
-            last_good: Cache::builder()
-                .max_capacity(max_bytes)
-                .weigher(weigher)
-                .time_to_live(stale_if_error.max(ttl))
+            counts: Cache::builder()
+                .max_capacity(MAX_COUNTS)
+                .time_to_live(ttl)
                 .build(),
             ttl,
+            stale_if_error,
             generation: AtomicU64::new(1),
             invalidated: RwLock::new(HashMap::new()),
             flushed: AtomicU64::new(0),
             renders: AtomicU64::new(0),
+            live: Arc::new(Live::default()),
+            hot_max_bytes: ((max_bytes - map_bytes) / workers.max(1) as u64) as usize,
         }
+    }
+
+    /// Largest number of memfds the cache can hold at once: every entry that has one weighs at
+    /// least [`crate::render::MEMFILE_MIN_BYTES`]. The connection cap leaves this many file
+    /// descriptors free.
+    pub fn max_files(max_bytes: u64) -> u64 {
+        max_bytes / crate::render::MEMFILE_MIN_BYTES as u64
     }
 
     /// Number of renders so far (each miss that reached the store).
@@ -147,24 +221,44 @@ impl FeedCache {
     }
 
     pub fn entry_count(&self) -> u64 {
-        self.fresh.entry_count()
+        self.entries.entry_count()
     }
 
+    /// Bytes the map holds (moka's weighted size).
     pub fn weighted_size(&self) -> u64 {
-        self.fresh.weighted_size()
+        self.entries.weighted_size()
     }
 
-    fn is_current(&self, key: &CacheKey, e: &Entry) -> bool {
-        if e.generation < self.flushed.load(Ordering::Acquire) {
+    /// Bytes of every entry still alive, in the map or not (a worker's reference, a response
+    /// being sent): what the budget bounds.
+    pub fn live_bytes(&self) -> u64 {
+        self.live.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn live_entries(&self) -> u64 {
+        self.live.entries.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Lets moka finish pending evictions now (tests and `/metrics` read settled sizes).
+    pub async fn settle(&self) {
+        self.entries.run_pending_tasks().await;
+    }
+
+    fn is_current(&self, feed: &FeedKey, generation: u64) -> bool {
+        if generation < self.flushed.load(Ordering::Acquire) {
             return false;
         }
         let map = self.invalidated.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&key.feed).is_none_or(|&g| e.generation >= g)
+        map.get(feed).is_none_or(|&g| generation >= g)
+    }
+
+    fn is_fresh(&self, key: &CacheKey, e: &Entry) -> bool {
+        e.unexpired() && self.is_current(&key.feed, e.generation)
     }
 
     /// The current representation of `key`, rendering it with `render` on a miss. Concurrent
-    /// misses share one render. When the render fails and a previous copy exists, that copy is
-    /// returned with [`Source::Stale`] (stale-if-error); otherwise the error.
+    /// misses share one render. When the render fails and a previous copy is still kept, that copy
+    /// is returned with [`Source::Stale`] (stale-if-error); otherwise the error.
     pub async fn get_or_render<F, Fut, E>(
         &self,
         key: &CacheKey,
@@ -173,54 +267,50 @@ impl FeedCache {
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Rendered, E>>,
-        E: Send + Sync + 'static,
+        E: RenderFailure + Send + Sync + 'static,
     {
         // Bounded: a render that loses a race with a write is retried, but a feed written faster
         // than it renders still gets an answer (the newest render, which began after the prior
         // write and so reflects it).
         for attempt in 0..4 {
-            if let Some(e) = self.fresh.get(key).await {
-                if self.is_current(key, &e) {
-                    return Ok((e, Source::Hit));
-                }
-                self.fresh.invalidate(key).await;
+            if let Some(e) = self.entries.get(key).await
+                && self.is_fresh(key, &e)
+            {
+                return Ok((e, Source::Hit));
             }
-            let mut rendered_here = false;
             let result = self
-                .fresh
-                .try_get_with(key.clone(), async {
-                    rendered_here = true;
+                .entries
+                .entry_by_ref(key)
+                .and_try_compute_with(|existing| async {
+                    // Another request may have rendered while this one waited for the key.
+                    if let Some(e) = existing
+                        && self.is_fresh(key, e.value())
+                    {
+                        return Ok::<_, E>(Op::Nop);
+                    }
                     let generation = self.generation.load(Ordering::Acquire);
                     self.renders.fetch_add(1, Ordering::Relaxed);
                     let r = render().await?;
-                    let ttl = r.valid_for.map_or(self.ttl, |v| v.min(self.ttl));
-                    Ok(Arc::new(Entry {
-                        rep: r.rep,
-                        generation,
-                        ttl,
-                        expires_at: Instant::now() + ttl,
-                    }))
+                    Ok(Op::Put(self.wrap(r, generation)))
                 })
                 .await;
             match result {
-                Ok(e) if self.is_current(key, &e) || attempt == 3 => {
-                    if rendered_here {
-                        self.last_good.insert(key.clone(), e.clone()).await;
+                Ok(CompResult::Inserted(e) | CompResult::ReplacedWith(e)) => {
+                    let e = e.into_value();
+                    if self.is_current(&key.feed, e.generation) || attempt == 3 {
+                        return Ok((e, Source::Rendered));
                     }
-                    return Ok((
-                        e,
-                        if rendered_here {
-                            Source::Rendered
-                        } else {
-                            Source::Hit
-                        },
-                    ));
                 }
-                Ok(_) => continue,
+                Ok(CompResult::Unchanged(e)) => return Ok((e.into_value(), Source::Hit)),
+                Ok(CompResult::StillNone(_) | CompResult::Removed(_)) => {}
                 Err(err) => {
-                    return match self.last_good.get(key).await {
+                    let stale = match err.serve_stale() {
+                        true => self.entries.get(key).await,
+                        false => None,
+                    };
+                    return match stale {
                         Some(e) => Ok((e, Source::Stale)),
-                        None => Err(err),
+                        None => Err(Arc::new(err)),
                     };
                 }
             }
@@ -228,83 +318,144 @@ impl FeedCache {
         unreachable!("the last attempt always returns")
     }
 
+    fn wrap(&self, r: Rendered, generation: u64) -> Arc<Entry> {
+        let fresh = r.valid_for.map_or(self.ttl, |v| v.min(self.ttl));
+        let weight = r.rep.weight();
+        self.live.bytes.fetch_add(weight as i64, Ordering::Relaxed);
+        self.live.entries.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Entry {
+            rep: r.rep,
+            generation,
+            expires_at: Instant::now() + fresh,
+            keep: fresh + self.stale_if_error,
+            weight,
+            live: self.live.clone(),
+        })
+    }
+
+    /// The number of visible items of `feed`, from memory when known and current, else from
+    /// `count` (which also says until when the number holds: the feed's next publication).
+    pub async fn item_count<F, Fut, E>(&self, feed: &FeedKey, count: F) -> Result<u64, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(u64, Option<Duration>), E>>,
+    {
+        if let Some(c) = self.counts.get(feed).await
+            && Instant::now() < c.expires_at
+            && self.is_current(feed, c.generation)
+        {
+            return Ok(c.items);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let (items, valid_for) = count().await?;
+        // A feed with no items (a tag nobody used) is not remembered: URLs an attacker makes up
+        // must not fill memory.
+        if items > 0 {
+            let fresh = valid_for.map_or(self.ttl, |v| v.min(self.ttl));
+            self.counts
+                .insert(
+                    feed.clone(),
+                    Count {
+                        items,
+                        generation,
+                        expires_at: Instant::now() + fresh,
+                    },
+                )
+                .await;
+        }
+        Ok(items)
+    }
+
     /// The current generation: it moves on every invalidation.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Answers from this thread's own copy of `key`'s entry, if it has one that is still current.
+    /// Answers from this thread's own reference to `key`'s entry, if it has one that is still
+    /// current.
     ///
-    /// The hot path of a poll. Each HTTP worker thread keeps private copies of the entries it
-    /// serves (bodies and header values), so a hit touches no memory another core writes: no
-    /// shared reference counts, no cache-wide locks. A copy is current while the cache's
-    /// generation is the one it was taken at (every invalidation moves it on) and its entry has not
-    /// expired (TTL, next scheduled publication).
-    pub fn hot(&self, key: &CacheKey) -> Option<Rc<Representation>> {
+    /// The hot path of a poll. Each HTTP worker thread keeps its own references to the entries it
+    /// serves, so a hit touches no memory another core writes: no shared reference counts, no
+    /// cache-wide locks. A reference is current while the cache's generation is the one it was
+    /// taken at (every invalidation moves it on) and its entry has not expired (TTL, next
+    /// scheduled publication); a reference found stale is dropped at once, so it pins nothing.
+    pub fn hot(&self, key: &CacheKey) -> Option<Local> {
         let generation = self.generation();
         HOT.with(|h| {
-            let h = h.borrow();
-            let hot = h.0.get(&(self.id, key.clone()))?;
-            (hot.generation == generation && Instant::now() < hot.expires_at)
-                .then(|| hot.rep.clone())
+            let mut h = h.borrow_mut();
+            let map_key = (self.id, key.clone());
+            let hot = h.0.get(&map_key)?;
+            if hot.generation == generation && hot.entry.unexpired() {
+                return Some(hot.entry.clone());
+            }
+            let weight = hot.entry.weight;
+            h.0.remove(&map_key);
+            h.1 -= weight;
+            None
         })
     }
 
-    /// Keeps a thread-local copy of `entry`, looked up when the generation was `seen`.
-    pub fn keep_hot(&self, key: &CacheKey, entry: &Entry, seen: u64) {
-        let weight = entry.rep.weight();
-        if weight > HOT_MAX_BYTES / 8 {
+    /// Keeps a thread-local reference to `entry`, looked up when the generation was `seen`.
+    pub fn keep_hot(&self, key: &CacheKey, entry: &Arc<Entry>, seen: u64) {
+        let weight = entry.weight;
+        if weight > self.hot_max_bytes / 4 {
             return;
         }
         HOT.with(|h| {
             let mut h = h.borrow_mut();
-            if h.1 + weight > HOT_MAX_BYTES {
-                h.0.clear();
-                h.1 = 0;
+            if h.1 + weight > self.hot_max_bytes {
+                // Over this thread's share: forget this cache's references (their entries stay in
+                // the map; only entries the map has already dropped are freed).
+                let id = self.id;
+                let mut freed = 0;
+                h.0.retain(|(cache, _), hot| {
+                    let keep = *cache != id;
+                    if !keep {
+                        freed += hot.entry.weight;
+                    }
+                    keep
+                });
+                h.1 -= freed;
             }
             let hot = Hot {
                 generation: seen,
-                expires_at: entry.expires_at,
-                rep: Rc::new(entry.rep.thread_copy()),
+                entry: Rc::new(entry.clone()),
             };
             if let Some(old) = h.0.insert((self.id, key.clone()), hot) {
-                h.1 -= old.rep.weight();
+                h.1 -= old.entry.weight;
             }
             h.1 += weight;
         });
     }
 
-    /// Drops every page and format of these feeds, and makes any render of them that began
-    /// before this call unservable.
+    /// Marks every page and format of these feeds stale, and makes any render of them that began
+    /// before this call unservable as fresh.
     pub fn invalidate<'a>(&self, feeds: impl IntoIterator<Item = &'a FeedKey>) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let feeds: Vec<FeedKey> = feeds.into_iter().cloned().collect();
-        if feeds.is_empty() {
-            return;
+        let mut map = self.invalidated.write().unwrap_or_else(|p| p.into_inner());
+        for f in feeds {
+            map.insert(f.clone(), generation);
         }
-        {
-            let mut map = self.invalidated.write().unwrap_or_else(|p| p.into_inner());
-            for f in &feeds {
-                map.insert(f.clone(), generation);
-            }
+        // Writes that invent tags and bylines add records; past a bound, one flush mark stands for
+        // them all (everything rendered before it is stale), so the map stays bounded.
+        if map.len() > MAX_INVALIDATION_RECORDS {
+            map.clear();
+            self.flushed.store(generation, Ordering::Release);
         }
-        // The entries themselves stay in moka until their next request replaces them or their
-        // TTL ends: the generation check makes them unservable at once, and the weigher bounds the
-        // memory either way. (moka's `invalidate_entries_if` would register a predicate per write
-        // that every later lookup has to check.)
+        // The entries themselves stay in moka, stale, until their next request replaces them or
+        // their keep time ends: they are the stale-if-error copies.
     }
 
-    /// Drops everything (a replica that may have missed announcements).
+    /// Marks everything stale (a replica that may have missed announcements).
     pub fn invalidate_all(&self) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.flushed.store(generation, Ordering::Release);
-        self.fresh.invalidate_all();
     }
 
     /// Whether a fresh, current entry exists (tests use this to prove invalidation scope).
     pub async fn contains_current(&self, key: &CacheKey) -> bool {
-        match self.fresh.get(key).await {
-            Some(e) => self.is_current(key, &e),
+        match self.entries.get(key).await {
+            Some(e) => self.is_fresh(key, &e),
             None => false,
         }
     }
@@ -335,6 +486,7 @@ mod tests {
             64 << 20,
             Duration::from_secs(600),
             Duration::from_secs(3600),
+            2,
         )
     }
 
@@ -352,6 +504,27 @@ mod tests {
             .unwrap();
         assert_eq!(s, Source::Hit);
         assert_eq!(&e.rep.identity.bytes[..], b"a");
+        assert_eq!(c.renders(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_render_once() {
+        let c = Arc::new(cache());
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                c.get_or_render(&key("vi", 1), || async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    rendered("once", None)
+                })
+                .await
+                .map(|(e, _)| e.rep.identity.bytes.clone())
+            }));
+        }
+        for t in tasks {
+            assert_eq!(&t.await.unwrap().unwrap()[..], b"once");
+        }
         assert_eq!(c.renders(), 1);
     }
 
@@ -453,7 +626,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn thread_copies_serve_until_an_invalidation_or_expiry() {
+    async fn thread_references_serve_until_an_invalidation_or_expiry() {
         let c = cache();
         let k = key("vi", 1);
         let seen = c.generation();
@@ -463,19 +636,19 @@ mod tests {
             })
             .await
             .unwrap();
-        let body = |r: Rc<Representation>| r.identity.bytes.clone();
+        let body = |r: Local| r.rep.identity.bytes.clone();
         assert!(c.hot(&k).map(body).is_none(), "nothing kept yet");
         c.keep_hot(&k, &e, seen);
         assert_eq!(&c.hot(&k).map(body).unwrap()[..], b"a");
         assert!(
             cache().hot(&k).map(body).is_none(),
-            "another cache's copies are not this one's"
+            "another cache's references are not this one's"
         );
         assert!(c.hot(&key("en", 1)).map(body).is_none());
         c.invalidate([&FeedKey::new("en", Selector::All)]);
         assert!(
             c.hot(&k).map(body).is_none(),
-            "any invalidation voids the copies"
+            "any invalidation voids the references"
         );
         let seen = c.generation();
         let (e, _) = c
@@ -489,7 +662,81 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(
             c.hot(&k).map(body).is_none(),
-            "a copy expires with its entry"
+            "a reference expires with its entry"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_byte_cached_stays_within_the_budget() {
+        // 4 MiB budget, two workers; entries of ~100 KB (poorly compressible) rendered over and over.
+        let budget: u64 = 4 << 20;
+        let c = FeedCache::new(
+            budget,
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+            2,
+        );
+        let mut seed = 1u64;
+        for page in 1..=200u32 {
+            let k = key("vi", page);
+            let seen = c.generation();
+            let body: Vec<u8> = (0..50_000)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    b'a' + (seed >> 59) as u8
+                })
+                .collect();
+            let (e, _) = c
+                .get_or_render(&k, || {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, String>(Rendered {
+                            rep: Representation::new(body, "text/plain", None, String::new()),
+                            valid_for: None,
+                        })
+                    }
+                })
+                .await
+                .unwrap();
+            c.keep_hot(&k, &e, seen);
+            drop(e);
+            c.settle().await;
+            assert!(
+                c.live_bytes() <= budget,
+                "after page {page}: {} live bytes over a budget of {budget}",
+                c.live_bytes()
+            );
+        }
+        assert!(c.entry_count() > 5, "the cache still caches");
+    }
+
+    #[tokio::test]
+    async fn item_counts_are_remembered_until_an_invalidation() {
+        let c = cache();
+        let feed = FeedKey::new("vi", Selector::All);
+        let n = c
+            .item_count(&feed, || async { Ok::<_, ()>((120, None)) })
+            .await
+            .unwrap();
+        assert_eq!(n, 120);
+        let n = c
+            .item_count(&feed, || async { Ok::<_, ()>((999, None)) })
+            .await
+            .unwrap();
+        assert_eq!(n, 120, "from memory");
+        c.invalidate([&feed]);
+        let n = c
+            .item_count(&feed, || async { Ok::<_, ()>((121, None)) })
+            .await
+            .unwrap();
+        assert_eq!(n, 121, "a write makes it count again");
+        let ghost = FeedKey::new("vi", Selector::Tag("khong-co".into()));
+        c.item_count(&ghost, || async { Ok::<_, ()>((0, None)) })
+            .await
+            .unwrap();
+        assert!(
+            c.counts.get(&ghost).await.is_none(),
+            "an empty feed is not remembered"
         );
     }
 }

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
@@ -76,6 +77,39 @@ pub struct ApiConfig {
     pub max_batch_bytes: usize,
 }
 
+/// Deadlines and bounds of the HTTP edge (`[server]`): what a slow, silent or hostile client may
+/// hold, and for how long. The defaults are what a reviewer of an nginx configuration expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// A request head must be complete this long after the connection opened (first request) or
+    /// after its first byte arrived (later requests on a keep-alive connection).
+    pub head_timeout: Duration,
+    /// A keep-alive connection with no byte of a next request is closed after this long.
+    pub idle_timeout: Duration,
+    /// A response that makes no progress (the client reads nothing) for this long is abandoned.
+    pub send_timeout: Duration,
+    /// A request body that makes no progress for this long is abandoned.
+    pub body_timeout: Duration,
+    /// Open connections at most (all workers together); the effective cap is also kept below the
+    /// open-file limit at start.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers); larger gets 431 and a close.
+    pub max_head_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            head_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_head_bytes: 16 * 1024,
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -100,6 +134,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub hubs: Vec<Url>,
     pub api: ApiConfig,
+    pub server: ServerConfig,
 }
 
 /// Path segments a category slug may not take, because feed URLs use them.
@@ -126,6 +161,43 @@ struct RawConfig {
     websub: RawWebSub,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    head_timeout: Option<RawDuration>,
+    idle_timeout: Option<RawDuration>,
+    send_timeout: Option<RawDuration>,
+    body_timeout: Option<RawDuration>,
+    max_connections: Option<i64>,
+    max_head_bytes: Option<i64>,
+}
+
+/// A duration in TOML: whole seconds (`10`) or a humantime string (`"10s"`, `"500ms"`, `"2m"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(i64),
+    Text(String),
+}
+
+impl RawDuration {
+    fn parse(&self) -> Result<Duration, String> {
+        match self {
+            RawDuration::Seconds(s) if *s > 0 => Ok(Duration::from_secs(*s as u64)),
+            RawDuration::Seconds(s) => Err(format!("{s} is not a positive number of seconds")),
+            RawDuration::Text(t) => match humantime::parse_duration(t) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                Ok(_) => Err(format!("`{t}` must be longer than zero")),
+                Err(e) => Err(format!(
+                    "`{t}` is not a duration such as \"10s\" or \"500ms\" ({e})"
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -355,6 +427,8 @@ impl Config {
             max_batch_bytes: raw.api.max_batch_bytes.unwrap_or(256 << 20),
         };
 
+        let server = validate_server(&raw.server, &err)?;
+
         Ok(Config {
             file: PathBuf::from(file),
             base_url,
@@ -370,6 +444,7 @@ impl Config {
             cache,
             hubs,
             api,
+            server,
         })
     }
 
@@ -400,6 +475,45 @@ impl Config {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+fn validate_server(
+    raw: &RawServer,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<ServerConfig, ConfigError> {
+    let d = ServerConfig::default();
+    let duration = |key: &str, v: &Option<RawDuration>, default: Duration| match v {
+        Some(v) => v.parse().map_err(|p| err(&format!("server.{key}"), p)),
+        None => Ok(default),
+    };
+    let max_connections = match raw.max_connections {
+        Some(n) if (1..=10_000_000).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(err(
+                "server.max_connections",
+                format!("{n} is outside 1..=10000000"),
+            ));
+        }
+        None => d.max_connections,
+    };
+    let max_head_bytes = match raw.max_head_bytes {
+        Some(n) if (8192..=65536).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(err(
+                "server.max_head_bytes",
+                format!("{n} is outside 8192..=65536"),
+            ));
+        }
+        None => d.max_head_bytes,
+    };
+    Ok(ServerConfig {
+        head_timeout: duration("head_timeout", &raw.head_timeout, d.head_timeout)?,
+        idle_timeout: duration("idle_timeout", &raw.idle_timeout, d.idle_timeout)?,
+        send_timeout: duration("send_timeout", &raw.send_timeout, d.send_timeout)?,
+        body_timeout: duration("body_timeout", &raw.body_timeout, d.body_timeout)?,
+        max_connections,
+        max_head_bytes,
+    })
 }
 
 fn validate_categories(
@@ -694,6 +808,28 @@ name = { vi = "Quốc phòng", en = "Defence" }
         let e = parse_err(&format!("{MINIMAL}\n[cache]\nttl_seconds = 5\n"));
         assert!(e.problem.contains("ttl_seconds"), "{e}");
         assert!(e.key.starts_with("line "), "{e}");
+    }
+
+    #[test]
+    fn server_deadlines_take_seconds_or_humantime() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server, ServerConfig::default());
+        assert_eq!(c.server.head_timeout, Duration::from_secs(10));
+        let c = parse(&format!(
+            "{MINIMAL}[server]\nhead_timeout = 3\nidle_timeout = \"2m\"\nsend_timeout = \"500ms\"\nmax_connections = 100\n"
+        ))
+        .unwrap();
+        assert_eq!(c.server.head_timeout, Duration::from_secs(3));
+        assert_eq!(c.server.idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.server.send_timeout, Duration::from_millis(500));
+        assert_eq!(c.server.max_connections, 100);
+        let e = parse_err(&format!("{MINIMAL}[server]\nidle_timeout = \"soon\"\n"));
+        assert_eq!(e.key, "server.idle_timeout");
+        assert!(e.problem.contains("soon"), "{e}");
+        let e = parse_err(&format!("{MINIMAL}[server]\nhead_timeout = 0\n"));
+        assert_eq!(e.key, "server.head_timeout");
+        let e = parse_err(&format!("{MINIMAL}[server]\nmax_head_bytes = 1000000\n"));
+        assert_eq!(e.key, "server.max_head_bytes");
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub struct Metrics {
     pub websub_pings: Family<ResultLabel, Counter>,
     pub cache_bytes: Gauge,
     pub cache_entries: Gauge,
+    pub cache_live_bytes: Gauge,
+    pub memfds: Gauge,
+    pub connections_open: Gauge,
+    pub connections_shed: Counter,
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -50,6 +55,11 @@ impl Metrics {
             websub_pings: Family::default(),
             cache_bytes: Gauge::default(),
             cache_entries: Gauge::default(),
+            cache_live_bytes: Gauge::default(),
+            memfds: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_shed: Counter::default(),
+            connections_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -101,6 +111,31 @@ impl Metrics {
             "cache_entries",
             "Entries in the rendered-feed cache",
             m.cache_entries.clone(),
+        );
+        registry.register(
+            "cache_live_bytes",
+            "Bytes of every cached body still alive (in the cache, a worker's reference, or a response being sent): what [cache] max_bytes bounds",
+            m.cache_live_bytes.clone(),
+        );
+        registry.register(
+            "memfds",
+            "Cached feeds held in memfds (file descriptors)",
+            m.memfds.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_shed",
+            "Silent or idle connections closed to make room at the connection cap",
+            m.connections_shed.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused at the cap because every connection was busy",
+            m.connections_refused.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -28,6 +28,14 @@ const PARALLEL_MIN_BYTES: usize = 64 * 1024;
 pub const BROTLI_QUALITY: u32 = 1;
 const BROTLI_WINDOW: u32 = 22;
 
+/// The content codings bantin precomputes for every representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Identity,
+    Gzip,
+    Br,
+}
+
 /// One body in one content coding, with its ETag ready to send.
 #[derive(Debug, Clone)]
 pub struct Body {
@@ -39,19 +47,64 @@ pub struct Body {
 
 /// The three bodies of a large representation in an anonymous in-memory file (memfd), so the
 /// fast path can hand them to the kernel with sendfile(2) instead of copying them into every
-/// socket: the page-cache pages are shared by all the responses in flight, as nginx does with a
-/// static file. Written once at render time and never modified.
+/// socket: the pages are shared by all the responses in flight, as nginx does with a static file.
+/// The same pages are mapped read-only for everything that needs the bytes in user space (the
+/// hyper path, tests), so the bodies exist once: no heap copy beside the file. Written once at
+/// render time and never modified; the mapping and the descriptor go together when the last
+/// holder (the cache, a worker, a response being sent) lets go.
 #[derive(Debug)]
-pub struct MemFile(std::os::fd::OwnedFd);
+pub struct MemFile {
+    fd: std::os::fd::OwnedFd,
+    map: *const u8,
+    len: usize,
+}
 
-/// Representations at least this large get a [`MemFile`]; below it a copy costs less than the
-/// extra system call.
-pub const MEMFILE_MIN_BYTES: usize = 16 * 1024;
+// SAFETY: the mapping is read-only and never changes after creation; the pointer is only read.
+unsafe impl Send for MemFile {}
+// SAFETY: as above: shared reads of immutable memory.
+unsafe impl Sync for MemFile {}
+
+/// Representations weighing at least this much get a [`MemFile`]; below it a copy costs less than
+/// the extra system call. It also bounds how many descriptors the cache can hold
+/// (`max_bytes / MEMFILE_MIN_BYTES`), which the connection cap leaves free.
+pub const MEMFILE_MIN_BYTES: usize = 64 * 1024;
+
+const PAGE: usize = 4096;
+
+/// Memfds alive, and how many may be (set at start from the open-file budget; see
+/// `http::fd_budget`). Beyond it, bodies stay on the heap and are written from there.
+static MEMFILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MEMFILE_LIMIT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(4096);
+
+/// Sets the most memfds cached feeds may hold at once.
+pub fn set_memfile_limit(n: usize) {
+    MEMFILE_LIMIT.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Memfds alive now.
+pub fn memfiles() -> usize {
+    MEMFILES.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 impl MemFile {
     #[cfg(target_os = "linux")]
     fn create(parts: &[&[u8]]) -> Option<MemFile> {
-        use std::os::fd::FromRawFd;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        use std::sync::atomic::Ordering;
+        let count = MEMFILES.fetch_add(1, Ordering::Relaxed);
+        // Counted from here; `Slot` gives the count back unless a MemFile takes it over.
+        struct Slot(bool);
+        impl Drop for Slot {
+            fn drop(&mut self) {
+                if !self.0 {
+                    MEMFILES.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut slot = Slot(false);
+        if count >= MEMFILE_LIMIT.load(Ordering::Relaxed) {
+            return None;
+        }
         // SAFETY: a valid NUL-terminated name; the returned descriptor is owned from here on.
         let fd = unsafe { libc::memfd_create(c"bantin-feed".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
@@ -62,7 +115,27 @@ impl MemFile {
         for p in parts {
             file.write_all(p).ok()?;
         }
-        Some(MemFile(file.into()))
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        // SAFETY: mapping `len` bytes of a file that holds exactly that many, read-only.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len.max(1),
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return None;
+        }
+        slot.0 = true;
+        Some(MemFile {
+            fd: file.into(),
+            map: map as *const u8,
+            len,
+        })
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -72,7 +145,33 @@ impl MemFile {
 
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
-        self.0.as_fd()
+        self.fd.as_fd()
+    }
+}
+
+impl AsRef<[u8]> for MemFile {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `map` points to `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.map, self.len) }
+    }
+}
+
+impl Drop for MemFile {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `create` mapped, once.
+        unsafe {
+            libc::munmap(self.map as *mut libc::c_void, self.len.max(1));
+        }
+        MEMFILES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The bytes of a [`MemFile`], shared by every [`Bytes`] slice of it.
+struct MappedBodies(std::sync::Arc<MemFile>);
+
+impl AsRef<[u8]> for MappedBodies {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref().as_ref()
     }
 }
 
@@ -89,8 +188,8 @@ pub struct Representation {
     pub last_modified_header: Option<HeaderValue>,
     /// `Link: <hub>; rel="hub", <self>; rel="self"` (WebSub discovery).
     pub link_header: HeaderValue,
-    /// The bodies again, for sendfile(2); only for large representations, and only where the
-    /// platform has memfd.
+    /// The file the three bodies live in, for sendfile(2); only for large representations, and
+    /// only where the platform has memfd. Small ones share one heap buffer.
     pub file: Option<std::sync::Arc<MemFile>>,
 }
 
@@ -114,31 +213,43 @@ impl Representation {
         } else {
             (gzip(&body), brotli(&body))
         };
-        let file = if body.len() >= MEMFILE_MIN_BYTES {
+        let (gzip_at, br_at) = (body.len(), body.len() + gzip.len());
+        let total = br_at + br.len();
+        let file = if total >= MEMFILE_MIN_BYTES {
             MemFile::create(&[&body, &gzip, &br]).map(std::sync::Arc::new)
         } else {
             None
         };
-        let (gzip_at, br_at) = (body.len() as u64, (body.len() + gzip.len()) as u64);
+        // One buffer for the three bodies: the memfd's mapping, or one heap allocation.
+        let all = match &file {
+            Some(f) => Bytes::from_owner(MappedBodies(f.clone())),
+            None => {
+                let mut v = body;
+                v.reserve_exact(gzip.len() + br.len());
+                v.extend_from_slice(&gzip);
+                v.extend_from_slice(&br);
+                Bytes::from(v)
+            }
+        };
         let etag = |suffix: &str| {
             HeaderValue::from_str(&format!("\"{hash}{suffix}\"")).expect("hex is a valid header")
         };
         Representation {
             content_type: HeaderValue::from_static(content_type),
             identity: Body {
-                bytes: Bytes::from(body),
+                bytes: all.slice(..gzip_at),
                 etag: etag(""),
                 offset: 0,
             },
             gzip: Body {
-                bytes: Bytes::from(gzip),
+                bytes: all.slice(gzip_at..br_at),
                 etag: etag("-gz"),
-                offset: gzip_at,
+                offset: gzip_at as u64,
             },
             br: Body {
-                bytes: Bytes::from(br),
+                bytes: all.slice(br_at..total),
                 etag: etag("-br"),
-                offset: br_at,
+                offset: br_at as u64,
             },
             last_modified,
             last_modified_header: last_modified
@@ -150,33 +261,25 @@ impl Representation {
         }
     }
 
-    /// A deep copy: new buffers for the bodies and header values, so the copy shares no reference
-    /// count with the original (a thread can then serve it without touching other cores' memory).
-    pub fn thread_copy(&self) -> Representation {
-        let header = |v: &HeaderValue| {
-            HeaderValue::from_bytes(v.as_bytes()).expect("copied from a valid header")
-        };
-        let body = |b: &Body| Body {
-            bytes: Bytes::copy_from_slice(&b.bytes),
-            etag: header(&b.etag),
-            offset: b.offset,
-        };
-        Representation {
-            content_type: self.content_type.clone(),
-            identity: body(&self.identity),
-            gzip: body(&self.gzip),
-            br: body(&self.br),
-            hash: self.hash.clone(),
-            last_modified: self.last_modified,
-            last_modified_header: self.last_modified_header.as_ref().map(header),
-            link_header: header(&self.link_header),
-            file: self.file.clone(),
+    /// The body in a content coding.
+    pub fn body(&self, coding: Coding) -> &Body {
+        match coding {
+            Coding::Identity => &self.identity,
+            Coding::Gzip => &self.gzip,
+            Coding::Br => &self.br,
         }
     }
 
-    /// Bytes held, for the cache's weigher.
+    /// Bytes held, for the cache's budget: the three bodies (whole pages when they live in a
+    /// memfd) and the headers and bookkeeping around them.
     pub fn weight(&self) -> usize {
-        self.identity.bytes.len() + self.gzip.bytes.len() + self.br.bytes.len() + 512
+        let bodies = self.identity.bytes.len() + self.gzip.bytes.len() + self.br.bytes.len();
+        let bodies = if self.file.is_some() {
+            bodies.div_ceil(PAGE) * PAGE
+        } else {
+            bodies
+        };
+        bodies + self.link_header.len() + self.hash.len() * 4 + 512
     }
 }
 

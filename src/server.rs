@@ -75,7 +75,11 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
             url: redact(&config.database_url),
             source,
         })?;
-    let listener = crate::http::bind(config.listen).map_err(|source| StartError::Bind {
+    let bind = |addr| {
+        crate::http::ensure_address_free(addr)?;
+        crate::http::bind(addr)
+    };
+    let listener = bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
     })?;

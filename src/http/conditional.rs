@@ -9,13 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::parse_http_date;
 
-/// The content codings bantin has precomputed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coding {
-    Identity,
-    Gzip,
-    Br,
-}
+pub use crate::render::Coding;
 
 /// Chooses a coding for an `Accept-Encoding` header value. Among brotli and gzip the higher q
 /// wins, brotli on a tie (it is smaller); `*` stands for any coding not named; `q=0` excludes.

@@ -2,59 +2,70 @@
 //!
 //! Aggregators poll thousands of feeds; nearly every request is a `GET` of a cached feed,
 //! answered `304` or with a precompressed body. For those this loop parses the request head with
-//! `httparse` (hyper's own parser), answers from the worker's thread-local copy of the cache entry,
+//! `httparse` (hyper's own parser), answers from the worker's own reference to the cache entry,
 //! writes the head in one `send(MSG_MORE)` and the body with `sendfile(2)` from the entry's memfd,
 //! so a 50 KB gzip body is never copied through user space or into every socket, as nginx does
 //! with a static file. Keep-alive and pipelining are honoured.
 //!
 //! Anything else on the connection (a request with a body, the API, `/metrics`, an `Upgrade`, a
-//! head too large or malformed) hands the connection, with the bytes already read, to hyper and
-//! the axum router for the rest of its life, so the fast path never has to be a complete server.
-//! The header logic is shared with the axum path ([`super::feeds::plan`],
-//! [`super::feeds::each_header`]); tests run every feed behaviour through both.
+//! malformed head) hands the connection, with the bytes already read, to hyper and the axum router
+//! for the rest of its life, so the fast path never has to be a complete server. The header logic
+//! is shared with the axum path ([`super::feeds::plan`], [`super::feeds::each_header`]); tests run
+//! every feed behaviour through both, and a property test compares them on generated requests.
+//!
+//! The edge rules ([`super::edge`]) hold here as on hyper: deadlines on every wait, a head larger
+//! than `max_head_bytes` is 431 and a close, an HTTP/1.1 request without exactly one `Host` is 400,
+//! a closing connection lingers so a pipelining client gets its last answer, and an idle
+//! connection holds no buffer (the read buffer is allocated when bytes arrive and dropped when
+//! they are consumed).
 
-use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, RawFd};
+use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use axum::http::StatusCode;
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::conditional::{Coding, negotiate};
+use super::edge::{Admitted, Guarded, Limits, Phase, linger_close};
 use super::feeds::{Target, each_header, parse_page, parse_path, plan};
-use super::{Handler, HttpState};
+use super::{ConnService, HttpState, Worker};
 use crate::app::FeedError;
-use crate::cache::{CacheKey, Source};
+use crate::cache::{CacheKey, Local, Source};
 use crate::render::Representation;
-use crate::store::StoreError;
 
-/// Request heads larger than this go to hyper (which answers 431 when they are too large).
-const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 48;
 
-/// What the loop needs from a request head, borrowed from the read buffer.
-struct Head<'a> {
+/// What the loop needs from a request head: positions in the read buffer, so nothing borrows
+/// the buffer while a miss is awaited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Head {
     len: usize,
     head_only: bool,
-    path: &'a str,
-    query: Option<&'a str>,
+    path: Range<usize>,
+    query: Option<Range<usize>>,
     keep_alive: bool,
     http10: bool,
-    accept_encoding: Option<&'a str>,
-    if_none_match: Option<&'a str>,
-    if_modified_since: Option<&'a str>,
+    coding: Coding,
+    if_none_match: Option<Range<usize>>,
+    if_modified_since: Option<Range<usize>>,
 }
 
-enum Parsed<'a> {
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
     /// A complete head the fast path may answer.
-    Feed(Head<'a>),
+    Feed(Head),
     /// More bytes are needed.
     Partial,
+    /// HTTP/1.1 without exactly one `Host` (RFC 9112 §3.2): 400.
+    BadHost { len: usize },
     /// Anything else: hyper takes the connection.
     Other,
 }
@@ -65,8 +76,15 @@ fn header_has(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-fn parse<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Parsed<'a> {
-    let mut req = httparse::Request::new(headers);
+/// The position of `part` (a subslice of `buf`) inside `buf`.
+fn span(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
+}
+
+fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
@@ -88,8 +106,8 @@ fn parse<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Parsed<'
         return Parsed::Other;
     }
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
+        Some((p, q)) => (span(buf, p.as_bytes()), Some(span(buf, q.as_bytes()))),
+        None => (span(buf, target.as_bytes()), None),
     };
     let mut head = Head {
         len,
@@ -98,19 +116,22 @@ fn parse<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Parsed<'
         query,
         keep_alive: !http10,
         http10,
-        accept_encoding: None,
+        coding: Coding::Identity,
         if_none_match: None,
         if_modified_since: None,
     };
+    let mut hosts = 0;
+    let mut accept_encoding = None;
     for h in req.headers.iter() {
-        let value = h.value;
-        let name = h.name;
-        if name.eq_ignore_ascii_case("accept-encoding") {
-            head.accept_encoding = std::str::from_utf8(value).ok();
+        let (name, value) = (h.name, h.value);
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            accept_encoding = std::str::from_utf8(value).ok();
         } else if name.eq_ignore_ascii_case("if-none-match") {
-            head.if_none_match = std::str::from_utf8(value).ok();
+            head.if_none_match = Some(span(buf, value));
         } else if name.eq_ignore_ascii_case("if-modified-since") {
-            head.if_modified_since = std::str::from_utf8(value).ok();
+            head.if_modified_since = Some(span(buf, value));
         } else if name.eq_ignore_ascii_case("connection") {
             if header_has(value, "close") {
                 head.keep_alive = false;
@@ -131,12 +152,21 @@ fn parse<'a>(buf: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Parsed<'
             return Parsed::Other;
         }
     }
+    if !http10 && hosts != 1 {
+        return Parsed::BadHost { len };
+    }
+    head.coding = negotiate(accept_encoding);
     Parsed::Feed(head)
+}
+
+fn text<'a>(buf: &'a [u8], r: &Option<Range<usize>>) -> Option<&'a str> {
+    r.as_ref()
+        .and_then(|r| std::str::from_utf8(&buf[r.clone()]).ok())
 }
 
 thread_local! {
     /// The `Date` header line, rebuilt when the second changes.
-    static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+    static DATE: std::cell::RefCell<(u64, Vec<u8>)> = const { std::cell::RefCell::new((u64::MAX, Vec::new())) };
 }
 
 fn push_date(out: &mut Vec<u8>) {
@@ -155,68 +185,79 @@ fn push_date(out: &mut Vec<u8>) {
     });
 }
 
-fn push_connection(out: &mut Vec<u8>, head: &Head<'_>) {
-    if !head.keep_alive {
+fn push_connection(out: &mut Vec<u8>, keep_alive: bool, http10: bool) {
+    if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
-    } else if head.http10 {
+    } else if http10 {
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
 }
 
-/// The body to send after a head.
+/// The body to send after a head. A cached body is sent from the entry it belongs to, which the
+/// answer holds (through the worker's reference) until the last byte has gone: the memfd cannot
+/// be closed under a `sendfile` in progress.
 enum Out {
     None,
     Mem(Bytes),
-    File { fd: RawFd, offset: u64, len: usize },
+    Entry { entry: Local, coding: Coding },
 }
 
 /// Writes the head of a representation's answer into `out`; returns the body to send.
-fn answer(state: &HttpState, rep: &Representation, head: &Head<'_>, out: &mut Vec<u8>) -> Out {
-    let plan = plan(
-        rep,
-        head.accept_encoding,
-        head.if_none_match,
-        head.if_modified_since,
-    );
-    out.extend_from_slice(if plan.not_modified {
-        b"HTTP/1.1 304 Not Modified\r\n"
-    } else {
-        b"HTTP/1.1 200 OK\r\n"
-    });
-    each_header(rep, &plan, &state.cache_control, |name, value| {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    });
-    let len = plan.body.bytes.len();
-    if !plan.not_modified {
-        use std::io::Write;
-        let _ = write!(out, "content-length: {len}\r\n");
-    }
-    push_connection(out, head);
+fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Vec<u8>) -> Out {
+    let (not_modified, coding) = {
+        let rep: &Representation = &entry.rep;
+        let plan = plan(
+            rep,
+            head.coding,
+            text(buf, &head.if_none_match),
+            text(buf, &head.if_modified_since),
+        );
+        out.extend_from_slice(if plan.not_modified {
+            b"HTTP/1.1 304 Not Modified\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\n"
+        });
+        each_header(rep, &plan, &state.cache_control, |name, value| {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        });
+        if !plan.not_modified {
+            use std::io::Write;
+            let _ = write!(out, "content-length: {}\r\n", plan.body.bytes.len());
+        }
+        (plan.not_modified, plan.coding)
+    };
+    push_connection(out, head.keep_alive, head.http10);
     push_date(out);
     out.extend_from_slice(b"\r\n");
-    if plan.not_modified {
+    if not_modified {
         state.app.metrics.not_modified.inc();
         return Out::None;
     }
     if head.head_only {
         return Out::None;
     }
-    match &rep.file {
-        Some(file) => Out::File {
-            fd: file.fd().as_raw_fd(),
-            offset: plan.body.offset,
-            len,
-        },
-        None => Out::Mem(plan.body.bytes.clone()),
-    }
+    Out::Entry { entry, coding }
 }
 
-/// A small text answer (404, 503) with the same headers the axum path sends.
-fn simple(status: StatusCode, text: &str, retry: bool, head: &Head<'_>, out: &mut Vec<u8>) -> Out {
-    let body = format!("{text}\n");
+/// A small text answer (400, 404, 431, 503) with the same headers the axum path sends
+/// ([`super::feeds::text_response`]).
+fn simple(
+    status: StatusCode,
+    text: &str,
+    retry: bool,
+    keep_alive: bool,
+    http10: bool,
+    head_only: bool,
+    out: &mut Vec<u8>,
+) -> Out {
+    let body = if text.is_empty() {
+        String::new()
+    } else {
+        format!("{text}\n")
+    };
     out.extend_from_slice(
         format!(
             "HTTP/1.1 {} {}\r\n",
@@ -225,83 +266,109 @@ fn simple(status: StatusCode, text: &str, retry: bool, head: &Head<'_>, out: &mu
         )
         .as_bytes(),
     );
-    out.extend_from_slice(
-        b"content-type: text/plain; charset=utf-8\r\naccess-control-allow-origin: *\r\n",
-    );
+    if !body.is_empty() {
+        out.extend_from_slice(
+            b"content-type: text/plain; charset=utf-8\r\naccess-control-allow-origin: *\r\nx-content-type-options: nosniff\r\n",
+        );
+    }
     if retry {
         out.extend_from_slice(b"retry-after: 5\r\n");
     }
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    push_connection(out, head);
+    push_connection(out, keep_alive, http10);
     push_date(out);
     out.extend_from_slice(b"\r\n");
-    if head.head_only {
+    if head_only || body.is_empty() {
         Out::None
     } else {
         Out::Mem(Bytes::from(body))
     }
 }
 
-/// Writes `head` then `body` completely.
-async fn send(stream: &TcpStream, mut head: &[u8], body: Out) -> io::Result<()> {
-    match body {
-        Out::None => write_all2(stream, head, &[]).await,
-        Out::Mem(b) => write_all2(stream, head, &b).await,
-        Out::File { fd, offset, len } => {
-            let sock = stream.as_raw_fd();
-            while !head.is_empty() {
-                stream.writable().await?;
-                let sent = stream.try_io(Interest::WRITABLE, || {
-                    // SAFETY: a valid socket and a valid slice; MSG_MORE holds the head back to
-                    // go out with the first body segment.
-                    let r = unsafe {
-                        libc::send(
-                            sock,
-                            head.as_ptr().cast(),
-                            head.len(),
-                            libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                        )
-                    };
-                    if r < 0 {
-                        Err(io::Error::last_os_error())
-                    } else {
-                        Ok(r as usize)
-                    }
-                });
-                match sent {
-                    Ok(n) => head = &head[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            let end = offset as i64 + len as i64;
-            let mut off = offset as i64;
-            while off < end {
-                stream.writable().await?;
-                let sent = stream.try_io(Interest::WRITABLE, || {
-                    // SAFETY: valid descriptors; `off` is updated by the kernel.
-                    let r = unsafe { libc::sendfile(sock, fd, &mut off, (end - off) as usize) };
-                    if r < 0 {
-                        Err(io::Error::last_os_error())
-                    } else {
-                        Ok(r as usize)
-                    }
-                });
-                match sent {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        }
+/// Waits until the socket can take more, or fails after the send timeout.
+async fn writable(stream: &TcpStream, limits: &Limits) -> io::Result<()> {
+    match tokio::time::timeout(limits.send, stream.writable()).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading (send timeout)",
+        )),
     }
 }
 
-async fn write_all2(stream: &TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+/// Writes `head` then `body` completely, each wait bounded by the send timeout.
+async fn send(stream: &TcpStream, head: &[u8], body: Out, limits: &Limits) -> io::Result<()> {
+    let entry = match body {
+        Out::None => return write_all2(stream, head, &[], limits).await,
+        Out::Mem(b) => return write_all2(stream, head, &b, limits).await,
+        Out::Entry { entry, coding } => (entry, coding),
+    };
+    let (entry, coding) = entry;
+    let rep = &entry.rep;
+    let body = rep.body(coding);
+    let Some(file) = &rep.file else {
+        return write_all2(stream, head, &body.bytes, limits).await;
+    };
+    let sock = stream.as_raw_fd();
+    let fd = file.fd().as_raw_fd();
+    let mut head = head;
+    while !head.is_empty() {
+        writable(stream, limits).await?;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: a valid socket and a valid slice; MSG_MORE holds the head back to go out
+            // with the first body segment.
+            let r = unsafe {
+                libc::send(
+                    sock,
+                    head.as_ptr().cast(),
+                    head.len(),
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
+            };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
+            }
+        });
+        match sent {
+            Ok(n) => head = &head[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut off = body.offset as i64;
+    let end = off + body.bytes.len() as i64;
+    while off < end {
+        writable(stream, limits).await?;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: valid descriptors (the entry, and with it the memfd, is held by this
+            // function until the loop ends); `off` is updated by the kernel.
+            let r = unsafe { libc::sendfile(sock, fd, &mut off, (end - off) as usize) };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
+            }
+        });
+        match sent {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn write_all2(
+    stream: &TcpStream,
+    mut a: &[u8],
+    mut b: &[u8],
+    limits: &Limits,
+) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
-        stream.writable().await?;
+        // Try first: a socket with room (nearly always) takes the answer without a wait.
         match stream.try_write_vectored(&[IoSlice::new(a), IoSlice::new(b)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(mut n) => {
@@ -310,85 +377,168 @@ async fn write_all2(stream: &TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Resul
                 n -= k;
                 b = &b[n..];
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable(stream, limits).await?,
             Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
-/// Serves one connection until the client closes it, shutdown, or a request the fast path does
-/// not take (then hyper serves the rest of the connection).
+/// What to do after answering what the buffer holds.
+enum Next {
+    /// Wait for more bytes.
+    Read,
+    /// Close after draining (the last answer said `Connection: close`).
+    Close,
+    /// Drop the connection now (a write failed or timed out).
+    Drop,
+    /// Let hyper serve the rest of the connection.
+    HandOff,
+}
+
+/// Serves one connection until the client closes it, a deadline passes, the worker sheds it,
+/// shutdown, or a request the fast path does not take (then hyper serves the rest of the
+/// connection).
 pub(super) async fn serve_connection(
-    mut stream: TcpStream,
-    handler: Handler,
+    stream: TcpStream,
+    worker: Worker,
+    conn: Admitted,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let state = handler.state.clone();
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let state = worker.state.clone();
+    let limits = state.limits;
+    // Allocated when bytes arrive, released when they are consumed: an idle connection holds
+    // nothing but its task.
+    let mut buf = BytesMut::new();
     loop {
-        // Answer every complete request already buffered (pipelining), in order.
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let (len, keep_alive, body) = match parse(&buf, &mut headers) {
-                Parsed::Partial => break,
-                Parsed::Other => return hand_off(stream, buf.freeze(), handler, shutdown).await,
-                Parsed::Feed(head) => {
-                    let key = match (
-                        parse_path(&state.app.config, head.path),
-                        parse_page(head.query),
-                    ) {
-                        (Ok(Target::Feed(feed, format)), Ok(page)) => {
-                            CacheKey { feed, format, page }
-                        }
-                        // Pages, OPML, 404 texts: the axum path has them.
-                        _ => return hand_off(stream, buf.freeze(), handler, shutdown).await,
-                    };
-                    out.clear();
-                    let body = match state.app.cache.hot(&key) {
-                        Some(rep) => {
-                            state.app.metrics.cache_hits.inc();
-                            let body = answer(&state, &rep, &head, &mut out);
-                            // The file descriptor stays valid while `rep` lives.
-                            (body, Some(rep))
-                        }
-                        None => miss(&state, &key, &head, &mut out).await,
-                    };
-                    (head.len, head.keep_alive, body)
-                }
-            };
-            let (body, _keep) = body;
-            if send(&stream, &out, body).await.is_err() {
-                return;
+        match answer_buffered(&state, &stream, &mut buf, &conn).await {
+            Next::Read => {}
+            Next::Close => {
+                conn.set_phase(Phase::Closing);
+                return linger_close(stream, &limits).await;
             }
-            buf.advance(len);
-            if !keep_alive {
-                return;
+            Next::Drop => return,
+            Next::HandOff => return hand_off(stream, buf.freeze(), worker, conn, shutdown).await,
+        }
+        if buf.is_empty() {
+            buf = BytesMut::new();
+        } else if buf.len() >= limits.max_head_bytes {
+            // The head is still incomplete at the limit: 431, as hyper answers, and close.
+            let mut out = Vec::with_capacity(256);
+            let body = simple(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "",
+                false,
+                false,
+                false,
+                true,
+                &mut out,
+            );
+            if send(&stream, &out, body, &limits).await.is_ok() {
+                conn.set_phase(Phase::Closing);
+                linger_close(stream, &limits).await;
             }
+            return;
         }
-        if buf.len() >= MAX_HEAD {
-            return hand_off(stream, buf.freeze(), handler, shutdown).await;
-        }
+        let deadline = conn.read_deadline(&limits);
         tokio::select! {
-            read = stream.read_buf(&mut buf) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            },
-            // An idle keep-alive connection is closed at shutdown; a request in progress is not
-            // interrupted (this select is only reached between requests).
+            biased;
+            _ = conn.shed() => return,
             _ = shutdown.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep_until(deadline) => return,
+            ready = stream.readable() => if ready.is_err() { return },
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => conn.on_read(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
     }
 }
 
-/// A miss on this thread: the shared cache or a render, then a thread-local copy for next time.
+/// Answers every complete request in `buf` (pipelining), in order.
+async fn answer_buffered(
+    state: &HttpState,
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    conn: &Admitted,
+) -> Next {
+    let limits = state.limits;
+    let mut answered = false;
+    loop {
+        let head = match parse(buf) {
+            Parsed::Partial => break,
+            Parsed::Other => return Next::HandOff,
+            Parsed::BadHost { len: _ } => {
+                conn.set_phase(Phase::Busy);
+                let mut out = Vec::with_capacity(512);
+                let body = simple(
+                    StatusCode::BAD_REQUEST,
+                    super::BAD_HOST,
+                    false,
+                    false,
+                    false,
+                    false,
+                    &mut out,
+                );
+                return match send(stream, &out, body, &limits).await {
+                    Ok(()) => Next::Close,
+                    Err(_) => Next::Drop,
+                };
+            }
+            Parsed::Feed(head) => head,
+        };
+        let path = std::str::from_utf8(&buf[head.path.clone()]).unwrap_or("");
+        let query = head
+            .query
+            .as_ref()
+            .and_then(|q| std::str::from_utf8(&buf[q.clone()]).ok());
+        let key = match (parse_path(&state.app.config, path), parse_page(query)) {
+            (Ok(Target::Feed(feed, format)), Ok(page)) => CacheKey { feed, format, page },
+            // Pages, OPML, 404 texts: the axum path has them.
+            _ => return Next::HandOff,
+        };
+        conn.set_phase(Phase::Busy);
+        answered = true;
+        let mut out = Vec::with_capacity(512);
+        let body = match state.app.cache.hot(&key) {
+            Some(entry) => {
+                state.app.metrics.cache_hits.inc();
+                answer(state, entry, &head, buf, &mut out)
+            }
+            None => miss(state, &key, &head, buf, &mut out).await,
+        };
+        if send(stream, &out, body, &limits).await.is_err() {
+            return Next::Drop;
+        }
+        buf.advance(head.len);
+        if !head.keep_alive {
+            return Next::Close;
+        }
+    }
+    if answered {
+        conn.set_phase(Phase::Idle);
+        if !buf.is_empty() {
+            // The next request has begun: its head deadline runs from now.
+            conn.on_read();
+        }
+    }
+    Next::Read
+}
+
+/// A miss on this thread: the shared cache or a render, then a thread-local reference for next
+/// time.
 async fn miss(
     state: &HttpState,
     key: &CacheKey,
-    head: &Head<'_>,
+    head: &Head,
+    buf: &[u8],
     out: &mut Vec<u8>,
-) -> (Out, Option<Rc<Representation>>) {
+) -> Out {
     let app = &state.app;
     let seen = app.cache.generation();
     match app.feed(key).await {
@@ -396,52 +546,73 @@ async fn miss(
             if source != Source::Stale {
                 app.cache.keep_hot(key, &entry, seen);
             }
-            // Keep the entry (and its memfd) alive until the body is sent.
-            let rep = Rc::new(entry.rep.thread_copy());
-            (answer(state, &rep, head, out), Some(rep))
+            answer(state, Rc::new(entry), head, buf, out)
         }
-        Err(FeedError::NotFound(msg)) => {
-            (simple(StatusCode::NOT_FOUND, &msg, false, head, out), None)
-        }
+        Err(FeedError::NotFound(msg)) => simple(
+            StatusCode::NOT_FOUND,
+            &msg,
+            false,
+            head.keep_alive,
+            head.http10,
+            head.head_only,
+            out,
+        ),
         Err(FeedError::Store(e)) => {
-            tracing::warn!(error = %e, "feed unavailable");
-            let status = match e {
-                StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                StoreError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (
-                simple(
-                    status,
-                    "The feed cannot be rendered right now; try again shortly.",
-                    true,
-                    head,
-                    out,
-                ),
-                None,
+            let (status, text) = super::error::feed_unavailable(&e);
+            simple(
+                status,
+                &text,
+                true,
+                head.keep_alive,
+                head.http10,
+                head.head_only,
+                out,
             )
         }
     }
 }
 
-/// Lets hyper serve the rest of the connection, starting with the bytes already read.
+/// Lets hyper serve the rest of the connection, starting with the bytes already read, under the
+/// same deadlines ([`Guarded`]) and the same cap.
 async fn hand_off(
     stream: TcpStream,
     read: Bytes,
-    handler: Handler,
+    worker: Worker,
+    conn: Admitted,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let io = hyper_util::rt::TokioIo::new(Prefixed {
-        prefix: read,
-        io: stream,
-    });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, handler);
-    let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = shutdown.wait_for(|s| *s) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    let limits = worker.state.limits;
+    let io = hyper_util::rt::TokioIo::new(Guarded::new(
+        Prefixed {
+            prefix: read,
+            io: stream,
+        },
+        conn.0.clone(),
+        limits,
+    ));
+    let service = ConnService {
+        worker,
+        conn: conn.0.clone(),
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // A head larger than the limit is answered 431 by hyper (its minimum buffer is 8 KiB).
+    http.max_buf_size(limits.max_head_bytes.max(8192));
+    let mut c = http.serve_connection(io, service);
+    let mut stopping = false;
+    let done = loop {
+        tokio::select! {
+            r = poll_fn(|cx| c.poll_without_shutdown(cx)) => break r,
+            _ = conn.shed() => return,
+            _ = shutdown.wait_for(|s| *s), if !stopping => {
+                Pin::new(&mut c).graceful_shutdown();
+                stopping = true;
+            }
         }
+    };
+    if done.is_ok() {
+        let stream = c.into_parts().io.into_inner().into_inner().io;
+        conn.set_phase(Phase::Closing);
+        linger_close(stream, &limits).await;
     }
 }
 
@@ -498,13 +669,12 @@ mod tests {
     use super::*;
 
     fn feed_head(raw: &str) -> Option<(usize, bool, bool, Option<String>)> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        match parse(raw.as_bytes(), &mut headers) {
+        match parse(raw.as_bytes()) {
             Parsed::Feed(h) => Some((
                 h.len,
                 h.head_only,
                 h.keep_alive,
-                h.if_none_match.map(String::from),
+                text(raw.as_bytes(), &h.if_none_match).map(String::from),
             )),
             _ => None,
         }
@@ -522,7 +692,11 @@ mod tests {
         );
         assert!(!head_only && keep);
         assert_eq!(inm.as_deref(), Some("\"a\""));
-        assert!(feed_head("HEAD /vi/rss.xml HTTP/1.1\r\n\r\n").unwrap().1);
+        assert!(
+            feed_head("HEAD /vi/rss.xml HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap()
+                .1
+        );
         assert!(
             !feed_head("GET /vi/rss.xml HTTP/1.0\r\n\r\n").unwrap().2,
             "HTTP/1.0 closes by default"
@@ -533,34 +707,52 @@ mod tests {
                 .2
         );
         assert!(
-            !feed_head("GET /vi/rss.xml HTTP/1.1\r\nConnection: close\r\n\r\n")
+            !feed_head("GET /vi/rss.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .unwrap()
                 .2
         );
-        assert!(feed_head("GET /vi/rss.xml HTTP/1.1\r\nContent-Length: 0\r\n\r\n").is_some());
+        assert!(
+            feed_head("GET /vi/rss.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").is_some()
+        );
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_host() {
+        for raw in [
+            "GET /vi/rss.xml HTTP/1.1\r\n\r\n",
+            "GET /vi/rss.xml HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(raw.as_bytes()), Parsed::BadHost { .. }),
+                "{raw:?}"
+            );
+        }
+        assert!(matches!(
+            parse(b"GET /vi/rss.xml HTTP/1.0\r\n\r\n"),
+            Parsed::Feed(_)
+        ));
     }
 
     #[test]
     fn everything_else_goes_to_hyper() {
         for raw in [
-            "PUT /api/v1/articles/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
-            "GET /api/v1/openapi.json HTTP/1.1\r\n\r\n",
-            "GET /metrics HTTP/1.1\r\n\r\n",
-            "GET /healthz HTTP/1.1\r\n\r\n",
-            "POST /vi/rss.xml HTTP/1.1\r\n\r\n",
-            "GET /vi/rss.xml HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET /vi/rss.xml HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
-            "GET /vi/rss.xml HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
-            "GET /vi/rss.xml HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            "GET vi/rss.xml HTTP/1.1\r\n\r\n",
+            "PUT /api/v1/articles/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+            "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /vi/rss.xml HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /vi/rss.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /vi/rss.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            "GET /vi/rss.xml HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+            "GET /vi/rss.xml HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            "GET vi/rss.xml HTTP/1.1\r\nHost: x\r\n\r\n",
             "BROKEN\r\n\r\n",
         ] {
             assert!(feed_head(raw).is_none(), "{raw:?}");
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        assert!(matches!(
-            parse(b"GET /vi/rss.xml HTTP/1.1\r\nHost: x", &mut headers),
+        assert_eq!(
+            parse(b"GET /vi/rss.xml HTTP/1.1\r\nHost: x"),
             Parsed::Partial
-        ));
+        );
     }
 }

@@ -99,15 +99,22 @@ pub fn parse_page(query: Option<&str>) -> Result<u32, String> {
     Ok(1)
 }
 
+/// A plain-text answer for a person reading it (404s that say what exists, 5xx). Such bodies may
+/// echo the request path, so browsers are told not to sniff them into HTML.
 pub fn text_response(status: StatusCode, text: String) -> Response {
     let mut r = (status, text + "\n").into_response();
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    r.headers_mut().insert(
+    h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     r
 }
@@ -129,8 +136,14 @@ pub fn hot(
     let page = parse_page(uri.query()).ok()?;
     let key = CacheKey { feed, format, page };
     let app = &state.app;
-    let rep = app.cache.hot(&key)?;
-    let resp = represent(&rep, method, headers, &state.cache_control, &app.metrics);
+    let entry = app.cache.hot(&key)?;
+    let resp = represent(
+        &entry.rep,
+        method,
+        headers,
+        &state.cache_control,
+        &app.metrics,
+    );
     app.metrics.cache_hits.inc();
     Some(resp)
 }
@@ -189,17 +202,11 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
 }
 
 /// The feed could not be rendered and no earlier copy exists: 503 with `Retry-After` when the
-/// store is down (pollers come back), 500 otherwise.
+/// store is down (pollers come back), 500 otherwise; the text names a request id, never the
+/// store's own message (see [`super::error::feed_unavailable`]).
 pub fn store_failure(e: StoreError) -> Response {
-    tracing::warn!(error = %e, "feed unavailable");
-    let status = match e {
-        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut r = text_response(
-        status,
-        "The feed cannot be rendered right now; try again shortly.".into(),
-    );
+    let (status, text) = super::error::feed_unavailable(&e);
+    let mut r = text_response(status, text);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     r
@@ -216,16 +223,11 @@ pub struct Plan<'a> {
 
 pub fn plan<'a>(
     rep: &'a Representation,
-    accept_encoding: Option<&str>,
+    coding: Coding,
     inm: Option<&str>,
     ims: Option<&str>,
 ) -> Plan<'a> {
-    let coding = negotiate(accept_encoding);
-    let body = match coding {
-        Coding::Identity => &rep.identity,
-        Coding::Gzip => &rep.gzip,
-        Coding::Br => &rep.br,
-    };
+    let body = rep.body(coding);
     let etag = body.etag.to_str().unwrap_or("");
     Plan {
         not_modified: not_modified(inm, ims, etag, rep.last_modified),
@@ -277,7 +279,7 @@ pub fn represent(
     let get = |h: header::HeaderName| req.get(h).and_then(|v| v.to_str().ok());
     let plan = plan(
         rep,
-        get(header::ACCEPT_ENCODING),
+        negotiate(get(header::ACCEPT_ENCODING)),
         get(header::IF_NONE_MATCH),
         get(header::IF_MODIFIED_SINCE),
     );

@@ -14,17 +14,20 @@
 //! State shared across workers (the cache, the store) is already thread-safe; rendering runs on
 //! the blocking pool, so a miss never stalls a worker's other connections.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use edge::{Admitted, Conn, Limits, Phase, Registry, Tracked};
 
 pub mod api;
 pub mod conditional;
+pub mod edge;
 pub mod error;
 pub mod fast;
 pub mod feeds;
@@ -36,9 +39,14 @@ pub struct HttpState {
     pub app: Arc<App>,
     /// `Cache-Control` for feeds, formatted once from the configuration.
     pub cache_control: HeaderValue,
+    /// Deadlines and bounds of every connection.
+    pub limits: Limits,
 }
 
 pub type State = Arc<HttpState>;
+
+/// The text of the 400 for an HTTP/1.1 request without exactly one `Host`.
+pub const BAD_HOST: &str = "An HTTP/1.1 request needs exactly one Host header.";
 
 /// Builds the handler state. Each worker thread gets its own, so the reference count a request
 /// bumps lives in memory only that thread writes.
@@ -53,9 +61,11 @@ pub fn state(app: Arc<App>) -> State {
         )
         .into_boxed_str(),
     );
+    let limits = Limits::from_config(&app.config.server);
     Arc::new(HttpState {
         app,
         cache_control: HeaderValue::from_static(text),
+        limits,
     })
 }
 
@@ -71,33 +81,53 @@ pub fn router(state: State) -> Router {
         .with_state(state)
 }
 
-/// One worker's request handler: cached feed hits are answered synchronously from the worker's
-/// own copies (no task, no allocation beyond the response); everything else goes through the
-/// axum router.
+/// What one worker serves with: its state and router, cloned into each connection.
 #[derive(Clone)]
-struct Handler {
+struct Worker {
     state: State,
     router: Router,
 }
 
-type Answer = Result<axum::response::Response, std::convert::Infallible>;
+/// hyper's service for one handed-over connection: cached feed hits are answered synchronously
+/// from the worker's own references (no task, no allocation beyond the response); everything
+/// else goes through the axum router. It marks the connection busy from a request's head to the
+/// end of its response body, which is what the edge's deadlines and shedding go by.
+struct ConnService {
+    worker: Worker,
+    conn: Rc<Conn>,
+}
 
-impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler {
-    type Response = axum::response::Response;
+type Answer = Result<axum::http::Response<Tracked<axum::body::Body>>, std::convert::Infallible>;
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ConnService {
+    type Response = axum::http::Response<Tracked<axum::body::Body>>;
     type Error = std::convert::Infallible;
     type Future = futures::future::Either<
         std::future::Ready<Answer>,
-        futures::future::BoxFuture<'static, Answer>,
+        futures::future::LocalBoxFuture<'static, Answer>,
     >;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        if let Some(resp) = feeds::hot(&self.state, req.method(), req.uri(), req.headers()) {
-            return futures::future::Either::Left(std::future::ready(Ok(resp)));
+        self.conn.set_phase(Phase::Busy);
+        let conn = self.conn.clone();
+        let track = move |r: axum::response::Response| r.map(|b| Tracked::new(b, conn));
+        let state = &self.worker.state;
+        if req.version() == Version::HTTP_11
+            && req.headers().get_all(header::HOST).iter().count() != 1
+        {
+            let mut r = feeds::text_response(StatusCode::BAD_REQUEST, BAD_HOST.into());
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return futures::future::Either::Left(std::future::ready(Ok(track(r))));
         }
-        let router = self.router.clone();
+        if let Some(resp) = feeds::hot(state, req.method(), req.uri(), req.headers()) {
+            return futures::future::Either::Left(std::future::ready(Ok(track(resp))));
+        }
+        let router = self.worker.router.clone();
         futures::future::Either::Right(Box::pin(async move {
             use tower::ServiceExt;
-            router.oneshot(req).await
+            let resp = router.oneshot(req).await?;
+            Ok(track(resp))
         }))
     }
 }
@@ -120,6 +150,35 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Fails when another socket already listens on `addr`.
+///
+/// `SO_REUSEPORT` lets any process of the same user join a listening port and take a share of its
+/// connections, so a second `bantin serve` on the same address would start silently and serve
+/// from its own store. A probe socket *without* `SO_REUSEPORT` cannot bind a port someone listens
+/// on, whatever options they set: binding it first tells us, before our own sockets join.
+pub fn ensure_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // SO_REUSEADDR only lets the probe past connections in TIME_WAIT, never past a listener.
+    probe.set_reuseaddr(true)?;
+    probe.bind(addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another process is already listening on {addr}"),
+            )
+        } else {
+            e
+        }
+    })
+}
+
 /// How many threads serve HTTP: `BANTIN_WORKERS`, or one per available core.
 pub fn worker_count() -> usize {
     std::env::var("BANTIN_WORKERS")
@@ -133,21 +192,71 @@ pub fn worker_count() -> usize {
         })
 }
 
-/// One HTTP worker: a thread with its own single-threaded runtime, accepting from the shared
-/// listening socket and serving its connections itself until `stop`, then waiting (up to 30 s)
-/// for requests in flight.
+/// The soft limit on open files, if the platform says.
+pub fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a plain libc call on a valid struct.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            return Some(lim.rlim_cur);
+        }
+    }
+    None
+}
+
+/// How the open-file limit is shared out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdBudget {
+    /// Open connections at most, all workers together.
+    pub connections: usize,
+    /// Cached feeds held in memfds at most (beyond it, bodies stay on the heap).
+    pub memfds: usize,
+}
+
+/// Shares the open-file limit between connections, the cache's memfds (at most a quarter, and no
+/// more than the cache can hold: `cache_files`) and a reserve for everything else (the store's
+/// connections, listening sockets, logs, outbound HTTP, connections being shed), so accepting
+/// never fails for want of a descriptor. The connection cap is the configured maximum or what
+/// is left, whichever is smaller.
+pub fn fd_budget(configured: usize, file_limit: Option<u64>, cache_files: u64) -> FdBudget {
+    let Some(limit) = file_limit else {
+        return FdBudget {
+            connections: configured.max(1),
+            memfds: cache_files as usize,
+        };
+    };
+    let memfds = cache_files.min(limit / 4);
+    let reserve = (limit / 8).min(512);
+    let left = limit.saturating_sub(memfds + reserve);
+    FdBudget {
+        connections: (configured as u64).min(left).max(1) as usize,
+        memfds: memfds as usize,
+    }
+}
+
+/// One HTTP worker: a thread with its own single-threaded runtime, accepting from its listening
+/// socket and serving its connections itself until `stop`, then waiting (up to 30 s) for requests
+/// in flight.
 async fn worker(
     listener: std::net::TcpListener,
     app: Arc<App>,
+    cap: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     let state = state(app);
-    let handler = Handler {
+    let metrics = state.app.metrics.clone();
+    let worker = Worker {
         router: router(state.clone()),
         state,
     };
+    let registry = Registry::new(cap);
     let mut connections = tokio::task::JoinSet::new();
+    let mut reported = edge::Stats::default();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -161,14 +270,31 @@ async fn worker(
             },
             _ = stop.wait_for(|s| *s) => break,
         };
+        let admitted = Registry::admit(&registry);
+        {
+            let r = registry.borrow();
+            metrics
+                .connections_shed
+                .inc_by(r.stats.shed - reported.shed);
+            metrics
+                .connections_refused
+                .inc_by(r.stats.refused - reported.refused);
+            reported = r.stats;
+        }
+        let Some(conn) = admitted else {
+            // Every connection is busy with a request: the newcomer is refused (closed at once).
+            continue;
+        };
         // Responses are written whole, so there is nothing for Nagle's algorithm to coalesce; it
         // would only delay the last segment.
         let _ = stream.set_nodelay(true);
-        connections.spawn_local(fast::serve_connection(
-            stream,
-            handler.clone(),
-            stop.clone(),
-        ));
+        let open = metrics.connections_open.clone();
+        open.inc();
+        let serve = fast::serve_connection(stream, worker.clone(), Admitted(conn), stop.clone());
+        connections.spawn_local(async move {
+            serve.await;
+            open.dec();
+        });
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
@@ -191,9 +317,24 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
+    let workers = worker_count();
+    let budget = fd_budget(
+        app.config.server.max_connections,
+        open_file_limit(),
+        crate::cache::FeedCache::max_files(app.config.cache.max_bytes),
+    );
+    crate::render::set_memfile_limit(budget.memfds);
+    let cap = budget.connections;
+    tracing::info!(
+        connection_cap = cap,
+        memfd_cap = budget.memfds,
+        file_limit = open_file_limit(),
+        workers,
+        "connection cap set below the open-file limit"
+    );
     let mut first = Some(listener.into_std()?);
     let mut threads = Vec::new();
-    for i in 0..worker_count() {
+    for i in 0..workers {
         // Each worker gets its own socket on the same port (SO_REUSEPORT), so the kernel spreads
         // connections evenly; sharing one socket, whichever worker woke first took them all.
         let listener = match first.take() {
@@ -202,13 +343,14 @@ pub async fn serve(
         };
         let app = app.clone();
         let stop = stop_rx.clone();
+        let share = cap.div_ceil(workers);
         let thread = std::thread::Builder::new()
             .name(format!("bantin-http-{i}"))
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                tokio::task::LocalSet::new().block_on(&rt, worker(listener, app, stop))
+                tokio::task::LocalSet::new().block_on(&rt, worker(listener, app, share, stop))
             })?;
         threads.push(thread);
     }
@@ -223,4 +365,29 @@ pub async fn serve(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_stays_below_the_file_limit() {
+        let b = fd_budget(10_000, Some(1_048_576), 4096);
+        assert_eq!(
+            b,
+            FdBudget {
+                connections: 10_000,
+                memfds: 4096
+            }
+        );
+        let b = fd_budget(100_000, Some(20_000), 4096);
+        assert_eq!(b.memfds, 4096);
+        assert_eq!(b.connections, 20_000 - 4096 - 512);
+        let b = fd_budget(10_000, Some(1024), 4096);
+        assert_eq!(b.memfds, 256, "memfds take a quarter at most");
+        assert_eq!(b.connections, 1024 - 256 - 128);
+        assert!(b.connections + b.memfds < 1024);
+        assert_eq!(fd_budget(500, None, 4096).connections, 500);
+    }
 }

@@ -38,6 +38,11 @@ pub async fn readyz(State(state): State<super::State>) -> Response {
 
 pub async fn metrics(State(state): State<super::State>) -> Response {
     let app = &state.app;
+    app.cache.settle().await;
+    app.metrics
+        .cache_live_bytes
+        .set(app.cache.live_bytes() as i64);
+    app.metrics.memfds.set(crate::render::memfiles() as i64);
     app.metrics
         .cache_bytes
         .set(app.cache.weighted_size() as i64);

@@ -237,6 +237,22 @@ async fn feed_pages(store: &dyn Store) {
     // Once it is time, the scheduled article is in the feed.
     assert_eq!(ids(store, &cat, all[6].published_at, 0, 1).await, ["p-07"]);
 
+    // Item counts: what the pages hold in all (drafts and scheduled articles are not counted
+    // until visible), so a page past the end is known without reading it.
+    assert_eq!(store.count_visible(&vi, now).await.unwrap(), 4);
+    assert_eq!(store.count_visible(&cat, now).await.unwrap(), 2);
+    assert_eq!(store.count_visible(&tag, now).await.unwrap(), 2);
+    assert_eq!(store.count_visible(&author, now).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count_visible(&cat, all[6].published_at)
+            .await
+            .unwrap(),
+        3
+    );
+    let nobody = FeedKey::new("vi", Selector::Tag("khong-co".into()));
+    assert_eq!(store.count_visible(&nobody, now).await.unwrap(), 0);
+
     let (tags, authors) = store.facets(now).await.unwrap();
     let tag_list: Vec<_> = tags
         .iter()

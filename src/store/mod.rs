@@ -101,6 +101,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
 
+    /// How many articles of one feed are visible at `now` (what its pages hold in all).
+    async fn count_visible(&self, feed: &FeedKey, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Tags and bylines with visible articles, per language, ordered by language then slug.
     async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError>;
 

@@ -424,6 +424,19 @@ impl Store for PgStore {
         Ok(row.map(|r| instant(r.get(0))))
     }
 
+    async fn count_visible(&self, feed: &FeedKey, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let (from, args, p, _) = feed_filter(feed);
+        let n = args.len() + 1;
+        let sql = format!("SELECT COUNT(*) {from} AND {p} <= ${n}");
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
+        let t = now.timestamp();
+        let mut refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        refs.push(&t);
+        let row = client.query_one(&stmt, &refs).await.map_err(pg_error)?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let t = now.timestamp();

@@ -402,6 +402,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_visible(&self, feed: &FeedKey, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let feed = feed.clone();
+        self.read(move |conn| {
+            let (from, args) = feed_filter(&feed);
+            let (p, _) = order_columns(&feed);
+            let n = args.len() + 1;
+            let sql = format!("SELECT COUNT(*) {from} AND {p} <= ?{n}");
+            let mut values: Vec<Value> = args.into_iter().map(Value::Text).collect();
+            values.push(Value::Integer(secs(now)));
+            let count: i64 = conn
+                .prepare_cached(&sql)
+                .map_err(unavailable)?
+                .query_row(params_from_iter(values), |r| r.get(0))
+                .map_err(unavailable)?;
+            Ok(count.max(0) as u64)
+        })
+        .await
+    }
+
     async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
         self.read(move |conn| {
             let t = secs(now);

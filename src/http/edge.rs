@@ -1,0 +1,620 @@
+//! The edge: every connection's deadlines, the connection cap, and closing without losing a
+//! response. Both the poll fast path ([`super::fast`]) and hyper (after a hand-off) go through
+//! here, so a slow, silent or hostile client meets the same rules whichever path serves it.
+//!
+//! **Deadlines** (all in `[server]`, see [`Limits`]): the first request's head must be complete
+//! `head_timeout` after accept; on a keep-alive connection the next request's first byte must come
+//! within `idle_timeout` of the previous response and its head within `head_timeout` of that first
+//! byte (as nginx's `keepalive_timeout` then `client_header_timeout`); a request body or a response
+//! that makes no progress for `body_timeout` / `send_timeout` is abandoned. A connection past a
+//! deadline is simply closed: there is nobody reading an answer.
+//!
+//! **The cap.** Each worker admits at most its share of `max_connections` (the kernel spreads
+//! connections evenly over the workers' `SO_REUSEPORT` sockets). At the cap, a new connection is
+//! still admitted: to make room, the worker closes the oldest connection that has not yet sent a
+//! complete request, else the oldest idle keep-alive connection; only when every connection is
+//! busy with a request is the newcomer refused. So a flood of silent connections can never lock
+//! a real client out, where nginx refuses newcomers until its timeouts fire. The registry is per
+//! worker and single-threaded (`Rc`/`RefCell`): admitting and shedding touch no shared memory.
+//!
+//! **Closing.** Closing a socket with unread input makes the kernel send a reset, which can destroy
+//! the response still in flight to the client (a pipelining client, or one whose request we
+//! refuse before reading it whole). [`linger_close`] half-closes, then reads and discards for a
+//! bounded time and size before closing, as nginx's lingering close does.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+
+use crate::config::ServerConfig;
+
+/// The deadlines and bounds of one worker's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub head: Duration,
+    pub idle: Duration,
+    pub send: Duration,
+    pub body: Duration,
+    pub max_head_bytes: usize,
+}
+
+impl Limits {
+    pub fn from_config(c: &ServerConfig) -> Limits {
+        Limits {
+            head: c.head_timeout,
+            idle: c.idle_timeout,
+            send: c.send_timeout,
+            body: c.body_timeout,
+            max_head_bytes: c.max_head_bytes,
+        }
+    }
+
+    /// How long a closing connection may keep draining what the client still sends.
+    pub fn linger(&self) -> Duration {
+        self.head.min(Duration::from_secs(5))
+    }
+}
+
+/// Where a connection is in its life, for deadlines and for choosing whom to shed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted; no complete request yet. First to be shed.
+    Fresh,
+    /// A request is being read, handled or answered. Never shed.
+    Busy,
+    /// Between requests on a keep-alive connection. Shed after the fresh ones, oldest first.
+    Idle,
+    /// Answered and draining before close. Shed like a fresh connection.
+    Closing,
+}
+
+/// The deadline by which the client must send its next bytes (a pure function of the phase and
+/// the connection's history, so the rules can be read and unit-tested in one place).
+pub fn read_deadline(phase: Phase, times: &Times, limits: &Limits) -> Instant {
+    match phase {
+        Phase::Fresh => times.accepted + limits.head,
+        Phase::Idle => match times.head_started {
+            Some(t) => t + limits.head,
+            None => times.idle_since + limits.idle,
+        },
+        Phase::Busy => times.last_read + limits.body,
+        Phase::Closing => times.idle_since + limits.linger(),
+    }
+}
+
+/// The instants deadlines are counted from.
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    pub accepted: Instant,
+    /// When the connection last became idle (or began closing).
+    pub idle_since: Instant,
+    /// When the first byte of a not-yet-complete head arrived on an idle connection.
+    pub head_started: Option<Instant>,
+    /// Last progress reading a request body.
+    pub last_read: Instant,
+}
+
+/// One open connection, as its worker's registry and its own task see it.
+pub struct Conn {
+    phase: Cell<Phase>,
+    /// Bumped on every phase change, so queued references to an old phase are recognised.
+    stamp: Cell<u32>,
+    times: Cell<Times>,
+    /// Set when the registry chose this connection to make room.
+    shed: Cell<bool>,
+    kill: Notify,
+    index: usize,
+    registry: Rc<RefCell<Registry>>,
+}
+
+impl Conn {
+    pub fn phase(&self) -> Phase {
+        self.phase.get()
+    }
+
+    pub fn times(&self) -> Times {
+        self.times.get()
+    }
+
+    /// Moves to `phase`, resetting the instants it counts from.
+    pub fn set_phase(&self, phase: Phase) {
+        let now = Instant::now();
+        let mut t = self.times.get();
+        match phase {
+            Phase::Idle | Phase::Closing => {
+                t.idle_since = now;
+                t.head_started = None;
+            }
+            Phase::Busy => t.last_read = now,
+            Phase::Fresh => {}
+        }
+        self.times.set(t);
+        if self.phase.get() == phase {
+            return;
+        }
+        self.phase.set(phase);
+        let stamp = self.stamp.get().wrapping_add(1);
+        self.stamp.set(stamp);
+        if matches!(phase, Phase::Idle | Phase::Closing) {
+            self.registry.borrow_mut().queue(phase, self.index, stamp);
+        }
+    }
+
+    /// Notes bytes received: the start of a head on an idle connection, or body progress.
+    pub fn on_read(&self) {
+        let mut t = self.times.get();
+        match self.phase.get() {
+            Phase::Idle if t.head_started.is_none() => t.head_started = Some(Instant::now()),
+            Phase::Busy => t.last_read = Instant::now(),
+            _ => return,
+        }
+        self.times.set(t);
+    }
+
+    /// When the client must have sent more.
+    pub fn read_deadline(&self, limits: &Limits) -> Instant {
+        read_deadline(self.phase.get(), &self.times.get(), limits)
+    }
+
+    /// Resolves when the registry sheds this connection to make room for a new one.
+    pub async fn shed(&self) {
+        self.kill.notified().await
+    }
+
+    pub fn was_shed(&self) -> bool {
+        self.shed.get()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.registry.try_borrow_mut() {
+            r.remove(self.index);
+        }
+    }
+}
+
+/// A worker's open connections.
+pub struct Registry {
+    cap: usize,
+    slots: Vec<Option<Weak<Conn>>>,
+    free: Vec<usize>,
+    open: usize,
+    /// Connections that were fresh (or closing), in the order they became so: shed first.
+    fresh: VecDeque<(usize, u32)>,
+    /// Connections that became idle, oldest first.
+    idle: VecDeque<(usize, u32)>,
+    /// Shed connections that have not closed yet: admitting stops once too many are pending.
+    pending_sheds: usize,
+    pub stats: Stats,
+}
+
+/// What a worker's registry has done, for `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub shed: u64,
+    pub refused: u64,
+}
+
+/// Most shed connections waiting to close before a worker refuses newcomers instead.
+const MAX_PENDING_SHEDS: usize = 256;
+
+impl Registry {
+    pub fn new(cap: usize) -> Rc<RefCell<Registry>> {
+        Rc::new(RefCell::new(Registry {
+            cap: cap.max(1),
+            slots: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            fresh: VecDeque::new(),
+            idle: VecDeque::new(),
+            pending_sheds: 0,
+            stats: Stats::default(),
+        }))
+    }
+
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Registers a new connection, shedding a fresh or idle one if the worker is at its cap;
+    /// `None` when every connection is busy (the newcomer is refused).
+    pub fn admit(registry: &Rc<RefCell<Registry>>) -> Option<Rc<Conn>> {
+        let mut r = registry.borrow_mut();
+        if r.open >= r.cap && (r.pending_sheds >= MAX_PENDING_SHEDS || !r.shed_one()) {
+            r.stats.refused += 1;
+            return None;
+        }
+        let index = match r.free.pop() {
+            Some(i) => i,
+            None => {
+                r.slots.push(None);
+                r.slots.len() - 1
+            }
+        };
+        let now = Instant::now();
+        let conn = Rc::new(Conn {
+            phase: Cell::new(Phase::Fresh),
+            stamp: Cell::new(0),
+            times: Cell::new(Times {
+                accepted: now,
+                idle_since: now,
+                head_started: None,
+                last_read: now,
+            }),
+            shed: Cell::new(false),
+            kill: Notify::new(),
+            index,
+            registry: registry.clone(),
+        });
+        r.slots[index] = Some(Rc::downgrade(&conn));
+        r.open += 1;
+        r.queue(Phase::Fresh, index, 0);
+        Some(conn)
+    }
+
+    fn queue(&mut self, phase: Phase, index: usize, stamp: u32) {
+        let q = match phase {
+            Phase::Fresh | Phase::Closing => &mut self.fresh,
+            Phase::Idle => &mut self.idle,
+            Phase::Busy => return,
+        };
+        q.push_back((index, stamp));
+        // Entries go stale as connections change phase; keep the queues proportional to the
+        // connections open, not to the requests served.
+        if q.len() > 2 * self.open + 64 {
+            let slots = &self.slots;
+            let q = match phase {
+                Phase::Fresh | Phase::Closing => &mut self.fresh,
+                _ => &mut self.idle,
+            };
+            q.retain(|&(i, s)| live(slots, i, s).is_some());
+        }
+    }
+
+    /// Sheds the oldest fresh (or closing) connection, else the oldest idle one.
+    fn shed_one(&mut self) -> bool {
+        for fresh in [true, false] {
+            loop {
+                let q = if fresh {
+                    &mut self.fresh
+                } else {
+                    &mut self.idle
+                };
+                let Some((i, s)) = q.pop_front() else { break };
+                if let Some(c) = live(&self.slots, i, s)
+                    && !c.shed.get()
+                    && matches!(c.phase.get(), Phase::Fresh | Phase::Idle | Phase::Closing)
+                {
+                    c.shed.set(true);
+                    c.kill.notify_one();
+                    self.pending_sheds += 1;
+                    self.stats.shed += 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn remove(&mut self, index: usize) {
+        if let Some(slot) = self.slots.get_mut(index)
+            && slot.take().is_some()
+        {
+            self.open -= 1;
+            self.free.push(index);
+        }
+    }
+}
+
+/// The connection in slot `i` if it is still in the phase it was queued with.
+fn live(slots: &[Option<Weak<Conn>>], i: usize, stamp: u32) -> Option<Rc<Conn>> {
+    let c = slots.get(i)?.as_ref()?.upgrade()?;
+    (c.stamp.get() == stamp).then_some(c)
+}
+
+/// Owned by a connection's task: deregisters on drop and settles the shed count.
+pub struct Admitted(pub Rc<Conn>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.0.shed.get()
+            && let Ok(mut r) = self.0.registry.try_borrow_mut()
+        {
+            r.pending_sheds = r.pending_sheds.saturating_sub(1);
+        }
+    }
+}
+
+impl std::ops::Deref for Admitted {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.0
+    }
+}
+
+/// Half-closes, drains what the client still sends (bounded in time and bytes), then closes, so
+/// the kernel does not answer unread input with a reset that would destroy our last response.
+pub async fn linger_close(mut stream: TcpStream, limits: &Limits) {
+    const MAX_DRAIN: usize = 256 * 1024;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + limits.linger();
+    let mut scratch = [0u8; 1024];
+    let mut drained = 0;
+    while drained < MAX_DRAIN {
+        match tokio::time::timeout_at(deadline, stream.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+}
+
+/// The hyper path's stream: reads and writes that fail once the connection's deadline passes.
+///
+/// Hyper has a header-read timeout but nothing for idle keep-alive, bodies or stalled writes;
+/// this wrapper applies [`read_deadline`] (the phase comes from the service: busy from a request's
+/// head to the end of its response body) and the send timeout to every pending read and write.
+pub struct Guarded<T> {
+    io: T,
+    conn: Rc<Conn>,
+    limits: Limits,
+    read_timer: Pin<Box<Sleep>>,
+    read_armed_at: Option<Instant>,
+    write_timer: Pin<Box<Sleep>>,
+    write_armed: bool,
+}
+
+impl<T> Guarded<T> {
+    pub fn new(io: T, conn: Rc<Conn>, limits: Limits) -> Self {
+        let far = Instant::now() + Duration::from_secs(86_400);
+        Guarded {
+            io,
+            conn,
+            limits,
+            read_timer: Box::pin(tokio::time::sleep_until(far)),
+            read_armed_at: None,
+            write_timer: Box::pin(tokio::time::sleep_until(far)),
+            write_armed: false,
+        }
+    }
+
+    pub fn into_inner(self) -> T {
+        self.io
+    }
+
+    fn write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.write_armed {
+            self.write_timer
+                .as_mut()
+                .reset(Instant::now() + self.limits.send);
+            self.write_armed = true;
+        }
+        ready!(self.write_timer.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading (send timeout)",
+        )))
+    }
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what.to_string())
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.conn.on_read();
+                }
+                self.read_armed_at = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let deadline = self.conn.read_deadline(&self.limits);
+                if self.read_armed_at != Some(deadline) {
+                    self.read_timer.as_mut().reset(deadline);
+                    self.read_armed_at = Some(deadline);
+                }
+                ready!(self.read_timer.as_mut().poll(cx));
+                Poll::Ready(Err(timed_out("the client sent nothing in time")))
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Pending => self.write_pending(cx).map(|r| r.map(|()| 0)),
+            ready => {
+                self.write_armed = false;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.write_pending(cx).map(|r| r.map(|()| 0)),
+            ready => {
+                self.write_armed = false;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Pending => self.write_pending(cx),
+            ready => {
+                self.write_armed = false;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A response body that marks its connection idle when hyper is done with it (written whole, or
+/// dropped), so the idle deadline runs from the end of the response.
+pub struct Tracked<B> {
+    body: B,
+    conn: Rc<Conn>,
+}
+
+impl<B> Tracked<B> {
+    pub fn new(body: B, conn: Rc<Conn>) -> Self {
+        Tracked { body, conn }
+    }
+}
+
+impl<B> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        if self.conn.phase() == Phase::Busy {
+            self.conn.set_phase(Phase::Idle);
+        }
+    }
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            head: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            send: Duration::from_secs(30),
+            body: Duration::from_secs(30),
+            max_head_bytes: 16384,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_follow_the_phase() {
+        let l = limits();
+        let t0 = Instant::now();
+        let mut t = Times {
+            accepted: t0,
+            idle_since: t0,
+            head_started: None,
+            last_read: t0,
+        };
+        assert_eq!(
+            read_deadline(Phase::Fresh, &t, &l),
+            t0 + l.head,
+            "first head from accept"
+        );
+        t.idle_since = t0 + Duration::from_secs(5);
+        assert_eq!(
+            read_deadline(Phase::Idle, &t, &l),
+            t.idle_since + l.idle,
+            "an idle connection waits idle_timeout for a first byte"
+        );
+        t.head_started = Some(t0 + Duration::from_secs(50));
+        assert_eq!(
+            read_deadline(Phase::Idle, &t, &l),
+            t0 + Duration::from_secs(60),
+            "then head_timeout from that byte"
+        );
+        t.last_read = t0 + Duration::from_secs(70);
+        assert_eq!(read_deadline(Phase::Busy, &t, &l), t.last_read + l.body);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_fresh_connections_go_first_then_the_oldest_idle() {
+        let reg = Registry::new(3);
+        let a = Admitted(Registry::admit(&reg).unwrap());
+        let b = Admitted(Registry::admit(&reg).unwrap());
+        let c = Admitted(Registry::admit(&reg).unwrap());
+        a.set_phase(Phase::Busy);
+        b.set_phase(Phase::Busy);
+        b.set_phase(Phase::Idle);
+        // c is fresh (silent): it goes before the idle b.
+        let d = Admitted(Registry::admit(&reg).unwrap());
+        assert!(c.was_shed() && !b.was_shed() && !a.was_shed());
+        drop(c);
+        d.set_phase(Phase::Busy);
+        // Now the only candidate is the idle b.
+        let e = Admitted(Registry::admit(&reg).unwrap());
+        assert!(b.was_shed());
+        drop(b);
+        e.set_phase(Phase::Busy);
+        // Everyone is busy: the newcomer is refused.
+        assert!(Registry::admit(&reg).is_none());
+        assert_eq!(reg.borrow().stats.refused, 1);
+        assert_eq!(reg.borrow().open(), 3);
+        drop((a, d, e));
+        assert_eq!(reg.borrow().open(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queues_stay_proportional_to_open_connections() {
+        let reg = Registry::new(10);
+        let a = Admitted(Registry::admit(&reg).unwrap());
+        for _ in 0..10_000 {
+            a.set_phase(Phase::Busy);
+            a.set_phase(Phase::Idle);
+        }
+        let r = reg.borrow();
+        assert!(r.idle.len() <= 2 * r.open() + 64, "{}", r.idle.len());
+    }
+}
