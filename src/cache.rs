@@ -428,6 +428,25 @@ impl FeedCache {
         });
     }
 
+    /// Drops this thread's references that are no longer current, so an invalidated or expired
+    /// entry is freed within a tick even on a worker that is not asked for it again.
+    pub fn purge_hot(&self) {
+        let generation = self.generation();
+        let id = self.id;
+        HOT.with(|h| {
+            let mut h = h.borrow_mut();
+            let mut freed = 0;
+            h.0.retain(|(cache, _), hot| {
+                let keep = *cache != id || (hot.generation == generation && hot.entry.unexpired());
+                if !keep {
+                    freed += hot.entry.weight;
+                }
+                keep
+            });
+            h.1 -= freed;
+        });
+    }
+
     /// Marks every page and format of these feeds stale, and makes any render of them that began
     /// before this call unservable as fresh.
     pub fn invalidate<'a>(&self, feeds: impl IntoIterator<Item = &'a FeedKey>) {

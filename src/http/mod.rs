@@ -257,8 +257,16 @@ async fn worker(
     let registry = Registry::new(cap);
     let mut connections = tokio::task::JoinSet::new();
     let mut reported = edge::Stats::default();
+    // References to entries that went stale are dropped every second even when nobody asks for
+    // them, so a worker never keeps an invalidated body alive for long.
+    let mut purge = tokio::time::interval(std::time::Duration::from_secs(1));
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (stream, _) = tokio::select! {
+            _ = purge.tick() => {
+                worker.state.app.cache.purge_hot();
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {

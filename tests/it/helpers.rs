@@ -30,6 +30,8 @@ pub struct Options {
     pub public_url: Option<String>,
     pub max_article_bytes: Option<usize>,
     pub max_batch_bytes: Option<usize>,
+    /// `[server]` deadlines and bounds (tests shorten the timeouts to seconds).
+    pub server: Option<bantin::config::ServerConfig>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             public_url: None,
             max_article_bytes: None,
             max_batch_bytes: None,
+            server: None,
         }
     }
 }
@@ -77,6 +80,9 @@ pub fn config(opts: &Options, db_url: &str) -> Config {
     }
     if let Some(n) = opts.max_batch_bytes {
         c.api.max_batch_bytes = n;
+    }
+    if let Some(s) = &opts.server {
+        c.server = s.clone();
     }
     c
 }

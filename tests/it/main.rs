@@ -4,6 +4,7 @@
 mod api;
 mod cache;
 mod cli;
+mod edge;
 mod feeds;
 mod helpers;
 mod replicas;
