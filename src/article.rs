@@ -131,7 +131,9 @@ pub struct Article {
 
 /// Whether `id` is a valid article id: `[A-Za-z0-9._-]{1,128}`.
 pub fn is_valid_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
+    // `.` and `..` would name the directory itself or its parent in a URL path or an export.
+    !matches!(id, "." | "..")
+        && (1..=128).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -144,7 +146,7 @@ impl Article {
         if !is_valid_id(&id) {
             return Err(ValidationError::new(
                 "id",
-                "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+                "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', and not `.` or `..`",
             ));
         }
         let lang = input.lang.trim().to_string();

@@ -10,7 +10,9 @@
 //! Instants are stored as `DateTime<Utc>` and converted at the edges, so that the store, the cache
 //! and the renderers agree on one representation and only formatting knows about zones.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDateTime, Offset, SecondsFormat, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 /// The newsroom's time zone.
@@ -32,6 +34,12 @@ pub enum TimeError {
     Malformed(String),
     #[error("`{0}` does not exist in the site time zone (skipped by a clock change)")]
     Nonexistent(String),
+    #[error("`{0}` is a leap second (:60); leap seconds are not accepted, use :59")]
+    LeapSecond(String),
+    #[error(
+        "`{0}` is out of range: dates must be in the years 1000-9999 and at a whole-minute offset of the site zone"
+    )]
+    OutOfRange(String),
 }
 
 impl SiteZone {
@@ -51,6 +59,25 @@ impl SiteZone {
     /// ambiguous. An ambiguous local time (a DST fold, which Vietnam does not have) takes the
     /// earlier instant.
     pub fn parse(&self, text: &str) -> Result<DateTime<Utc>, TimeError> {
+        let t = self.parse_any(text)?;
+        // chrono reads `:60` as a leap second (nanoseconds past 1e9) whether or not one happened
+        // then; feeds cannot carry one and readers would disagree on it.
+        if t.nanosecond() >= 1_000_000_000 {
+            return Err(TimeError::LeapSecond(text.to_string()));
+        }
+        // Four-digit years only (RFC 3339 and RFC 822 write no other), and only instants the zone
+        // can write as a whole-minute offset: before 1906 Ho Chi Minh City kept local mean time
+        // (+07:06:30), which RFC 3339 cannot express, so such a date would be rendered as another
+        // instant.
+        let local = t.with_timezone(&self.0);
+        let offset = local.offset().fix().local_minus_utc();
+        if !(1000..=9999).contains(&local.year()) || offset % 60 != 0 {
+            return Err(TimeError::OutOfRange(text.to_string()));
+        }
+        Ok(t)
+    }
+
+    fn parse_any(&self, text: &str) -> Result<DateTime<Utc>, TimeError> {
         let t = text.trim();
         if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
             return Ok(dt.with_timezone(&Utc));
@@ -183,6 +210,34 @@ mod tests {
         assert!(err.to_string().contains("12/04/2026 - 08:30"));
         assert!(zone().parse("").is_err());
         assert!(zone().parse("2026-02-30T00:00:00").is_err());
+    }
+
+    #[test]
+    fn leap_seconds_and_unwritable_years_are_rejected() {
+        for leap in [
+            "2026-06-30T23:59:60Z",
+            "2016-12-31T23:59:60Z",
+            "2026-06-30T23:59:60",
+        ] {
+            assert!(
+                matches!(zone().parse(leap), Err(TimeError::LeapSecond(_))),
+                "{leap}"
+            );
+        }
+        for old in [
+            "0001-01-01T00:00:00Z",
+            "0999-12-31T23:59:59+07:00",
+            "1800-01-01T00:00:00",
+        ] {
+            assert!(
+                matches!(zone().parse(old), Err(TimeError::OutOfRange(_))),
+                "{old}"
+            );
+        }
+        // The first years the zone writes in whole minutes are fine, as is the far future.
+        let t = zone().parse("1950-05-01T08:00:00").unwrap();
+        assert_eq!(zone().parse(&zone().rfc3339(t)).unwrap(), t, "round trip");
+        assert!(zone().parse("9999-12-31T00:00:00Z").is_ok());
     }
 
     #[test]

@@ -74,14 +74,13 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
             "the write API is off: set BANTIN_API_TOKEN or BANTIN_API_TOKEN_FILE to enable it",
         ));
     }
+    // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let Some(presented) = presented else {
         return Err(unauthorized("missing `Authorization: Bearer <token>`"));
     };
@@ -238,7 +237,7 @@ async fn put_article(
         return Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_article",
-            "the id in the URL must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            "the id in the URL must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', and not `.` or `..`",
         )
         .with_field("id"));
     }

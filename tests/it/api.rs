@@ -531,3 +531,110 @@ async fn openapi_documents_every_route_and_status() {
         "the OpenAPI document and the route table agree"
     );
 }
+
+#[tokio::test]
+async fn conformance_of_times_ids_auth_schema_and_404s() {
+    let app = spawn_default().await;
+    // A leap second that did not happen, and years the feeds cannot write, are 422 naming the
+    // field (year 0001 was once rendered as 0001-01-01T07:06:30+07:07, another instant).
+    for (field, when) in [
+        ("published_at", "2026-06-30T23:59:60Z"),
+        ("published_at", "0001-01-01T00:00:00Z"),
+        ("published_at", "0999-06-01T08:00:00"),
+        ("updated_at", "2026-06-30T23:59:60+07:00"),
+    ] {
+        let mut a = article("conf-1", "vi", "kinh-te", "2026-06-30T08:00:00");
+        a[field] = when.into();
+        let (s, e) = error_of(app.put("conf-1", &a).await).await;
+        assert_eq!((s, e["field"].as_str()), (422, Some(field)), "{when}: {e}");
+    }
+    assert_eq!(app.server.app.store.get("conf-1").await.unwrap(), None);
+
+    // `.` and `..` are not ids (raw requests: clients would normalise the dot segments away).
+    for id in [".", ".."] {
+        let body = article(id, "vi", "kinh-te", "2026-06-30T08:00:00").to_string();
+        let raw = format!(
+            "PUT /api/v1/articles/{id} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let addr = app.server.addr;
+        let text = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(raw.as_bytes()).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+        .await
+        .unwrap();
+        assert!(text.starts_with("HTTP/1.1 422 "), "{id}: {text}");
+        assert!(text.contains("\"field\":\"id\""), "{text}");
+    }
+    let line = article(".", "vi", "kinh-te", "2026-06-30T08:00:00").to_string();
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(line)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.text().await.unwrap().contains("invalid"),
+        "a batch line with id `.` is invalid"
+    );
+
+    // 401 says which scheme to use; the scheme itself is matched without regard to case.
+    let r = app
+        .client
+        .get(app.url("/api/v1/articles/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/articles/la-2026-0905"))
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+
+    // The OpenAPI schema forbids the empty strings the server rejects.
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let props = &doc["components"]["schemas"]["ArticleInput"]["properties"];
+    for field in ["lang", "category", "title", "url", "published_at"] {
+        let mut a = article("conf-2", "vi", "kinh-te", "2026-06-30T08:00:00");
+        a[field] = "".into();
+        let (s, _) = error_of(app.put("conf-2", &a).await).await;
+        assert!(s == 422 || s == 400, "{field}: {s}");
+        assert!(
+            props[field]["minLength"].as_u64().unwrap_or(0) >= 1,
+            "the schema lets `{field}: \"\"` through: {}",
+            props[field]
+        );
+    }
+
+    // 404 texts echo the path: browsers must not sniff them into HTML, on either path.
+    for path in [
+        "/fr/<script>alert(1)</script>/rss.xml",
+        "/vi/tag/khong-co/rss.xml",
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+    }
+}
