@@ -1,16 +1,20 @@
 //! WebSub publisher: after a write, tell the hubs which topics (feed URLs) changed.
 //!
-//! Writes never wait for hubs: topics go into an unbounded queue and a background task POSTs
-//! `hub.mode=publish&hub.url=<topic>` (the form most hubs accept) to every hub. A failed ping is
-//! retried with exponential backoff (1 s doubling to 5 min, for up to a day), per hub and topic, so
-//! a dead hub neither delays a write nor loses a ping once it comes back. A topic already waiting
-//! for a hub is not queued twice: one ping announces any number of changes.
+//! Writes never wait for hubs: [`WebSub::publish`] only records the topics in each hub's own
+//! queue and wakes that hub's task. Each hub has its own task, so a dead or slow hub delays only
+//! itself; a task keeps a few pings in flight at once, each bounded by the client's timeout, and
+//! POSTs `hub.mode=publish&hub.url=<topic>` (the form most hubs accept). A failed ping is retried
+//! with exponential backoff (1 s doubling to 5 min, for up to a day). A topic already waiting for
+//! a hub is not queued twice (one ping announces any number of changes), so a queue holds at most
+//! one entry per feed URL, and a hard bound guards even that.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use url::Url;
 
@@ -19,28 +23,51 @@ use crate::metrics::{Metrics, ResultLabel};
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(86_400);
+/// Pings in flight to one hub at once.
+const IN_FLIGHT: usize = 4;
+/// Topics waiting for one hub at most; beyond it new topics are dropped (and logged).
+const MAX_PENDING: usize = 100_000;
+/// One ping's deadline: a hub that hangs is a failed ping, retried later.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Handle to the publisher task; cheap to clone.
-#[derive(Clone)]
+/// Handle to the publisher tasks; cheap to clone.
+#[derive(Clone, Default)]
 pub struct WebSub {
-    tx: Option<mpsc::UnboundedSender<Vec<String>>>,
+    hubs: Vec<Arc<Hub>>,
+}
+
+/// One hub: its queue of topics and the task that drains it.
+struct Hub {
+    url: Url,
+    queue: Mutex<BTreeMap<String, Job>>,
+    wake: Notify,
+}
+
+/// A topic waiting for one hub.
+struct Job {
+    due: Instant,
+    delay: Duration,
+    first_try: Instant,
+    in_flight: bool,
+    /// Changed again while a ping was in flight: ping once more after it.
+    again: bool,
 }
 
 impl WebSub {
     /// A publisher that does nothing (no hubs configured).
     pub fn disabled() -> WebSub {
-        WebSub { tx: None }
+        WebSub::default()
     }
 
-    /// Starts the background task for `hubs`.
+    /// Starts one background task per hub.
     pub fn start(hubs: Vec<Url>, metrics: Arc<Metrics>) -> WebSub {
         if hubs.is_empty() {
             return WebSub::disabled();
         }
-        let (tx, rx) = mpsc::unbounded_channel();
         install_tls_provider();
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(PING_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!(
                 "bantin/",
                 env!("CARGO_PKG_VERSION"),
@@ -48,16 +75,53 @@ impl WebSub {
             ))
             .build()
             .expect("an HTTP client with default settings builds");
-        tokio::spawn(run(hubs, client, rx, metrics));
-        WebSub { tx: Some(tx) }
+        let hubs: Vec<Arc<Hub>> = hubs
+            .into_iter()
+            .map(|url| {
+                Arc::new(Hub {
+                    url,
+                    queue: Mutex::new(BTreeMap::new()),
+                    wake: Notify::new(),
+                })
+            })
+            .collect();
+        for hub in &hubs {
+            tokio::spawn(run(hub.clone(), client.clone(), metrics.clone()));
+        }
+        WebSub { hubs }
     }
 
-    /// Queues publish pings for these topic URLs. Never blocks.
+    /// Queues publish pings for these topic URLs at every hub. Never blocks on the network.
     pub fn publish(&self, topics: Vec<String>) {
-        if let Some(tx) = &self.tx
-            && !topics.is_empty()
-        {
-            let _ = tx.send(topics);
+        if topics.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for hub in &self.hubs {
+            {
+                let mut q = hub.queue.lock().unwrap_or_else(|p| p.into_inner());
+                for topic in &topics {
+                    if let Some(job) = q.get_mut(topic) {
+                        job.again |= job.in_flight;
+                        continue;
+                    }
+                    if q.len() >= MAX_PENDING {
+                        tracing::error!(hub = %hub.url, topic, "WebSub queue full; this change is not announced to the hub");
+                        continue;
+                    }
+                    q.insert(
+                        topic.clone(),
+                        Job {
+                            due: now,
+                            delay: FIRST_RETRY,
+                            first_try: now,
+                            in_flight: false,
+                            again: false,
+                        },
+                    );
+                }
+            }
+            hub.wake.notify_one();
         }
     }
 }
@@ -68,71 +132,57 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-struct Pending {
-    due: Instant,
-    delay: Duration,
-    first_try: Instant,
-}
-
-async fn run(
-    hubs: Vec<Url>,
-    client: reqwest::Client,
-    mut rx: mpsc::UnboundedReceiver<Vec<String>>,
-    metrics: Arc<Metrics>,
-) {
-    // (hub index, topic) → retry state. A BTreeMap keeps the order stable for logs and tests.
-    let mut pending: BTreeMap<(usize, String), Pending> = BTreeMap::new();
+/// Drains one hub's queue forever: due topics go out (a few at a time), results update the queue.
+async fn run(hub: Arc<Hub>, client: reqwest::Client, metrics: Arc<Metrics>) {
+    let mut flights = FuturesUnordered::new();
     loop {
-        let next_due = pending.values().map(|p| p.due).min();
+        let next_due = {
+            let mut q = hub.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            for (topic, job) in q.iter_mut() {
+                if flights.len() >= IN_FLIGHT {
+                    break;
+                }
+                if !job.in_flight && job.due <= now {
+                    job.in_flight = true;
+                    let (client, url, topic) = (client.clone(), hub.url.clone(), topic.clone());
+                    flights.push(async move {
+                        let r = ping(&client, &url, &topic).await;
+                        (topic, r)
+                    });
+                }
+            }
+            q.values().filter(|j| !j.in_flight).map(|j| j.due).min()
+        };
         tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(topics) => {
-                    let now = Instant::now();
-                    for topic in topics.into_iter().collect::<BTreeSet<_>>() {
-                        for h in 0..hubs.len() {
-                            pending.entry((h, topic.clone())).or_insert(Pending { due: now, delay: FIRST_RETRY, first_try: now });
-                        }
+            Some((topic, result)) = flights.next() => {
+                let label = if result.is_ok() { "ok" } else { "error" };
+                metrics.websub_pings.get_or_create(&ResultLabel { result: label }).inc();
+                let mut q = hub.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(job) = q.get_mut(&topic) else { continue };
+                job.in_flight = false;
+                match result {
+                    Ok(()) if job.again => {
+                        job.again = false;
+                        job.due = Instant::now();
                     }
-                }
-                None => return,
-            },
-            _ = sleep_until(next_due) => {}
-        }
-        let now = Instant::now();
-        let due: Vec<(usize, String)> = pending
-            .iter()
-            .filter(|(_, p)| p.due <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (h, topic) in due {
-            let hub = &hubs[h];
-            match ping(&client, hub, &topic).await {
-                Ok(()) => {
-                    metrics
-                        .websub_pings
-                        .get_or_create(&ResultLabel { result: "ok" })
-                        .inc();
-                    tracing::debug!(hub = %hub, topic, "WebSub publish ping accepted");
-                    pending.remove(&(h, topic));
-                }
-                Err(e) => {
-                    metrics
-                        .websub_pings
-                        .get_or_create(&ResultLabel { result: "error" })
-                        .inc();
-                    let p = pending
-                        .get_mut(&(h, topic.clone()))
-                        .expect("due entries are pending");
-                    if p.first_try.elapsed() > GIVE_UP_AFTER {
-                        tracing::error!(hub = %hub, topic, error = %e, "giving up on WebSub ping after a day");
-                        pending.remove(&(h, topic));
-                    } else {
-                        tracing::warn!(hub = %hub, topic, error = %e, retry_in = ?p.delay, "WebSub ping failed; will retry");
-                        p.due = Instant::now() + p.delay;
-                        p.delay = (p.delay * 2).min(MAX_RETRY);
+                    Ok(()) => {
+                        tracing::debug!(hub = %hub.url, topic, "WebSub publish ping accepted");
+                        q.remove(&topic);
+                    }
+                    Err(e) if job.first_try.elapsed() > GIVE_UP_AFTER => {
+                        tracing::error!(hub = %hub.url, topic, error = %e, "giving up on WebSub ping after a day");
+                        q.remove(&topic);
+                    }
+                    Err(e) => {
+                        tracing::warn!(hub = %hub.url, topic, error = %e, retry_in = ?job.delay, "WebSub ping failed; will retry");
+                        job.due = Instant::now() + job.delay;
+                        job.delay = (job.delay * 2).min(MAX_RETRY);
                     }
                 }
             }
+            _ = hub.wake.notified() => {}
+            _ = sleep_until(next_due), if flights.len() < IN_FLIGHT => {}
         }
     }
 }

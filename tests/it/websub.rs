@@ -167,3 +167,40 @@ async fn a_dead_hub_never_delays_the_write_and_is_pinged_when_it_returns() {
         "{all:?}"
     );
 }
+
+#[tokio::test]
+async fn a_hanging_hub_does_not_delay_the_others() {
+    // A hub that accepts connections and never answers: its pings wait for their timeout.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_addr = hang.local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let live: SocketAddr = listener.local_addr().unwrap();
+    let (mut rx, _hub) = start_hub(listener).await;
+    let app = spawn(Options {
+        hubs: vec![
+            format!("http://{hang_addr}/hub"),
+            format!("http://{live}/hub"),
+        ],
+        articles_dir: None,
+        ..Default::default()
+    })
+    .await;
+    for i in 0..3 {
+        let id = format!("ws-hang-{i}");
+        let a = article(&id, "vi", "giao-duc", "2026-11-25T08:00:00");
+        assert_eq!(app.put(&id, &a).await.status(), 201);
+    }
+    let started = Instant::now();
+    let got = collect(&mut rx, 12, Duration::from_secs(5)).await;
+    assert!(
+        got.len() >= 12,
+        "the live hub got {} pings while the other hung",
+        got.len()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(hang);
+}
