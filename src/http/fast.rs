@@ -185,11 +185,13 @@ fn push_date(out: &mut Vec<u8>) {
     });
 }
 
+/// The `Connection` header, written as hyper writes it: `close` when an HTTP/1.1 connection ends,
+/// `keep-alive` when an HTTP/1.0 one does not (closing is 1.0's default, so it goes unsaid).
 fn push_connection(out: &mut Vec<u8>, keep_alive: bool, http10: bool) {
-    if !keep_alive {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if http10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
+    match (keep_alive, http10) {
+        (false, false) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, true) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
     }
 }
 
@@ -597,6 +599,9 @@ async fn hand_off(
     let mut http = hyper::server::conn::http1::Builder::new();
     // A head larger than the limit is answered 431 by hyper (its minimum buffer is 8 KiB).
     http.max_buf_size(limits.max_head_bytes.max(8192));
+    // A client that half-closes after its request still gets the answer, as on the fast path
+    // (which answers what it has read before it sees the end of input).
+    http.half_close(true);
     let mut c = http.serve_connection(io, service);
     let mut stopping = false;
     let done = loop {

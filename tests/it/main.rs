@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod edge;
 mod feeds;
+mod fuzz;
 mod helpers;
 mod replicas;
 mod websub;
