@@ -18,12 +18,14 @@
 //! - [`cache`]: the moka cache: single render per miss, exact invalidation, scheduled expiry,
 //!   stale-if-error.
 //! - [`app`]: the application layer the handlers and the CLI call.
-//! - [`http`]: thread-per-core workers; the poll fast path (`http::fast`: cached feed hits
+//! - [`http`]: thread-per-core workers; the edge (`http::edge`: deadlines, the connection cap,
+//!   lingering close); the poll fast path (`http::fast`: cached feed hits
 //!   answered from thread-local copies, bodies sent with sendfile); the axum router for feeds
 //!   with conditional GET, the publishing API and operations.
 //! - [`sources`]: file import.
 //! - [`websub`]: hub pings from a background queue.
 //! - [`export`]: every feed as static files, for a CDN or a plain web server.
+//! - [`memory`]: the allocator's side of the memory budget (glibc tuning, trimming).
 //! - [`server`]: start-up wiring shared by `main` and the tests.
 
 pub mod app;
@@ -34,6 +36,7 @@ pub mod config;
 pub mod export;
 pub mod feed;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod render;
 pub mod server;

@@ -101,6 +101,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => {
             raise_open_file_limit();
+            bantin::memory::tune_for_serving();
             let server = bantin::server::start(config).await?;
             server.run_until(shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)

@@ -415,12 +415,16 @@ pub(super) async fn serve_connection(
     loop {
         match answer_buffered(&state, &stream, &mut buf, &conn).await {
             Next::Read => {}
+            // The rare paths are boxed: their futures (hyper's connection above all) would
+            // otherwise be part of every connection's state, idle or not.
             Next::Close => {
                 conn.set_phase(Phase::Closing);
-                return linger_close(stream, &limits).await;
+                return Box::pin(linger_close(stream, &limits)).await;
             }
             Next::Drop => return,
-            Next::HandOff => return hand_off(stream, buf.freeze(), worker, conn, shutdown).await,
+            Next::HandOff => {
+                return Box::pin(hand_off(stream, buf.freeze(), worker, conn, shutdown)).await;
+            }
         }
         if buf.is_empty() {
             buf = BytesMut::new();
@@ -438,7 +442,7 @@ pub(super) async fn serve_connection(
             );
             if send(&stream, &out, body, &limits).await.is_ok() {
                 conn.set_phase(Phase::Closing);
-                linger_close(stream, &limits).await;
+                Box::pin(linger_close(stream, &limits)).await;
             }
             return;
         }
@@ -512,7 +516,7 @@ async fn answer_buffered(
                 state.app.metrics.cache_hits.inc();
                 answer(state, entry, &head, buf, &mut out)
             }
-            None => miss(state, &key, &head, buf, &mut out).await,
+            None => Box::pin(miss(state, &key, &head, buf, &mut out)).await,
         };
         if send(stream, &out, body, &limits).await.is_err() {
             return Next::Drop;

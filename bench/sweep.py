@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""bench/sweep.py: request every page of every feed of a bantin instance, or made-up URLs, and
+report what came back (for bench/edge.sh and bench/soak.sh).
+
+  sweep.py BASE pages [THREADS]     every feed in /feeds.opml, all three formats, ?page=1, 2, ...
+                                    until a 404; gzip accepted
+  sweep.py BASE junk COUNT [THREADS] COUNT feed-shaped URLs that do not exist (unknown tags and
+                                    bylines, pages far past the end, bad page numbers)
+  sweep.py PID mem                  the memory of process PID: "rss_kb anon_kb shmem_kb
+                                    memfd_bytes memfds fds"
+
+Prints one line: "requests statuses seconds", statuses as code=count,code=count.
+"""
+
+import collections
+import concurrent.futures
+import http.client
+import os
+import random
+import re
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def mem(pid):
+    status = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            status[k] = v.split()[0] if v.split() else "0"
+    memfd_bytes = memfds = fds = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        fds += 1
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("/memfd:"):
+                memfds += 1
+                memfd_bytes += os.stat(f"/proc/{pid}/fd/{fd}").st_size
+        except OSError:
+            pass
+    print(status.get("VmRSS", 0), status.get("RssAnon", 0), status.get("RssShmem", 0),
+          memfd_bytes, memfds, fds)
+
+
+local = threading.local()
+
+
+def conn(host, port):
+    c = getattr(local, "conn", None)
+    if c is None:
+        c = local.conn = http.client.HTTPConnection(host, port, timeout=30)
+    return c
+
+
+def get(host, port, path):
+    for attempt in range(3):
+        c = conn(host, port)
+        try:
+            c.request("GET", path, headers={"Accept-Encoding": "gzip"})
+            r = c.getresponse()
+            r.read()
+            if r.getheader("connection", "").lower() == "close":
+                c.close()
+                local.conn = None
+            return r.status
+        except (OSError, http.client.HTTPException):
+            c.close()
+            local.conn = None
+    return 0
+
+
+def feeds(host, port):
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    c.request("GET", "/feeds.opml")
+    body = c.getresponse().read().decode()
+    paths = []
+    for url in re.findall(r'xmlUrl="([^"]+)"', body):
+        path = urllib.parse.urlparse(url.replace("&amp;", "&")).path
+        for fmt in ("rss.xml", "atom.xml", "feed.json"):
+            paths.append(path.rsplit("/", 1)[0] + "/" + fmt)
+    return paths
+
+
+def sweep_feed(host, port, path, counts, lock):
+    page = 1
+    n = 0
+    while True:
+        status = get(host, port, f"{path}?page={page}")
+        n += 1
+        with lock:
+            counts[status] += 1
+        if status != 200 or page > 100_000:
+            return n
+        page += 1
+
+
+def main():
+    if sys.argv[2] == "mem":
+        mem(int(sys.argv[1]))
+        return
+    base = urllib.parse.urlparse(sys.argv[1])
+    host, port = base.hostname, base.port
+    mode = sys.argv[2]
+    counts = collections.Counter()
+    lock = threading.Lock()
+    started = time.monotonic()
+    if mode == "pages":
+        threads = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+        paths = feeds(host, port)
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            total = sum(pool.map(lambda p: sweep_feed(host, port, p, counts, lock), paths))
+    elif mode == "junk":
+        count = int(sys.argv[3])
+        threads = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+        rng = random.Random(42)
+
+        def junk(i):
+            kind = i % 4
+            word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(12))
+            fmt = ("rss.xml", "atom.xml", "feed.json")[i % 3]
+            path = [
+                f"/vi/tag/{word}/{fmt}",
+                f"/en/author/{word}/{fmt}",
+                f"/vi/{fmt}?page={rng.randint(1000, 100000)}",
+                f"/vi/tag/{word}/{fmt}?page={rng.randint(2, 100000)}",
+            ][kind]
+            status = get(host, port, path)
+            with lock:
+                counts[status] += 1
+            return 1
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            total = sum(pool.map(junk, range(count)))
+    else:
+        sys.exit(f"unknown mode {mode}")
+    seconds = time.monotonic() - started
+    statuses = ",".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    print(f"{total} {statuses} {seconds:.1f}")
+
+
+if __name__ == "__main__":
+    main()
