@@ -23,13 +23,13 @@
 #   (OVERHEAD, 128 MiB).
 #
 # How to run (needs wrk, nginx, curl, python3; Debian's packages):
-#   bench/edge.sh                      # ~6 minutes
+#   bench/edge.sh                      # ~12 minutes
 #   DURATION=5 PROBES=3 bench/edge.sh  # quicker
 # target/release/bantin is built when missing (BUILD=1 forces it). The Markdown summary is printed
 # at the end and kept with every raw output in OUT_DIR (default: a new /tmp/bantin-edge.XXXXXX).
 #
 # Settings (environment): ARTICLES=20000 BUDGET=33554432 (32 MiB) OVERHEAD=134217728 (128 MiB)
-#   NOFILE=4096 SLOWLORIS=2000 CONNS=64 DURATION=10 PROBES=5 JUNK=20000 THREADS=2 (wrk)
+#   NOFILE=4096 SLOWLORIS=2000 CONNS=64 DURATION=10 PROBES=5 JUNK=20000 THREADS=2 (wrk) ROUNDS=3
 #   SETTLE=8 (seconds an attack builds up before measuring)
 
 set -Eeuo pipefail
@@ -48,6 +48,7 @@ DURATION=${DURATION:-10}
 PROBES=${PROBES:-5}
 JUNK=${JUNK:-20000}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
 SETTLE=${SETTLE:-8}
 FEED_PATH=/vi/rss.xml
 PUBLIC_URL=${PUBLIC_URL:-https://feeds.baolongan.example}
@@ -109,15 +110,17 @@ GZIP_BYTES=$(stat -c %s "$DOCROOT/vi/rss.xml.gz")
 say "bantin :$BANTIN_PORT (pid $BANTIN_PID), nginx :$NGINX_PORT; gzip body $GZIP_BYTES B"
 
 mem() { python3 "$BENCH_DIR/sweep.py" "$BANTIN_PID" mem; } # rss anon shmem memfd_bytes memfds fds
-sampler() { # OUT: peak "rss_kb fds memfd_bytes" of bantin, every 0.5 s, until killed
-    local out=$1 rss fds mb peak_rss=0 peak_fds=0 peak_mb=0
+sampler() { # OUT: peak "rss_kb fds" of bantin, every second, until killed. Cheap on purpose (one
+    # read of /proc/PID/status, one directory listing): it runs beside the measurement, which the
+    # nginx runs do not have.
+    local out=$1 rss fds peak_rss=0 peak_fds=0
     while kill -0 "$BANTIN_PID" 2>/dev/null; do
-        read -r rss _ _ mb _ fds < <(mem 2>/dev/null) || break
+        rss=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$BANTIN_PID/status" 2>/dev/null) || break
+        fds=$(find "/proc/$BANTIN_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
         ((rss > peak_rss)) && peak_rss=$rss
         ((fds > peak_fds)) && peak_fds=$fds
-        ((mb > peak_mb)) && peak_mb=$mb
-        echo "$peak_rss $peak_fds $peak_mb" >"$out"
-        sleep 0.5
+        echo "$peak_rss $peak_fds" >"$out"
+        sleep 1
     done
 }
 
@@ -129,11 +132,11 @@ first_answer() {
 
 # measure SERVER PORT PHASE: wrk (and, under attack, new-client probes); appends to RESULTS.
 RESULTS=$OUT_DIR/results.tsv
-printf 'server\tphase\trps\tp50_ms\tp99_ms\tnon2xx\tsock_err\tprobe_max_s\tprobe_med_s\tpeak_rss_kb\tpeak_fds\tpeak_memfd_b\n' >"$RESULTS"
+printf 'round\tserver\tphase\trps\tp50_ms\tp99_ms\tnon2xx\tsock_err\tprobe_max_s\tprobe_med_s\tpeak_rss_kb\tpeak_fds\tmemfd_b_after\n' >"$RESULTS"
 measure() {
     local server=$1 port=$2 phase=$3 url out probes=() p med max peak="- - -"
     url=http://127.0.0.1:$port$FEED_PATH
-    out=$RAW/$server-$phase.wrk
+    out=$RAW/$server-$phase-$ROUND.wrk
     if [[ $server == bantin ]]; then
         sampler "$RAW/peak-$phase" &
         SAMPLER_PID=$!
@@ -142,13 +145,13 @@ measure() {
         (for ((k = 0; k < PROBES; k++)); do
             sleep $((DURATION / (PROBES + 1) + 1))
             first_answer "$url"
-        done) >"$RAW/$server-$phase.probes" &
+        done) >"$RAW/$server-$phase-$ROUND.probes" &
         local prober=$!
     fi
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Accept-Encoding: gzip' "$url" >"$out" 2>&1 || true
     if [[ $phase != alone ]]; then
         wait "$prober" || true
-        mapfile -t probes < <(sort -n "$RAW/$server-$phase.probes")
+        mapfile -t probes < <(sort -n "$RAW/$server-$phase-$ROUND.probes")
         max=${probes[-1]:-10}
         med=${probes[$((${#probes[@]} / 2))]:-10}
     else
@@ -157,12 +160,12 @@ measure() {
     if [[ -n $SAMPLER_PID ]]; then
         stop_pid "$SAMPLER_PID"
         SAMPLER_PID=
-        peak=$(cat "$RAW/peak-$phase" 2>/dev/null || echo "- - -")
+        peak="$(cat "$RAW/peak-$phase" 2>/dev/null || echo "- -") $(mem 2>/dev/null | awk '{print $4}')"
     fi
     read -r rps p50 p99 _ non serr < <(parse_wrk "$out")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$phase" "$rps" "$p50" "$p99" "$non" "$serr" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$server" "$phase" "$rps" "$p50" "$p99" "$non" "$serr" \
         "$max" "$med" "${peak// /$'\t'}" >>"$RESULTS"
-    say "  $server $phase: $rps req/s, p99 $p99 ms, new client max $max s (peak rss/fds/memfd: $peak)"
+    say "  $server $phase: $rps req/s, p99 $p99 ms, new client max $max s (peak rss kB, fds; memfd bytes after: $peak)"
 }
 
 attack() { # PORT MODE COUNT: starts bench/attack.py for DURATION + SETTLE + 5 s; waits SETTLE s
@@ -180,16 +183,20 @@ say "warming up..."
 wrk -t2 -c"$CONNS" -d3s -H 'Accept-Encoding: gzip' "$BANTIN$FEED_PATH" >/dev/null 2>&1 || true
 wrk -t2 -c"$CONNS" -d3s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$NGINX_PORT$FEED_PATH" >/dev/null 2>&1 || true
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-for server in bantin nginx; do
-    port=$BANTIN_PORT
-    [[ $server == nginx ]] && port=$NGINX_PORT
-    measure "$server" "$port" alone
-    attack "$port" slowloris "$SLOWLORIS"
-    measure "$server" "$port" slowloris
-    end_attack
-    attack "$port" silent "$NOFILE"
-    measure "$server" "$port" flood
-    end_attack
+# Rounds alternate the servers, and the summary takes medians: this machine's throughput moves by
+# +-20% from one run to the next, so one run of each says little.
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    for server in bantin nginx; do
+        port=$BANTIN_PORT
+        [[ $server == nginx ]] && port=$NGINX_PORT
+        measure "$server" "$port" alone
+        attack "$port" slowloris "$SLOWLORIS"
+        measure "$server" "$port" slowloris
+        end_attack
+        attack "$port" silent "$NOFILE"
+        measure "$server" "$port" flood
+        end_attack
+    done
 done
 
 # ---------------------------------------------------------------- memory bound
@@ -207,7 +214,11 @@ say "  $n_junk requests ($junk_status) in $junk_s s; rss $rss2 kB, anon $anon2 k
 LIVE=$(curl -fsS "$BANTIN/metrics" | awk '/^bantin_cache_live_bytes /{print $2}')
 
 # ---------------------------------------------------------------- summary
-val() { awk -F'\t' -v s="$1" -v p="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == p {print $c}' "$RESULTS"; }
+# val SERVER PHASE COLUMN: the median over the rounds (the upper one of an even count).
+val() {
+    awk -F'\t' -v s="$1" -v p="$2" -v c="$3" 'NR > 1 && $2 == s && $3 == p {print $c}' "$RESULTS" |
+        sort -g | awk '{v[NR] = $1} END {if (NR) print v[int(NR / 2) + 1]; else print "-"}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 kb_mb() { awk -v k="$1" 'BEGIN {printf "%.0f", k / 1024}'; }
 b_mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1048576}'; }
@@ -220,19 +231,21 @@ SUMMARY=$OUT_DIR/summary.md
     echo "wrk -t$THREADS -c$CONNS -d${DURATION}s gzip hits of $FEED_PATH ($GZIP_BYTES B); slowloris: $SLOWLORIS"
     echo "connections; flood: $NOFILE silent connections, each reopened 1 s after the server closes it."
     echo
+    echo "Medians of $ROUNDS rounds, alternating the servers."
+    echo
     echo "| server | phase | req/s | × alone | p99 ms | × alone | new client max / median s | non-2xx, socket errors | peak RSS MB, fds |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |"
     for server in bantin nginx; do
-        a_rps=$(val "$server" alone 3)
-        a_p99=$(val "$server" alone 5)
+        a_rps=$(val "$server" alone 4)
+        a_p99=$(val "$server" alone 6)
         for phase in alone slowloris flood; do
-            rps=$(val "$server" "$phase" 3)
-            p99=$(val "$server" "$phase" 5)
-            rss=$(val "$server" "$phase" 10)
-            fds=$(val "$server" "$phase" 11)
+            rps=$(val "$server" "$phase" 4)
+            p99=$(val "$server" "$phase" 6)
+            rss=$(val "$server" "$phase" 11)
+            fds=$(val "$server" "$phase" 12)
             mem_col="-"
             [[ $server == bantin && $rss =~ ^[0-9]+$ ]] && mem_col="$(kb_mb "$rss"), $fds"
-            echo "| $server | $phase | $(fmt_int "$rps") | $(ratio "$rps" "$a_rps") | $p99 | $(ratio "$p99" "$a_p99") | $(val "$server" "$phase" 8) / $(val "$server" "$phase" 9) | $(val "$server" "$phase" 6), $(val "$server" "$phase" 7) | $mem_col |"
+            echo "| $server | $phase | $(fmt_int "$rps") | $(ratio "$rps" "$a_rps") | $p99 | $(ratio "$p99" "$a_p99") | $(val "$server" "$phase" 9) / $(val "$server" "$phase" 10) | $(val "$server" "$phase" 7), $(val "$server" "$phase" 8) | $mem_col |"
         done
     done
     echo

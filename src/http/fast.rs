@@ -449,9 +449,9 @@ pub(super) async fn serve_connection(
         let deadline = conn.read_deadline(&limits);
         tokio::select! {
             biased;
-            _ = conn.shed() => return,
+            _ = conn.shed() => return abort(stream, &conn),
             _ = shutdown.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep_until(deadline) => return,
+            _ = tokio::time::sleep_until(deadline) => return abort(stream, &conn),
             ready = stream.readable() => if ready.is_err() { return },
         }
         if buf.capacity() - buf.len() < 1024 {
@@ -463,6 +463,15 @@ pub(super) async fn serve_connection(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
+    }
+}
+
+/// Drops a connection that is shed or past its deadline. One that never completed a request is
+/// reset rather than closed: nobody is waiting for an answer, and a reset leaves no TIME_WAIT
+/// socket behind, which a flood of silent connections would otherwise pile up by the thousand.
+fn abort(stream: TcpStream, conn: &Admitted) {
+    if conn.phase() == Phase::Fresh {
+        let _ = stream.set_zero_linger();
     }
 }
 
