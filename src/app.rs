@@ -120,6 +120,7 @@ impl App {
                     .acquire()
                     .await
                     .map_err(|_| StoreError::Backend("the render queue closed".into()))?;
+                self.metrics.page_queries.inc();
                 let page = self.note_store(
                     feed::load(&*self.store, &self.config, &key.feed, key.page, now).await,
                 )?;

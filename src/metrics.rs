@@ -24,6 +24,7 @@ pub struct Metrics {
     pub stale_served: Counter,
     pub render_seconds: Histogram,
     pub store_errors: Counter,
+    pub page_queries: Counter,
     pub api_writes: Family<ResultLabel, Counter>,
     pub websub_pings: Family<ResultLabel, Counter>,
     pub cache_bytes: Gauge,
@@ -51,6 +52,7 @@ impl Metrics {
             stale_served: Counter::default(),
             render_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             store_errors: Counter::default(),
+            page_queries: Counter::default(),
             api_writes: Family::default(),
             websub_pings: Family::default(),
             cache_bytes: Gauge::default(),
@@ -91,6 +93,11 @@ impl Metrics {
             "store_errors",
             "Store calls that failed",
             m.store_errors.clone(),
+        );
+        registry.register(
+            "feed_page_queries",
+            "Feed pages read from the store (a miss that got past the item-count check)",
+            m.page_queries.clone(),
         );
         registry.register(
             "api_writes",

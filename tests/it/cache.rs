@@ -344,3 +344,51 @@ async fn an_embargoed_article_appears_on_time_without_a_write() {
         "appears once its time has come"
     );
 }
+
+#[tokio::test]
+async fn pages_past_the_end_are_404_without_reading_the_store() {
+    let app = spawn(Options {
+        items_per_feed: Some(5),
+        ..Options::default()
+    })
+    .await;
+    let queries = || app.server.app.metrics.page_queries.get();
+    // The Vietnamese feed of the sample corpus has more than 5 items: page 2 exists.
+    assert_eq!(app.get("/vi/rss.xml?page=2").await.status(), 200);
+    let before = queries();
+    let mut last_page: u32 = 2;
+    while app
+        .get(&format!("/vi/rss.xml?page={}", last_page + 1))
+        .await
+        .status()
+        == 200
+    {
+        last_page += 1;
+    }
+    let walked = queries() - before;
+    assert!(
+        walked <= u64::from(last_page),
+        "one query per page that exists"
+    );
+    // A thousand pages past the end, on both HTTP paths: answered from the item count.
+    let before = queries();
+    for page in (last_page + 1..last_page + 500).chain([99_999, 100_000]) {
+        let r = app.get(&format!("/vi/atom.xml?page={page}")).await;
+        assert_eq!(r.status(), 404, "page {page}");
+    }
+    assert!(
+        queries() - before <= 1,
+        "pages past the end read the store {} times",
+        queries() - before
+    );
+    // Writes are seen at once: five more articles make exactly one more page.
+    for i in 0..5 {
+        let id = format!("past-end-{i}");
+        let a = article(&id, "vi", "kinh-te", "2026-11-20T08:00:00");
+        assert_eq!(app.put(&id, &a).await.status(), 201);
+    }
+    let next = format!("/vi/atom.xml?page={}", last_page + 1);
+    assert_eq!(app.get(&next).await.status(), 200, "the new last page");
+    let after = format!("/vi/atom.xml?page={}", last_page + 2);
+    assert_eq!(app.get(&after).await.status(), 404);
+}
