@@ -17,12 +17,17 @@
 //!   TTL or an invalidation, for `stale_if_error` more seconds, and is what a failed render falls
 //!   back to. Bodies live once (see `render`): no heap copy beside the memfd, no per-thread copy.
 //!   Every entry's bytes are counted while it lives ([`FeedCache::live_bytes`]), whoever holds it.
+//! - **Compressed twice.** A miss is answered with bodies compressed at fast levels (`render`);
+//!   once a worker serves the entry a second time, the entry is recompressed at the best ratio in
+//!   the background ([`crate::background`]: lowest priority, bounded) and swapped in if it is still
+//!   the cached one. Entries with under [`MIN_PAYBACK`] left to live are not worth it and skipped.
+//!   Both versions answer 304 to either's ETag (see `http::conditional`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,8 +35,15 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 
+use crate::background::Background;
 use crate::feed::{FeedKey, Format};
-use crate::render::Representation;
+use crate::render::{Level, Representation};
+
+/// Least fresh life an entry must have left for a best-ratio recompression to be worth its CPU.
+pub const MIN_PAYBACK: Duration = Duration::from_secs(30);
+
+/// Recompressions waiting at most; beyond, offers are dropped.
+const RECOMPRESS_QUEUE: usize = 256;
 
 /// A cache key: one page of one feed in one format.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -60,6 +72,8 @@ pub struct Entry {
     keep: Duration,
     weight: usize,
     live: Arc<Live>,
+    /// Offered for recompression already (at most once per entry).
+    offered: AtomicBool,
 }
 
 impl Entry {
@@ -135,7 +149,7 @@ pub struct FeedCache {
     counts: Cache<FeedKey, Count>,
     ttl: Duration,
     stale_if_error: Duration,
-    generation: AtomicU64,
+    generation: Arc<AtomicU64>,
     /// Per feed, the generation of its last invalidation.
     invalidated: RwLock<HashMap<FeedKey, u64>>,
     /// Generation of the last "drop everything".
@@ -144,6 +158,8 @@ pub struct FeedCache {
     live: Arc<Live>,
     /// Most bytes one worker thread may pin with its own references.
     hot_max_bytes: usize,
+    background: Background,
+    recompressions: Arc<AtomicU64>,
 }
 
 static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
@@ -157,6 +173,8 @@ struct Hot {
     /// The cache generation when the entry was looked up: any invalidation since voids it.
     generation: u64,
     entry: Local,
+    /// Hits this thread answered from it.
+    hits: std::cell::Cell<u32>,
 }
 
 /// One thread's references, by (cache id, key), and the bytes they pin.
@@ -199,13 +217,75 @@ impl FeedCache {
                 .build(),
             ttl,
             stale_if_error,
-            generation: AtomicU64::new(1),
+            generation: Arc::new(AtomicU64::new(1)),
             invalidated: RwLock::new(HashMap::new()),
             flushed: AtomicU64::new(0),
             renders: AtomicU64::new(0),
             live: Arc::new(Live::default()),
             hot_max_bytes: ((max_bytes - map_bytes) / workers.max(1) as u64) as usize,
+            background: Background::start(
+                "bantin-recompress",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                RECOMPRESS_QUEUE,
+            ),
+            recompressions: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Best-ratio recompressions swapped in so far.
+    pub fn recompressions(&self) -> u64 {
+        self.recompressions.load(Ordering::Relaxed)
+    }
+
+    /// Offers `entry` (cached under `key`) for a best-ratio recompression, once.
+    pub fn offer_best(&self, key: &CacheKey, entry: &Arc<Entry>) {
+        if entry.rep.level == Level::Best || entry.offered.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (key, weak) = (key.clone(), Arc::downgrade(entry));
+        let (entries, generation) = (self.entries.clone(), self.generation.clone());
+        let (live, done) = (self.live.clone(), self.recompressions.clone());
+        self.background.offer(move || {
+            // Work on a copy of the identity body, holding no reference to the entry meanwhile: a
+            // write may make it stale, and then its memory must go at once, not after a
+            // low-priority compression finishes.
+            let (body, meta) = {
+                let Some(old) = weak.upgrade() else { return };
+                let left = old.expires_at.saturating_duration_since(Instant::now());
+                if left < MIN_PAYBACK {
+                    return;
+                }
+                (old.rep.identity.bytes.to_vec(), old.rep.meta().clone())
+            };
+            let rep = Representation::best_from(body, meta);
+            let Some(old) = weak.upgrade() else { return };
+            let weight = rep.weight();
+            live.bytes.fetch_add(weight as i64, Ordering::Relaxed);
+            live.entries.fetch_add(1, Ordering::Relaxed);
+            let new = Arc::new(Entry {
+                rep,
+                generation: old.generation,
+                expires_at: old.expires_at,
+                keep: old.keep,
+                weight,
+                live,
+                offered: AtomicBool::new(true),
+            });
+            let swapped = futures::executor::block_on(entries.entry_by_ref(&key).and_compute_with(
+                |existing| async move {
+                    match existing {
+                        // Only if the entry is still the cached one: a write may have replaced it.
+                        Some(e) if Arc::ptr_eq(e.value(), &old) => Op::Put(new),
+                        _ => Op::Nop,
+                    }
+                },
+            ));
+            if matches!(swapped, CompResult::ReplacedWith(_)) {
+                done.fetch_add(1, Ordering::Relaxed);
+                // Workers' own references to the fast version go stale and are looked up again.
+                generation.fetch_add(1, Ordering::AcqRel);
+            }
+        });
     }
 
     /// Largest number of memfds the cache can hold at once: every entry that has one weighs at
@@ -330,6 +410,7 @@ impl FeedCache {
             keep: fresh + self.stale_if_error,
             weight,
             live: self.live.clone(),
+            offered: AtomicBool::new(false),
         })
     }
 
@@ -386,6 +467,12 @@ impl FeedCache {
             let map_key = (self.id, key.clone());
             let hot = h.0.get(&map_key)?;
             if hot.generation == generation && hot.entry.unexpired() {
+                // The second hit on this thread shows the feed is polled: worth its best ratio.
+                let hits = hot.hits.get() + 1;
+                hot.hits.set(hits);
+                if hits == 2 {
+                    self.offer_best(key, &hot.entry);
+                }
                 return Some(hot.entry.clone());
             }
             let weight = hot.entry.weight;
@@ -420,6 +507,7 @@ impl FeedCache {
             let hot = Hot {
                 generation: seen,
                 entry: Rc::new(entry.clone()),
+                hits: std::cell::Cell::new(0),
             };
             if let Some(old) = h.0.insert((self.id, key.clone()), hot) {
                 h.1 -= old.entry.weight;

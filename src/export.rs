@@ -1,7 +1,9 @@
 //! `bantin export DIR`: page 1 of every feed, in every format, as static files (each with `.gz`
 //! and `.br` siblings for servers such as nginx's `gzip_static`/`brotli_static`), plus
 //! `feeds.opml`. The layout mirrors the URLs, so `DIR` can be served as the site's root; the self
-//! links inside point at the public URL, as they do when bantin serves them itself.
+//! links inside point at the public URL, as they do when bantin serves them itself. The `.gz`
+//! and `.br` files are the best-ratio bodies (what bantin swaps in after a miss), since a static
+//! file is compressed once and sent for as long as it stands.
 
 use std::path::Path;
 
@@ -49,7 +51,8 @@ pub async fn export(app: &App, dir: &Path) -> anyhow::Result<usize> {
             };
             match app.feed(&key).await {
                 Ok((entry, _)) => {
-                    write(dir, &feed.path(&app.config, format), &entry.rep)?;
+                    let rep = entry.rep.best();
+                    write(dir, &feed.path(&app.config, format), &rep)?;
                     n += 1;
                 }
                 Err(FeedError::NotFound(_)) => {}

@@ -18,6 +18,7 @@
 //! - [`cache`]: the moka cache: single render per miss, exact invalidation, scheduled expiry,
 //!   stale-if-error.
 //! - [`app`]: the application layer the handlers and the CLI call.
+//! - [`background`]: bounded, lowest-priority background threads (best-ratio recompression).
 //! - [`http`]: thread-per-core workers; the edge (`http::edge`: deadlines, the connection cap,
 //!   lingering close); the poll fast path (`http::fast`: cached feed hits
 //!   answered from thread-local copies, bodies sent with sendfile); the axum router for feeds
@@ -30,6 +31,7 @@
 
 pub mod app;
 pub mod article;
+pub mod background;
 pub mod cache;
 pub mod clock;
 pub mod config;

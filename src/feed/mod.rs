@@ -77,6 +77,24 @@ impl FeedKey {
         url
     }
 
+    /// The CDN purge key of this feed, all its pages and formats: `feed-vi`,
+    /// `feed-vi-category-kinh-te`, `feed-vi-tag-gia-lua`, `feed-vi-author-minh-thu` (categories by
+    /// their stable id, so renaming a slug does not orphan cached copies).
+    pub fn surrogate_key(&self) -> String {
+        match &self.selector {
+            Selector::All => format!("feed-{}", self.lang),
+            Selector::Category(id) => format!("feed-{}-category-{id}", self.lang),
+            Selector::Tag(s) => format!("feed-{}-tag-{s}", self.lang),
+            Selector::Author(s) => format!("feed-{}-author-{s}", self.lang),
+        }
+    }
+
+    /// The keys a response of this feed carries (`Surrogate-Key`, space-separated): the feed's own
+    /// and its language's (`lang-vi`), so a CDN can purge one feed or a whole language.
+    pub fn surrogate_keys(&self) -> String {
+        format!("{} lang-{}", self.surrogate_key(), self.lang)
+    }
+
     /// A stable `tag:` URI naming this feed (Atom `id`), independent of domain and format.
     pub fn tag_uri(&self, config: &Config) -> String {
         let what = match &self.selector {

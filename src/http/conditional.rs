@@ -101,14 +101,20 @@ pub fn none_match_hits(if_none_match: &str, etag: &str) -> bool {
 
 /// Whether a GET or HEAD should be answered `304 Not Modified` (RFC 9110 §13.2.2): by
 /// `If-None-Match` when present; otherwise by `If-Modified-Since` against `last_modified`.
+///
+/// `alt_etag` is the ETag of the same content in the same coding at the other compression level
+/// (see `render::Level`): a poller that stored the fast body before the best one replaced it, or
+/// the best one from a replica that recompressed sooner, holds a body that decodes to exactly the
+/// current content, so it is told its copy is current rather than sent the same feed again.
 pub fn not_modified(
     if_none_match: Option<&str>,
     if_modified_since: Option<&str>,
     etag: &str,
+    alt_etag: Option<&str>,
     last_modified: Option<DateTime<Utc>>,
 ) -> bool {
     if let Some(inm) = if_none_match {
-        return none_match_hits(inm, etag);
+        return none_match_hits(inm, etag) || alt_etag.is_some_and(|a| none_match_hits(inm, a));
     }
     match (if_modified_since.and_then(parse_http_date), last_modified) {
         (Some(since), Some(lm)) => lm <= since,
@@ -208,11 +214,16 @@ mod tests {
             ),
         ];
         for (inm, ims, want, why) in cases {
-            assert_eq!(not_modified(*inm, *ims, E, Some(lm)), *want, "{why}");
+            assert_eq!(not_modified(*inm, *ims, E, None, Some(lm)), *want, "{why}");
         }
         assert!(
-            !not_modified(None, Some(at), E, None),
+            !not_modified(None, Some(at), E, None, None),
             "no Last-Modified, no date match"
         );
+        // The other compression level's ETag of the same content matches too, and only it.
+        let alt = Some("\"abc-fast\"");
+        assert!(not_modified(Some("\"abc-fast\""), None, E, alt, Some(lm)));
+        assert!(not_modified(Some("\"abc\""), None, E, alt, Some(lm)));
+        assert!(!not_modified(Some("\"other\""), None, E, alt, Some(lm)));
     }
 }

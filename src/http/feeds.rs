@@ -229,14 +229,21 @@ pub fn plan<'a>(
 ) -> Plan<'a> {
     let body = rep.body(coding);
     let etag = body.etag.to_str().unwrap_or("");
+    let alt = body.alt_etag.as_ref().and_then(|a| a.to_str().ok());
     Plan {
-        not_modified: not_modified(inm, ims, etag, rep.last_modified),
+        not_modified: not_modified(inm, ims, etag, alt, rep.last_modified),
         coding,
         body,
     }
 }
 
 /// The headers of an answer, in the order they are sent (`Content-Length` aside).
+///
+/// A 304 carries what RFC 9110 §15.4.5 asks of it (the ETag, `Cache-Control` and `Vary` a 200
+/// would have; `Date` is added by the writer) and nothing else: `Last-Modified` is redundant
+/// beside an ETag, and a cache keeps the stored response's other headers (CORS, `Link`, the
+/// surrogate keys). Aggregators poll thousands of feeds and most answers are 304s, so every byte
+/// of this head is paid for over and over.
 pub fn each_header<'a>(
     rep: &'a Representation,
     plan: &Plan<'a>,
@@ -247,23 +254,32 @@ pub fn each_header<'a>(
     static ANY: HeaderValue = HeaderValue::from_static("*");
     static GZIP: HeaderValue = HeaderValue::from_static("gzip");
     static BR: HeaderValue = HeaderValue::from_static("br");
+    static SURROGATE_KEY: header::HeaderName = header::HeaderName::from_static("surrogate-key");
+    static CACHE_TAG: header::HeaderName = header::HeaderName::from_static("cache-tag");
     f(header::ETAG, &plan.body.etag);
+    f(header::CACHE_CONTROL, cache_control);
+    f(header::VARY, &VARY);
+    if plan.not_modified {
+        return;
+    }
     if let Some(lm) = &rep.last_modified_header {
         f(header::LAST_MODIFIED, lm);
     }
-    f(header::CACHE_CONTROL, cache_control);
-    f(header::VARY, &VARY);
     f(header::ACCESS_CONTROL_ALLOW_ORIGIN, &ANY);
     if !rep.link_header.is_empty() {
         f(header::LINK, &rep.link_header);
     }
-    if !plan.not_modified {
-        f(header::CONTENT_TYPE, &rep.content_type);
-        match plan.coding {
-            Coding::Identity => {}
-            Coding::Gzip => f(header::CONTENT_ENCODING, &GZIP),
-            Coding::Br => f(header::CONTENT_ENCODING, &BR),
-        }
+    if let Some(k) = &rep.surrogate_key {
+        f(SURROGATE_KEY.clone(), k);
+    }
+    if let Some(t) = &rep.cache_tag {
+        f(CACHE_TAG.clone(), t);
+    }
+    f(header::CONTENT_TYPE, &rep.content_type);
+    match plan.coding {
+        Coding::Identity => {}
+        Coding::Gzip => f(header::CONTENT_ENCODING, &GZIP),
+        Coding::Br => f(header::CONTENT_ENCODING, &BR),
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP caching behaviour: conditional GET, HEAD, encodings, invalidation scope, single render,
 //! scheduled publishing, stale-if-error.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::time::Duration;
 
@@ -78,12 +79,19 @@ async fn conditional_get_answers_304_with_the_same_validators() {
                 etag,
                 "{why}: same ETag"
             );
-            assert_eq!(
-                r.headers()["last-modified"].to_str().unwrap(),
-                lm,
-                "{why}: same Last-Modified"
-            );
-            assert!(r.headers().get("cache-control").is_some());
+            // RFC 9110 §15.4.5: what a 200 would carry of Date, ETag, Cache-Control and Vary, and
+            // nothing a cache does not need (it keeps the stored response's other headers).
+            let names: BTreeSet<&str> = r.headers().keys().map(|k| k.as_str()).collect();
+            for needed in ["etag", "cache-control", "vary", "date"] {
+                assert!(names.contains(needed), "{why}: 304 without {needed}");
+            }
+            for extra in &names {
+                assert!(
+                    ["etag", "cache-control", "vary", "date", "connection"].contains(extra),
+                    "{why}: a 304 carries {extra}"
+                );
+            }
+            assert_eq!(r.headers()["cache-control"], cc, "{why}");
             assert!(r.bytes().await.unwrap().is_empty(), "{why}: no body");
         }
     }
@@ -391,4 +399,145 @@ async fn pages_past_the_end_are_404_without_reading_the_store() {
     assert_eq!(app.get(&next).await.status(), 200, "the new last page");
     let after = format!("/vi/atom.xml?page={}", last_page + 2);
     assert_eq!(app.get(&after).await.status(), 404);
+}
+
+/// GETs `path` with `ae` until its ETag names the best-ratio body (or 60 s pass); returns the
+/// fast answer seen first and the best one.
+async fn until_recompressed(
+    app: &TestApp,
+    path: &str,
+    ae: &str,
+) -> ((String, Vec<u8>), (String, Vec<u8>)) {
+    let get = || async {
+        let r = app
+            .client
+            .get(app.url(path))
+            .header("accept-encoding", ae)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        (etag, r.bytes().await.unwrap().to_vec())
+    };
+    let first = get().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = get().await;
+        if now.0 != first.0 {
+            return (first, now);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} ({ae}) was never recompressed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn best_ratio_bodies_replace_the_fast_ones_and_both_etags_answer_304() {
+    let app = spawn_default().await;
+    let identity = app.get("/vi/rss.xml").await.bytes().await.unwrap();
+    let ((fast_tag, fast), (best_tag, best)) =
+        until_recompressed(&app, "/vi/rss.xml", "gzip").await;
+    assert!(fast_tag.ends_with("-gz1\""), "{fast_tag}");
+    assert!(best_tag.ends_with("-gz\""), "{best_tag}");
+    assert_eq!(gunzip(&fast), identity, "the fast body decodes to the feed");
+    assert_eq!(
+        gunzip(&best),
+        identity,
+        "the best body decodes to the feed, byte for byte"
+    );
+    assert!(best.len() < fast.len(), "{} >= {}", best.len(), fast.len());
+    let br = app
+        .client
+        .get(app.url("/vi/rss.xml"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert!(br.headers()["etag"].to_str().unwrap().ends_with("-br\""));
+    assert_eq!(unbrotli(&br.bytes().await.unwrap()), identity);
+    assert_eq!(
+        app.server.app.cache.recompressions(),
+        1,
+        "the three bodies at once"
+    );
+
+    // A poller holding either version's ETag is told its copy is current.
+    for held in [&fast_tag, &best_tag] {
+        let r = app
+            .client
+            .get(app.url("/vi/rss.xml"))
+            .header("accept-encoding", "gzip")
+            .header("if-none-match", held)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304, "holding {held}");
+        assert_eq!(r.headers()["etag"].to_str().unwrap(), best_tag);
+    }
+    // But not one of another coding, nor after the content changes.
+    let r = app
+        .client
+        .get(app.url("/vi/rss.xml"))
+        .header("accept-encoding", "br")
+        .header("if-none-match", &best_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a gzip ETag does not validate the brotli body"
+    );
+
+    // A write after the recompression invalidates the feed like any other.
+    let a = article("after-best", "vi", "kinh-te", "2026-11-29T08:00:00");
+    assert_eq!(app.put("after-best", &a).await.status(), 201);
+    for held in [&fast_tag, &best_tag] {
+        let r = app
+            .client
+            .get(app.url("/vi/rss.xml"))
+            .header("accept-encoding", "gzip")
+            .header("if-none-match", held)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "holding {held} after a write");
+        let body = gunzip(&r.bytes().await.unwrap());
+        assert!(String::from_utf8_lossy(&body).contains("after-best"));
+    }
+}
+
+#[tokio::test]
+async fn two_instances_on_one_store_end_with_identical_bytes_and_etags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let one = spawn(Options {
+        database_url: Some(db.clone()),
+        public_url: Some("https://feeds.baolongan.example/".into()),
+        ..Options::default()
+    })
+    .await;
+    let two = spawn(Options {
+        database_url: Some(db),
+        public_url: Some("https://feeds.baolongan.example/".into()),
+        articles_dir: None,
+        ..Options::default()
+    })
+    .await;
+    for (path, ae) in [("/vi/rss.xml", "gzip"), ("/en/atom.xml", "br")] {
+        let (a_fast, a_best) = until_recompressed(&one, path, ae).await;
+        let (b_fast, b_best) = until_recompressed(&two, path, ae).await;
+        assert_eq!(
+            a_fast, b_fast,
+            "{path} {ae}: the fast bodies and ETags agree"
+        );
+        assert_eq!(
+            a_best, b_best,
+            "{path} {ae}: the best bodies and ETags agree"
+        );
+    }
 }
