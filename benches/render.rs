@@ -22,7 +22,7 @@ use bantin::config::Config;
 use bantin::feed::{FeedKey, FeedPage, Format, Selector};
 use bantin::metrics::Metrics;
 use bantin::render::{brotli, gzip, render_page};
-use bantin::websub::WebSub;
+use bantin::outbox::Outbox;
 
 fn config() -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds/site.toml");
@@ -311,7 +311,7 @@ fn miss_benches(crit: &mut Criterion) {
             App::new(
                 Arc::new(c.clone()),
                 store,
-                WebSub::disabled(),
+                Outbox::disabled(),
                 Arc::new(Metrics::new()),
             )
         });
@@ -344,7 +344,7 @@ fn miss_benches(crit: &mut Criterion) {
         let app = App::new(
             Arc::new(c.clone()),
             store,
-            WebSub::disabled(),
+            Outbox::disabled(),
             Arc::new(Metrics::new()),
         );
         app.put_batch(&articles(&c, 60)).await.unwrap();

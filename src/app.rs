@@ -14,9 +14,9 @@ use crate::cache::{CacheKey, Entry, FeedCache, Rendered, Source};
 use crate::config::Config;
 use crate::feed::{self, FeedKey, Format, Selector};
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Purge};
 use crate::render::{Representation, render_page};
 use crate::store::{Change, Store, StoreError, Upsert};
-use crate::websub::WebSub;
 
 /// Why a feed could not be served.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,7 +39,7 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub cache: FeedCache,
     pub metrics: Arc<Metrics>,
-    pub websub: WebSub,
+    pub outbox: Outbox,
     /// Renders at once at most: each holds a page of articles and its bodies in memory, so this
     /// bounds a miss storm's memory and keeps renders from crowding out the workers' cores.
     render_permits: tokio::sync::Semaphore,
@@ -48,6 +48,9 @@ pub struct App {
     writes: AtomicU64,
 }
 
+/// Pages of one feed listed by URL in a purge at most.
+pub const MAX_PURGE_PAGES: u64 = 100;
+
 /// How long the OPML list is reused before tags and bylines are listed again.
 const OPML_TTL: Duration = Duration::from_secs(60);
 
@@ -55,7 +58,7 @@ impl App {
     pub fn new(
         config: Arc<Config>,
         store: Arc<dyn Store>,
-        websub: WebSub,
+        outbox: Outbox,
         metrics: Arc<Metrics>,
     ) -> App {
         let c = &config.cache;
@@ -71,7 +74,7 @@ impl App {
             config,
             store,
             metrics,
-            websub,
+            outbox,
             opml: tokio::sync::Mutex::new(None),
             writes: AtomicU64::new(0),
         }
@@ -250,11 +253,40 @@ impl App {
         if let Err(e) = self.store.announce(&touched).await {
             tracing::warn!(error = %e, "could not announce the change to other replicas; their caches refresh at the TTL");
         }
-        let topics = touched
+        let topics: Vec<String> = touched
             .iter()
             .flat_map(|k| Format::ALL.map(|f| k.url(&self.config, f, 1)))
             .collect();
-        self.websub.publish(topics);
+        let purge = if self.outbox.purges() {
+            Some(self.purge_of(&touched).await)
+        } else {
+            None
+        };
+        self.outbox.publish(&topics, purge);
+    }
+
+    /// What a CDN must drop after a write touched `feeds`: their surrogate keys, and the URLs of
+    /// every format of every page they now have (one more item's worth, in case the write removed
+    /// one and a page with it), at most [`MAX_PURGE_PAGES`] pages a feed (the keys cover deeper
+    /// pages).
+    async fn purge_of(&self, feeds: &BTreeSet<FeedKey>) -> Purge {
+        let now = Utc::now();
+        let per_page = self.config.items_per_feed as u64;
+        let mut purge = Purge::default();
+        for feed in feeds {
+            purge.keys.push(feed.surrogate_key());
+            // If the count cannot be read now, page 1 (what nearly every poller fetches) still is.
+            let items = self.store.count_visible(feed, now).await.unwrap_or(0);
+            let pages = (items + 1).div_ceil(per_page).clamp(1, MAX_PURGE_PAGES);
+            for format in Format::ALL {
+                for page in 1..=pages {
+                    purge.urls.push(feed.url(&self.config, format, page as u32));
+                }
+            }
+        }
+        purge.keys.sort();
+        purge.urls.sort();
+        purge
     }
 
     /// Applies another replica's announcement to this replica's cache.

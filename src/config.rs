@@ -133,6 +133,8 @@ pub struct Config {
     pub articles_dir: Option<PathBuf>,
     pub cache: CacheConfig,
     pub hubs: Vec<Url>,
+    /// Receivers of a JSON purge request after each write (`[cdn] purge_urls`).
+    pub purge_urls: Vec<Url>,
     pub api: ApiConfig,
     pub server: ServerConfig,
 }
@@ -159,6 +161,8 @@ struct RawConfig {
     cache: RawCache,
     #[serde(default)]
     websub: RawWebSub,
+    #[serde(default)]
+    cdn: RawCdn,
     #[serde(default)]
     api: RawApi,
     #[serde(default)]
@@ -232,6 +236,13 @@ struct RawCache {
 struct RawWebSub {
     #[serde(default)]
     hubs: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCdn {
+    #[serde(default)]
+    purge_urls: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -420,6 +431,30 @@ impl Config {
             .map(|h| parse_http_url(h).map_err(|p| err(hub_key, p)))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let (purge_list, purge_key) = match env("BANTIN_CDN_PURGE_URLS") {
+            Some(v) => (
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                "BANTIN_CDN_PURGE_URLS".to_string(),
+            ),
+            None => (raw.cdn.purge_urls, String::new()),
+        };
+        let purge_urls = purge_list
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let key = if purge_key.is_empty() {
+                    format!("cdn.purge_urls[{i}]")
+                } else {
+                    purge_key.clone()
+                };
+                parse_http_url(u).map_err(|p| err(&key, p))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
         let tokens = api_tokens(&env).map_err(|(k, p)| err(&k, p))?;
         let api = ApiConfig {
             tokens,
@@ -443,6 +478,7 @@ impl Config {
             articles_dir: raw.articles_dir.map(|d| dir.join(d)),
             cache,
             hubs,
+            purge_urls,
             api,
             server,
         })

@@ -24,7 +24,7 @@
 //!   answered from thread-local copies, bodies sent with sendfile); the axum router for feeds
 //!   with conditional GET, the publishing API and operations.
 //! - [`sources`]: file import.
-//! - [`websub`]: hub pings from a background queue.
+//! - [`outbox`]: WebSub pings and CDN purges after writes, from per-endpoint background queues.
 //! - [`export`]: every feed as static files, for a CDN or a plain web server.
 //! - [`memory`]: the allocator's side of the memory budget (glibc tuning, trimming).
 //! - [`server`]: start-up wiring shared by `main` and the tests.
@@ -40,9 +40,9 @@ pub mod feed;
 pub mod http;
 pub mod memory;
 pub mod metrics;
+pub mod outbox;
 pub mod render;
 pub mod server;
 pub mod sources;
 pub mod store;
 pub mod text;
-pub mod websub;

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use bantin::app::App;
 use bantin::config::Config;
 use bantin::metrics::Metrics;
+use bantin::outbox::Outbox;
 use bantin::sources::import;
-use bantin::websub::WebSub;
 
 #[derive(Parser)]
 #[command(
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    bantin::websub::install_tls_provider();
+    bantin::outbox::install_tls_provider();
     match command {
         Command::Serve => {
             raise_open_file_limit();
@@ -111,7 +111,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let app = App::new(
                 Arc::new(config),
                 store,
-                WebSub::disabled(),
+                Outbox::disabled(),
                 Arc::new(Metrics::new()),
             );
             let files = import::collect_files(&paths)?;
@@ -165,7 +165,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let app = App::new(
                 Arc::new(config),
                 store,
-                WebSub::disabled(),
+                Outbox::disabled(),
                 Arc::new(Metrics::new()),
             );
             let n = bantin::export::export(&app, &dir).await?;

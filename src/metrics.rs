@@ -2,7 +2,7 @@
 //! no global registry, no default TLS baggage).
 //!
 //! Hot-path metrics are label-free counters (one atomic add per request); labelled families are
-//! kept to rare events (store errors, WebSub pings).
+//! kept to rare events (store errors, WebSub pings, CDN purges).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +27,7 @@ pub struct Metrics {
     pub page_queries: Counter,
     pub api_writes: Family<ResultLabel, Counter>,
     pub websub_pings: Family<ResultLabel, Counter>,
+    pub cdn_purges: Family<ResultLabel, Counter>,
     pub cache_bytes: Gauge,
     pub cache_entries: Gauge,
     pub cache_live_bytes: Gauge,
@@ -55,6 +56,7 @@ impl Metrics {
             page_queries: Counter::default(),
             api_writes: Family::default(),
             websub_pings: Family::default(),
+            cdn_purges: Family::default(),
             cache_bytes: Gauge::default(),
             cache_entries: Gauge::default(),
             cache_live_bytes: Gauge::default(),
@@ -108,6 +110,11 @@ impl Metrics {
             "websub_pings",
             "WebSub publish pings by result",
             m.websub_pings.clone(),
+        );
+        registry.register(
+            "cdn_purges",
+            "CDN purge requests by result",
+            m.cdn_purges.clone(),
         );
         registry.register(
             "cache_bytes",

@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::sources::import;
 use crate::store::{self, StoreError};
-use crate::websub::WebSub;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -95,12 +95,12 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     }
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let websub = if config.hubs.is_empty() {
-        WebSub::disabled()
-    } else {
-        WebSub::start(config.hubs.clone(), metrics.clone())
-    };
-    let app = Arc::new(App::new(config.clone(), store.clone(), websub, metrics));
+    let outbox = Outbox::start(
+        config.hubs.clone(),
+        config.purge_urls.clone(),
+        metrics.clone(),
+    );
+    let app = Arc::new(App::new(config.clone(), store.clone(), outbox, metrics));
 
     if let Some(dir) = &config.articles_dir {
         let files = import::collect_files(std::slice::from_ref(dir))?;

@@ -2,7 +2,7 @@
 //!
 //! Bodies are read with explicit limits (rather than axum's plain-text 413) so every error is the
 //! JSON shape of [`HttpError`]. Tokens are compared in constant time and never logged. Writes go
-//! through [`App`], which invalidates exactly the touched feeds and queues WebSub pings without
+//! through [`App`], which invalidates exactly the touched feeds and queues WebSub pings and CDN purges without
 //! waiting for hubs.
 
 use std::sync::Arc;

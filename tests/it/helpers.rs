@@ -26,6 +26,7 @@ pub struct Options {
     pub items_per_feed: Option<usize>,
     pub tokens: Vec<String>,
     pub hubs: Vec<String>,
+    pub purge_urls: Vec<String>,
     pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub max_article_bytes: Option<usize>,
@@ -41,6 +42,7 @@ impl Default for Options {
             items_per_feed: None,
             tokens: vec![TOKEN.to_string()],
             hubs: vec![],
+            purge_urls: vec![],
             database_url: None,
             public_url: None,
             max_article_bytes: None,
@@ -75,6 +77,11 @@ pub fn config(opts: &Options, db_url: &str) -> Config {
         .iter()
         .map(|h| url::Url::parse(h).unwrap())
         .collect();
+    c.purge_urls = opts
+        .purge_urls
+        .iter()
+        .map(|h| url::Url::parse(h).unwrap())
+        .collect();
     if let Some(n) = opts.max_article_bytes {
         c.api.max_article_bytes = n;
     }
@@ -88,7 +95,7 @@ pub fn config(opts: &Options, db_url: &str) -> Config {
 }
 
 pub fn client() -> reqwest::Client {
-    bantin::websub::install_tls_provider();
+    bantin::outbox::install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -8,6 +8,7 @@ mod edge;
 mod feeds;
 mod fuzz;
 mod helpers;
+mod purge;
 mod replicas;
 mod websub;
 mod wire;
