@@ -97,6 +97,7 @@ if ((EUID == 0)); then USER_LINE="user nobody $(id -gn nobody 2>/dev/null || ech
 # nginx as shipped: its default client_header_timeout (60 s) and keepalive_timeout (75 s).
 sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@DOCROOT@|$DOCROOT|g" \
     -e "s|@USER_LINE@|$USER_LINE|" -e '/keepalive_timeout/d' \
+    -e "s|@CACHE_CONTROL@|$(curl -fsS -o /dev/null -D - "$BANTIN$FEED_PATH" | awk 'BEGIN{IGNORECASE=1} /^cache-control:/ {sub(/^[^:]*: */, ""); sub(/\r$/, ""); print}')|" \
     "$BENCH_DIR/nginx.conf.template" >"$WORK/nginx/nginx.conf"
 prlimit --nofile="$NOFILE":"$NOFILE" -- nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" \
     -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/stdout.log" 2>&1 &

@@ -530,6 +530,7 @@ async fn answer_buffered(
         if send(stream, &out, body, &limits).await.is_err() {
             return Next::Drop;
         }
+        super::edge::share_core();
         buf.advance(head.len);
         if !head.keep_alive {
             return Next::Close;

@@ -355,8 +355,11 @@ pub async fn serve(
         let thread = std::thread::Builder::new()
             .name(format!("bantin-http-{i}"))
             .spawn(move || {
+                edge::init_quantum();
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .on_thread_park(edge::parked)
+                    .on_thread_unpark(edge::unparked)
                     .build()?;
                 tokio::task::LocalSet::new().block_on(&rt, worker(listener, app, share, stop))
             })?;
