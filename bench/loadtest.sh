@@ -121,7 +121,6 @@ BANTIN_URL=http://127.0.0.1:$BANTIN_PORT$FEED_PATH
 recompressed() {
     local url=$1 enc=$2 t0 etag i
     t0=$(now)
-    curl -fsS --max-time 10 -H "Accept-Encoding: $enc" -o "$WORK/fast.$enc" "$url" || die "GET $url ($enc) failed"
     for ((i = 0; i < 600; i++)); do
         etag=$(curl -fsS --max-time 10 -H "Accept-Encoding: $enc" -o "$WORK/best.$enc" -D - "$url" |
             awk 'BEGIN{IGNORECASE=1} /^etag:/ {print $2}' | tr -d '\r')
@@ -137,6 +136,10 @@ DOCROOT=$WORK/nginx/html
 FEED_DIR=$DOCROOT$(dirname "$FEED_PATH")
 mkdir -p "$FEED_DIR" "$WORK/nginx/tmp"
 curl -fsS --max-time 10 -o "$FEED_DIR/rss.xml" "$BANTIN_URL" || die "GET $BANTIN_URL failed"
+# The fast bodies first: a feed is recompressed only once a worker has served it twice more.
+for enc in gzip br; do
+    curl -fsS --max-time 10 -H "Accept-Encoding: $enc" -o "$WORK/fast.$enc" "$BANTIN_URL" || die "GET $BANTIN_URL ($enc) failed"
+done
 RECOMPRESS_S=$(recompressed "$BANTIN_URL" gzip)
 recompressed "$BANTIN_URL" br >/dev/null
 say "  bantin recompressed $FEED_PATH ${RECOMPRESS_S} s after its first poll"
