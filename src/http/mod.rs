@@ -110,7 +110,15 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ConnServ
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         self.conn.set_phase(Phase::Busy);
         let conn = self.conn.clone();
-        let track = move |r: axum::response::Response| r.map(|b| Tracked::new(b, conn));
+        let track = move |mut r: axum::response::Response| {
+            // axum's router sets `Content-Length` from the (empty) body of every answer, a 304's
+            // too, where it would claim the feed is empty (RFC 9110 §8.6): the fast path sends
+            // none, and neither does this one.
+            if r.status() == StatusCode::NOT_MODIFIED {
+                r.headers_mut().remove(header::CONTENT_LENGTH);
+            }
+            r.map(|b| Tracked::new(b, conn))
+        };
         let state = &self.worker.state;
         if req.version() == Version::HTTP_11
             && req.headers().get_all(header::HOST).iter().count() != 1
