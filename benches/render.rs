@@ -215,6 +215,7 @@ fn render_benches(crit: &mut Criterion) {
         translations: BTreeMap::new(),
         name: Some("Kinh tế".into()),
         next_publication: None,
+        content: bantin::feed::Content::Full,
     };
     for format in Format::ALL {
         let rep = render_page(&page, format, &c);

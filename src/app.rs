@@ -43,6 +43,8 @@ pub struct App {
     /// Renders at once at most: each holds a page of articles and its bodies in memory, so this
     /// bounds a miss storm's memory and keeps renders from crowding out the workers' cores.
     render_permits: tokio::sync::Semaphore,
+    /// Poll counting and subscriber figures.
+    pub readership: crate::readership::Readership,
     /// The OPML list, with when it was made and the write count it reflects.
     opml: tokio::sync::Mutex<Option<(Instant, u64, Arc<Representation>)>>,
     writes: AtomicU64,
@@ -64,6 +66,10 @@ impl App {
         let c = &config.cache;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         App {
+            readership: crate::readership::Readership::new(
+                &config,
+                Arc::new(crate::clock::SystemClock),
+            ),
             cache: FeedCache::new(
                 c.max_bytes,
                 Duration::from_secs(c.ttl_secs),
@@ -78,6 +84,12 @@ impl App {
             opml: tokio::sync::Mutex::new(None),
             writes: AtomicU64::new(0),
         }
+    }
+
+    /// The same application reading the time from `clock` for its readership days (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> App {
+        self.readership = crate::readership::Readership::new(&self.config, clock);
+        self
     }
 
     /// Counts store failures for `/metrics`.

@@ -33,6 +33,7 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
+pub mod stats;
 
 /// Shared state of every handler.
 pub struct HttpState {
@@ -76,6 +77,8 @@ pub fn router(state: State) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/stats", get(stats::page))
+        .route("/api/v1/stats", get(stats::api))
         .merge(api::routes(&state))
         .fallback(feeds::serve)
         .with_state(state)
