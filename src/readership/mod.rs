@@ -211,6 +211,7 @@ impl Readership {
             pending_readers: 0,
             agents: HashMap::new(),
             closed_through: None,
+            last_fetch: HashMap::new(),
             gauges_at: None,
         };
         let handle = tokio::spawn(task.run(rx));
@@ -404,6 +405,9 @@ struct Aggregator {
     agents: HashMap<u64, Agent>,
     /// The last day whose closing ran.
     closed_through: Option<NaiveDate>,
+    /// Each client's latest unconditional fetch per feed, across threads and intervals (only
+    /// those within max-age matter; older ones are dropped at each write).
+    last_fetch: HashMap<(String, IpAddr, u64), std::time::Instant>,
     gauges_at: Option<tokio::time::Instant>,
 }
 
@@ -456,7 +460,7 @@ impl Aggregator {
         }
         let partners = &self.readership.inner.partners;
         for f in snap.feeds {
-            let p = self.pending.entry((day, f.path)).or_default();
+            let p = self.pending.entry((day, f.path.clone())).or_default();
             p.polls += f.polls;
             p.not_modified += f.not_modified;
             p.bytes += f.bytes;
@@ -465,7 +469,23 @@ impl Aggregator {
                     *p.partners.entry(id.clone()).or_default() += n;
                 }
             }
-            for c in f.clients {
+            for mut c in f.clients {
+                if let (Some(first), Some(last)) = (c.first_unconditional, c.last_unconditional)
+                    && self.last_fetch.len() < MAX_PENDING_READERS
+                {
+                    // The same client fetching on another thread (another connection) within
+                    // max-age: too soon as well. Either order of arrival gives the same answer.
+                    let key = (f.path.clone(), c.addr, c.user_agent);
+                    let max_age = self.readership.inner.max_age;
+                    if let Some(prev) = self.last_fetch.get(&key) {
+                        let gap = if first > *prev { first - *prev } else { *prev - first };
+                        if gap < max_age {
+                            c.too_soon += 1;
+                        }
+                    }
+                    let e = self.last_fetch.entry(key).or_insert(last);
+                    *e = (*e).max(last);
+                }
                 if c.partner.is_some() {
                     // Counted by partner id, not as a reader.
                     continue;
@@ -565,6 +585,8 @@ impl Aggregator {
 
     /// Writes what is pending in one transaction; on failure it stays pending for the next try.
     async fn write(&mut self) -> Result<(), StoreError> {
+        let max_age = self.readership.inner.max_age;
+        self.last_fetch.retain(|_, t| t.elapsed() < max_age);
         if self.pending.is_empty() {
             return Ok(());
         }

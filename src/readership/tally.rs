@@ -39,6 +39,8 @@ pub struct Counted<'a> {
 #[derive(Default)]
 struct ClientTally {
     partner: Option<u16>,
+    /// This interval's first unconditional fetch (the flusher compares it with other threads').
+    first_unconditional: Option<Instant>,
     last_unconditional: Option<Instant>,
     unconditional: u32,
     too_soon: u32,
@@ -73,7 +75,12 @@ pub struct ClientSnapshot {
     pub user_agent: u64,
     pub partner: Option<u16>,
     pub unconditional: u32,
+    /// Unconditional fetches sooner than max-age after this thread's previous one.
     pub too_soon: u32,
+    /// This interval's first and last unconditional fetches, so the flusher can also catch a
+    /// client whose connections landed on different threads.
+    pub first_unconditional: Option<Instant>,
+    pub last_unconditional: Option<Instant>,
 }
 
 /// One feed's counts over one interval on one thread.
@@ -173,13 +180,17 @@ fn count(
     if !c.conditional {
         client.unconditional += 1;
         let now = Instant::now();
-        if client
-            .last_unconditional
-            .is_some_and(|prev| now.duration_since(prev) < max_age)
+        // Within this interval only: the gap from the previous interval's last fetch (on any
+        // thread) is the flusher's to judge, so no gap is counted twice.
+        if client.first_unconditional.is_some()
+            && client
+                .last_unconditional
+                .is_some_and(|prev| now.duration_since(prev) < max_age)
         {
             client.too_soon += 1;
         }
         client.last_unconditional = Some(now);
+        client.first_unconditional.get_or_insert(now);
     }
 }
 
@@ -206,6 +217,8 @@ pub fn drain() -> Snapshot {
                         partner: c.partner,
                         unconditional: std::mem::take(&mut c.unconditional),
                         too_soon: std::mem::take(&mut c.too_soon),
+                        first_unconditional: c.first_unconditional.take(),
+                        last_unconditional: c.last_unconditional,
                     };
                     c.seen = false;
                     out

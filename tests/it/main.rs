@@ -9,6 +9,8 @@ mod feeds;
 mod fuzz;
 mod helpers;
 mod purge;
+mod partners;
+mod readership;
 mod replicas;
 mod websub;
 mod wire;
