@@ -114,6 +114,18 @@ pub fn presented_token(authorization: Option<&[u8]>) -> Option<String> {
     None
 }
 
+/// A new partner key: 32 random bytes from the operating system, URL-safe base64 (43 characters
+/// that need no escaping in `?key=`).
+pub fn new_partner_key() -> String {
+    use base64::Engine;
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("the operating system's random source is readable");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The SHA-256 of a key as 64 lower-case hex digits, as `key_sha256` takes it.
 pub fn key_sha256_hex(key: &str) -> String {
     Sha256::digest(key.as_bytes())

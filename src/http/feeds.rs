@@ -167,7 +167,9 @@ fn access(
     crate::access::resolve(
         &app.config.partners,
         uri.query(),
-        headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
     )
 }
 
@@ -278,7 +280,9 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
             Ok(Access::Partner(_)) => {
                 let key = crate::access::presented_key(
                     uri.query(),
-                    headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+                    headers
+                        .get(header::AUTHORIZATION)
+                        .map(HeaderValue::as_bytes),
                 )
                 .map(|k| String::from_utf8_lossy(&k).into_owned())
                 .unwrap_or_default();

@@ -302,7 +302,7 @@ fn render(app: &App, days: &[DayFigures], impolite: &[ImpoliteFigure]) -> String
             }
         }
         let mut clients: Vec<_> = clients.into_iter().collect();
-        clients.sort_by(|a, b| b.1.cmp(&a.1));
+        clients.sort_by_key(|c| std::cmp::Reverse(c.1));
         let _ = writeln!(
             s,
             "<h2>Subscribers by client on {to}</h2>\n<table id=\"clients\"><tr><th>client</th><th>kind</th><th class=\"n\">subscribers</th></tr>"

@@ -478,7 +478,11 @@ impl Aggregator {
                     let key = (f.path.clone(), c.addr, c.user_agent);
                     let max_age = self.readership.inner.max_age;
                     if let Some(prev) = self.last_fetch.get(&key) {
-                        let gap = if first > *prev { first - *prev } else { *prev - first };
+                        let gap = if first > *prev {
+                            first - *prev
+                        } else {
+                            *prev - first
+                        };
                         if gap < max_age {
                             c.too_soon += 1;
                         }

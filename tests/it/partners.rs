@@ -16,8 +16,7 @@ pub fn partners(c: &mut Config) {
     c.partners = vec![Partner {
         id: "baomoi".into(),
         name: "Báo Mới".into(),
-        key_sha256: bantin::config::parse_sha256_hex(&bantin::access::key_sha256_hex(KEY))
-            .unwrap(),
+        key_sha256: bantin::config::parse_sha256_hex(&bantin::access::key_sha256_hex(KEY)).unwrap(),
     }];
 }
 
@@ -35,7 +34,8 @@ async fn spawn_with(tweak: fn(&mut Config)) -> TestApp {
     let mut a = article("doi-tac-1", "vi", "kinh-te", "2026-01-05T08:00:00");
     a["content_html"] = format!("<p>{MARKER}: toàn văn bài viết.</p>").into();
     a["summary"] = SUMMARY.into();
-    a["image"] = serde_json::json!({"url": "https://baolongan.example/uploads/doi-tac.jpg", "length": 1234});
+    a["image"] =
+        serde_json::json!({"url": "https://baolongan.example/uploads/doi-tac.jpg", "length": 1234});
     assert_eq!(app.put("doi-tac-1", &a).await.status(), 201);
     app
 }
@@ -58,7 +58,10 @@ fn check(format: &str, body: &str, what: &str) -> bool {
         .iter()
         .find(|e| e.id.ends_with("doi-tac-1"))
         .unwrap_or_else(|| panic!("{what}: the article is in the feed"));
-    assert!(entry.title.as_ref().unwrap().content.contains("doi-tac-1"), "{what}: title");
+    assert!(
+        entry.title.as_ref().unwrap().content.contains("doi-tac-1"),
+        "{what}: title"
+    );
     assert_eq!(
         entry.links[0].href, "https://baolongan.example/vi/kinh-te/doi-tac-1",
         "{what}: link"
@@ -101,9 +104,16 @@ fn check(format: &str, body: &str, what: &str) -> bool {
                 })
                 .unwrap();
             assert!(entry.children().any(|c| c.has_tag_name("summary")));
-            assert!(entry.children().any(|c| c.has_tag_name("link")
-                && c.attribute("rel") == Some("enclosure")));
-            assert_eq!(entry.children().any(|c| c.has_tag_name("content")), full, "{what}");
+            assert!(
+                entry
+                    .children()
+                    .any(|c| c.has_tag_name("link") && c.attribute("rel") == Some("enclosure"))
+            );
+            assert_eq!(
+                entry.children().any(|c| c.has_tag_name("content")),
+                full,
+                "{what}"
+            );
         }
         _ => {
             let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -114,10 +124,16 @@ fn check(format: &str, body: &str, what: &str) -> bool {
                 .find(|i| i["id"].as_str().unwrap().ends_with("doi-tac-1"))
                 .unwrap();
             assert_eq!(item["summary"], SUMMARY);
-            assert_eq!(item["image"], "https://baolongan.example/uploads/doi-tac.jpg");
+            assert_eq!(
+                item["image"],
+                "https://baolongan.example/uploads/doi-tac.jpg"
+            );
             assert_eq!(item.get("content_html").is_some(), full, "{what}");
             if !full {
-                assert_eq!(item["content_text"], SUMMARY, "{what}: JSON Feed needs a content");
+                assert_eq!(
+                    item["content_text"], SUMMARY,
+                    "{what}: JSON Feed needs a content"
+                );
             }
         }
     }
@@ -131,22 +147,41 @@ async fn public_summary_and_partner_full_text_in_every_format() {
         let path = format!("/vi/kinh-te/{f}");
         let public = fetch(&app, &path, None).await;
         assert_eq!(public.status(), 200);
-        let cc = public.headers()["cache-control"].to_str().unwrap().to_string();
+        let cc = public.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(cc.starts_with("public"), "{cc}");
         let public_etag = public.headers()["etag"].clone();
         let body = public.text().await.unwrap();
-        assert!(!check(f, &body, &format!("public {path}")), "public {path} has no full text");
+        assert!(
+            !check(f, &body, &format!("public {path}")),
+            "public {path} has no full text"
+        );
 
         for (how, resp) in [
-            ("?key=", fetch(&app, &format!("{path}?key={KEY}"), None).await),
+            (
+                "?key=",
+                fetch(&app, &format!("{path}?key={KEY}"), None).await,
+            ),
             ("Bearer", fetch(&app, &path, Some(KEY)).await),
         ] {
             assert_eq!(resp.status(), 200, "{how} {path}");
             let cc = resp.headers()["cache-control"].to_str().unwrap();
-            assert!(cc.starts_with("private"), "{how}: partner answers are private: {cc}");
-            assert_ne!(resp.headers()["etag"], public_etag, "two variants, two ETags");
+            assert!(
+                cc.starts_with("private"),
+                "{how}: partner answers are private: {cc}"
+            );
+            assert_ne!(
+                resp.headers()["etag"],
+                public_etag,
+                "two variants, two ETags"
+            );
             let body = resp.text().await.unwrap();
-            assert!(check(f, &body, &format!("partner ({how}) {path}")), "{how} {path}");
+            assert!(
+                check(f, &body, &format!("partner ({how}) {path}")),
+                "{how} {path}"
+            );
             // The self link is the feed's public URL: no key is ever written into a document.
             assert!(!body.contains(KEY), "{how} {path}: the key is not echoed");
             assert!(body.contains(&app.url(&path)), "{how} {path}: self link");
@@ -156,7 +191,10 @@ async fn public_summary_and_partner_full_text_in_every_format() {
     for path in all_feed_paths(&app).await {
         let body = app.get_text(&path).await;
         assert!(!body.contains(MARKER), "{path}");
-        assert!(!body.contains("content:encoded") && !body.contains("\"content_html\""), "{path}");
+        assert!(
+            !body.contains("content:encoded") && !body.contains("\"content_html\""),
+            "{path}"
+        );
     }
 }
 
@@ -166,7 +204,12 @@ async fn a_wrong_key_gets_403_and_nothing_of_the_full_text() {
     for f in FORMATS {
         let path = format!("/vi/kinh-te/{f}");
         // Warm both variants, so a refusal cannot be a cache miss either way.
-        assert_eq!(fetch(&app, &format!("{path}?key={KEY}"), None).await.status(), 200);
+        assert_eq!(
+            fetch(&app, &format!("{path}?key={KEY}"), None)
+                .await
+                .status(),
+            200
+        );
         for resp in [
             fetch(&app, &format!("{path}?key=not-the-key"), None).await,
             fetch(&app, &format!("{path}?key="), None).await,
@@ -269,13 +312,27 @@ async fn the_partner_opml_lists_keyed_urls() {
         .filter_map(|n| n.attribute("xmlUrl"))
         .collect();
     assert!(urls.len() > 10);
-    assert!(urls.iter().all(|u| u.ends_with(&format!("?key={KEY}"))), "{urls:?}");
+    assert!(
+        urls.iter().all(|u| u.ends_with(&format!("?key={KEY}"))),
+        "{urls:?}"
+    );
     let kinh_te = urls
         .iter()
         .find(|u| u.contains("/vi/kinh-te/rss.xml"))
         .unwrap();
-    let body = app.client.get(*kinh_te).send().await.unwrap().text().await.unwrap();
-    assert!(body.contains(MARKER), "a URL of the partner OPML gives the full text");
+    let body = app
+        .client
+        .get(*kinh_te)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains(MARKER),
+        "a URL of the partner OPML gives the full text"
+    );
     // The public list carries no key.
     assert!(!app.get_text("/feeds.opml").await.contains("key="));
 }

@@ -122,7 +122,15 @@ async fn a_scripted_week_of_polls() {
     for ua in [FEEDLY, INOREADER, NEWSBLUR, FEEDBIN, OLD_READER] {
         poll(&app, FEED, ua, "203.0.113.10", None, None).await;
     }
-    poll(&app, FEED, "Baomoi-Crawler/1.0", "192.0.2.50", Some(KEY), None).await;
+    poll(
+        &app,
+        FEED,
+        "Baomoi-Crawler/1.0",
+        "192.0.2.50",
+        Some(KEY),
+        None,
+    )
+    .await;
     let first = poll(&app, FEED, MINIFLUX, "198.51.100.1", None, None).await;
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
     let again = poll(&app, FEED, MINIFLUX, "198.51.100.1", None, Some(&etag)).await;
@@ -147,7 +155,11 @@ async fn a_scripted_week_of_polls() {
     assert_eq!(client(day1, "Feedbin"), Some(7));
     assert_eq!(client(day1, "The Old Reader"), Some(4));
     assert_eq!(client(day1, "Báo Mới"), Some(1));
-    assert_eq!(client(day1, "Miniflux"), Some(1), "one reader polling twice is one");
+    assert_eq!(
+        client(day1, "Miniflux"),
+        Some(1),
+        "one reader polling twice is one"
+    );
     assert_eq!(client(day1, "NetNewsWire"), Some(1));
     assert_eq!(day1["clients"].as_array().unwrap().len(), 8);
 
@@ -336,7 +348,11 @@ async fn the_stats_page_shows_the_chart_and_the_numbers() {
         })
         .collect();
     assert_eq!(points.len(), 7, "one point per day");
-    assert_eq!(points.last(), Some(&("2026-11-23", "132")), "Feedly 131 + Hammer 1");
+    assert_eq!(
+        points.last(),
+        Some(&("2026-11-23", "132")),
+        "Feedly 131 + Hammer 1"
+    );
     assert!(doc.descendants().any(|n| n.has_tag_name("polyline")));
     assert!(html.contains("<strong id=\"subscribers-today\">132</strong>"));
     assert!(html.contains("<strong id=\"polls\">7</strong>"));
@@ -344,10 +360,18 @@ async fn the_stats_page_shows_the_chart_and_the_numbers() {
         html.contains("<strong id=\"not-modified-share\">43%</strong>"),
         "3 of 7 polls answered 304"
     );
-    assert!(html.contains("<td><a href=\"/vi/rss.xml\">/vi/rss.xml</a></td><td class=\"n\">132</td>"));
+    assert!(
+        html.contains("<td><a href=\"/vi/rss.xml\">/vi/rss.xml</a></td><td class=\"n\">132</td>")
+    );
     let impolite = &html[html.find("id=\"impolite\"").unwrap()..];
-    assert!(impolite.contains("Hammer/0.1"), "the impolite poller is named");
-    assert!(!impolite.contains("Feedly"), "a conditional poller is polite");
+    assert!(
+        impolite.contains("Hammer/0.1"),
+        "the impolite poller is named"
+    );
+    assert!(
+        !impolite.contains("Feedly"),
+        "a conditional poller is polite"
+    );
 
     // The JSON has the same numbers, and the gauge is exported.
     let s = stats(&app, 1).await;
