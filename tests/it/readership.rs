@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bantin::clock::ManualClock;
 use bantin::config::Config;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -261,7 +261,7 @@ async fn two_replicas_on_postgres_add_up() {
     poll(&a, FEED, NETNEWSWIRE, "198.51.100.2", None, None).await;
     poll(&b, FEED, NETNEWSWIRE, "198.51.100.3", None, None).await;
     poll(&a, FEED, FEEDLY, "203.0.113.10", None, None).await;
-    clock.advance(Duration::seconds(5));
+    clock.advance(std::time::Duration::from_secs(5));
     poll(&b, FEED, FEEDLY, "203.0.113.10", None, None).await;
     a.server.app.readership.flush().await.unwrap();
     b.server.app.readership.flush().await.unwrap();
