@@ -560,7 +560,11 @@ async fn answer_buffered(
             query,
             head.authorization.as_ref().map(|r| &buf[r.clone()]),
         );
-        let key = match (parse_path(&state.app.config, path), parse_page(query), access) {
+        let key = match (
+            parse_path(&state.app.config, path),
+            parse_page(query),
+            access,
+        ) {
             (Ok(Target::Feed(feed, format)), Ok(page), Ok(access)) => {
                 head.partner = match access {
                     crate::access::Access::Partner(p) => Some(p),
