@@ -296,7 +296,7 @@ impl Readership {
 
     /// Hands every worker's counters over and writes them to the store now (tests; shutdown).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        if !self.inner.enabled {
+        if !self.inner.enabled || !self.running() {
             return Ok(());
         }
         let mut target = 0;
@@ -333,8 +333,20 @@ impl Readership {
         done.await.unwrap_or(Ok(()))
     }
 
+    /// Whether the aggregating task was started (and so reads the queue).
+    fn running(&self) -> bool {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// Writes what is pending and stops the aggregating task (after the workers finished).
     pub async fn shutdown(&self) {
+        if !self.running() {
+            return;
+        }
         let (ack, done) = oneshot::channel();
         if self.inner.tx.send(Msg::Stop(ack)).await.is_ok() {
             let _ = done.await;
@@ -668,6 +680,21 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unstarted_service_never_waits() {
+        // `bantin import` and `export` build an App whose readership never runs.
+        let r = Readership::new(
+            &crate::article::tests::config(),
+            Arc::new(crate::clock::SystemClock),
+        );
+        tokio::time::timeout(Duration::from_secs(2), async {
+            r.flush().await.unwrap();
+            r.shutdown().await;
+        })
+        .await
+        .expect("returns at once");
+    }
 
     #[test]
     fn reader_hashes_are_keyed_and_stable() {
