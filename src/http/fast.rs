@@ -464,7 +464,8 @@ pub(super) async fn serve_connection(
             }
             Next::Drop => return,
             Next::HandOff => {
-                return Box::pin(hand_off(stream, buf.freeze(), worker, conn, shutdown, peer)).await;
+                return Box::pin(hand_off(stream, buf.freeze(), worker, conn, shutdown, peer))
+                    .await;
             }
         }
         if buf.is_empty() {
