@@ -215,6 +215,7 @@ fn render_benches(crit: &mut Criterion) {
         translations: BTreeMap::new(),
         name: Some("Kinh tế".into()),
         next_publication: None,
+        content: bantin::feed::Content::Full,
     };
     for format in Format::ALL {
         let rep = render_page(&page, format, &c);
@@ -342,18 +343,21 @@ fn miss_benches(crit: &mut Criterion) {
             feed: FeedKey::new("vi", Selector::All),
             format: Format::Rss,
             page: 1,
+            content: bantin::feed::Content::Full,
         };
         bench_miss(&mut g, &rt, &app, "vi page 1 (rss)".into(), lang);
         let first = CacheKey {
             feed: category.clone(),
             format: Format::Rss,
             page: 1,
+            content: bantin::feed::Content::Full,
         };
         bench_miss(&mut g, &rt, &app, "vi/kinh-te page 1 (rss)".into(), first);
         let deep = CacheKey {
             feed: category,
             format: Format::Rss,
             page: 20,
+            content: bantin::feed::Content::Full,
         };
         bench_miss(&mut g, &rt, &app, "vi/kinh-te page 20 (rss)".into(), deep);
         g.finish();
@@ -378,6 +382,7 @@ fn miss_benches(crit: &mut Criterion) {
             feed: category.clone(),
             format,
             page: 1,
+            content: bantin::feed::Content::Full,
         };
         bench_miss(&mut g, &rt, &app, format!("{format:?}"), key);
     }

@@ -43,6 +43,8 @@ pub struct App {
     /// Renders at once at most: each holds a page of articles and its bodies in memory, so this
     /// bounds a miss storm's memory and keeps renders from crowding out the workers' cores.
     render_permits: tokio::sync::Semaphore,
+    /// Poll counting and subscriber figures.
+    pub readership: crate::readership::Readership,
     /// The OPML list, with when it was made and the write count it reflects.
     opml: tokio::sync::Mutex<Option<(Instant, u64, Arc<Representation>)>>,
     writes: AtomicU64,
@@ -64,6 +66,10 @@ impl App {
         let c = &config.cache;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         App {
+            readership: crate::readership::Readership::new(
+                &config,
+                Arc::new(crate::clock::SystemClock),
+            ),
             cache: FeedCache::new(
                 c.max_bytes,
                 Duration::from_secs(c.ttl_secs),
@@ -78,6 +84,12 @@ impl App {
             opml: tokio::sync::Mutex::new(None),
             writes: AtomicU64::new(0),
         }
+    }
+
+    /// The same application reading the time from `clock` for its readership days (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> App {
+        self.readership = crate::readership::Readership::new(&self.config, clock);
+        self
     }
 
     /// Counts store failures for `/metrics`.
@@ -127,7 +139,7 @@ impl App {
                 let page = self.note_store(
                     feed::load(&*self.store, &self.config, &key.feed, key.page, now).await,
                 )?;
-                let Some(page) = page else {
+                let Some(mut page) = page else {
                     let path = path();
                     return Err(FeedError::NotFound(match (&key.feed.selector, key.page) {
                         (Selector::Tag(s), 1) => format!("No published article is tagged `{s}`, so {path} does not exist. Every feed is listed at /feeds.opml."),
@@ -135,6 +147,7 @@ impl App {
                         _ => past_the_end(self, key, &path),
                     }));
                 };
+                page.content = key.content;
                 let valid_for = page
                     .next_publication
                     .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
@@ -163,6 +176,37 @@ impl App {
             }
             Err(e) => Err((*e).clone()),
         }
+    }
+
+    /// The content of the public variant of feeds.
+    pub fn public_content(&self) -> crate::feed::Content {
+        match self.config.access.public_content {
+            crate::config::PublicContent::Full => crate::feed::Content::Full,
+            crate::config::PublicContent::Summary => crate::feed::Content::Summary,
+        }
+    }
+
+    /// The content a request with this access gets: partners always the full text.
+    pub fn content_for(&self, access: crate::access::Access) -> crate::feed::Content {
+        match access {
+            crate::access::Access::Partner(_) => crate::feed::Content::Full,
+            crate::access::Access::Public => self.public_content(),
+        }
+    }
+
+    /// The OPML list for a partner: every feed URL with the partner's key, so a reader importing
+    /// it subscribes to the full-text variants. Made per request (partners fetch it rarely) and
+    /// never cached, so no key outlives the answer.
+    pub async fn partner_opml(&self, key: &str) -> Result<Representation, StoreError> {
+        let (tags, authors) = self.note_store(self.store.facets(Utc::now()).await)?;
+        let body = feed::opml::render_with_key(&self.config, &tags, &authors, Some(key));
+        let self_url = format!("{}feeds.opml", self.config.public_base());
+        Ok(Representation::new(
+            body,
+            "text/x-opml; charset=utf-8",
+            None,
+            crate::render::link_header(&self.config, &self_url),
+        ))
     }
 
     /// The OPML list of every feed.

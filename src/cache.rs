@@ -45,12 +45,15 @@ pub const MIN_PAYBACK: Duration = Duration::from_secs(30);
 /// Recompressions waiting at most; beyond, offers are dropped.
 const RECOMPRESS_QUEUE: usize = 256;
 
-/// A cache key: one page of one feed in one format.
+/// A cache key: one page of one feed in one format, full or summary-only. Partners get the full
+/// variant and the public the configured one, so there are at most two variants per page, and
+/// one when the public variant is the full text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub feed: FeedKey,
     pub format: Format,
     pub page: u32,
+    pub content: crate::feed::Content,
 }
 
 /// Bytes and entries alive, whoever holds them (the map, a worker, a response being sent).
@@ -578,6 +581,7 @@ mod tests {
             feed: FeedKey::new(lang, Selector::All),
             format: Format::Rss,
             page,
+            content: crate::feed::Content::Full,
         }
     }
 

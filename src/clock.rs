@@ -9,11 +9,103 @@
 //!
 //! Instants are stored as `DateTime<Utc>` and converted at the edges, so that the store, the cache
 //! and the renderers agree on one representation and only formatting knows about zones.
+//!
+//! Schedules (when to poll an upstream feed, how long to back off, when a `Retry-After` ends) read
+//! the time through the [`Clock`] trait rather than `Utc::now()`, so that tests drive them with a
+//! [`ManualClock`] and check a two-minute `Retry-After` in milliseconds, never sleeping for real.
 
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
 use chrono::{
     DateTime, Datelike, LocalResult, NaiveDateTime, Offset, SecondsFormat, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
+use tokio::sync::watch;
+
+/// Where schedules get the time from, and how they wait for it.
+#[async_trait]
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+
+    /// Returns once [`Clock::now`] has reached `t` (at once if it already has).
+    async fn sleep_until(&self, t: DateTime<Utc>);
+}
+
+/// The wall clock, and tokio's timers to wait on it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    async fn sleep_until(&self, t: DateTime<Utc>) {
+        // Waits in steps of at most a minute, so a wall-clock step (NTP) is noticed.
+        loop {
+            let left = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left.min(Duration::from_secs(60))).await;
+        }
+    }
+}
+
+/// A clock that moves only when told to ([`ManualClock::advance`]): for tests and simulations of
+/// schedules. Sleepers wake as soon as the time they wait for is reached.
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+    changed: watch::Sender<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> ManualClock {
+        ManualClock {
+            now: Mutex::new(start),
+            changed: watch::Sender::new(start),
+        }
+    }
+
+    /// Moves the time forward by `d`, waking every sleeper whose time has come.
+    pub fn advance(&self, d: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *now += chrono::Duration::from_std(d).expect("a test-sized duration");
+        self.changed.send_replace(*now);
+    }
+
+    /// Sets the time (forward only; an earlier time is ignored, as a monotonic clock would).
+    pub fn set(&self, t: DateTime<Utc>) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        if t > *now {
+            *now = t;
+            self.changed.send_replace(t);
+        }
+    }
+}
+
+#[async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn sleep_until(&self, t: DateTime<Utc>) {
+        let mut rx = self.changed.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= t {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                // The clock is gone; nothing will ever wake this sleeper.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
 
 /// The newsroom's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +302,29 @@ mod tests {
         assert!(err.to_string().contains("12/04/2026 - 08:30"));
         assert!(zone().parse("").is_err());
         assert!(zone().parse("2026-02-30T00:00:00").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_manual_clock_wakes_sleepers_only_when_advanced_far_enough() {
+        let clock = std::sync::Arc::new(ManualClock::new(utc("2026-11-30T00:00:00Z")));
+        let target = utc("2026-11-30T00:02:00Z");
+        let sleeper = {
+            let c = clock.clone();
+            tokio::spawn(async move { c.sleep_until(target).await })
+        };
+        clock.advance(Duration::from_secs(119));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "woke a second early");
+        clock.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("woke at the target")
+            .unwrap();
+        assert_eq!(clock.now(), target);
+        clock.set(utc("2020-01-01T00:00:00Z"));
+        assert_eq!(clock.now(), target, "a manual clock never goes back");
+        // Already past: returns at once.
+        clock.sleep_until(utc("2026-11-30T00:01:00Z")).await;
     }
 
     #[test]

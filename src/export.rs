@@ -48,6 +48,7 @@ pub async fn export(app: &App, dir: &Path) -> anyhow::Result<usize> {
                 feed: feed.clone(),
                 format,
                 page: 1,
+                content: app.public_content(),
             };
             match app.feed(&key).await {
                 Ok((entry, _)) => {

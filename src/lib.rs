@@ -9,6 +9,7 @@
 //! Data flows `sources → store → feed → render → cache → http`, one module per stage:
 //!
 //! - [`config`]: `site.toml` plus environment → a validated `Config`.
+//! - [`access`]: public or partner (a key checked in constant time), and the client's address.
 //! - [`clock`]: the site zone; RFC 822 / RFC 3339 / HTTP dates; naive times are site-local.
 //! - [`text`]: NFC, the XML 1.0 character set, ASCII slugs.
 //! - [`article`]: the article input, validation and normalisation (sanitised HTML, absolute URLs).
@@ -25,10 +26,13 @@
 //!   with conditional GET, the publishing API and operations.
 //! - [`sources`]: file import.
 //! - [`outbox`]: WebSub pings and CDN purges after writes, from per-endpoint background queues.
+//! - [`readership`]: poll counting on every feed answer (per-thread counters, flushed), daily
+//!   totals in the store, and subscriber figures by the FeedPress rules.
 //! - [`export`]: every feed as static files, for a CDN or a plain web server.
 //! - [`memory`]: the allocator's side of the memory budget (glibc tuning, trimming).
 //! - [`server`]: start-up wiring shared by `main` and the tests.
 
+pub mod access;
 pub mod app;
 pub mod article;
 pub mod background;
@@ -41,6 +45,7 @@ pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod outbox;
+pub mod readership;
 pub mod render;
 pub mod server;
 pub mod sources;

@@ -50,6 +50,15 @@ enum Command {
     Export { dir: PathBuf },
     /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs).
     Healthcheck,
+    /// Make a partner key (or hash a given one) and print the `[[partners]]` lines for site.toml.
+    PartnerKey {
+        /// The partner's id in the configuration.
+        #[arg(long, default_value = "partner")]
+        id: String,
+        /// An existing key to hash instead of making a new one.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 fn init_tracing() {
@@ -70,6 +79,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Healthcheck) {
         return healthcheck(&cli.config);
+    }
+    if let Command::PartnerKey { id, key } = &cli.command {
+        let fresh = key.is_none();
+        let key = key.clone().unwrap_or_else(bantin::access::new_partner_key);
+        if fresh {
+            println!(
+                "# The key to give the partner (kept nowhere else; make a new one if it is lost):"
+            );
+            println!("#   {key}");
+        }
+        println!(
+            "[[partners]]\nid = \"{id}\"\nname = \"{id}\"\nkey_sha256 = \"{}\"",
+            bantin::access::key_sha256_hex(&key)
+        );
+        return ExitCode::SUCCESS;
     }
     init_tracing();
     let config = match Config::load(&cli.config) {
@@ -172,7 +196,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("wrote {n} feeds under {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Healthcheck => unreachable!("handled before the runtime starts"),
+        Command::Healthcheck | Command::PartnerKey { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

@@ -16,6 +16,11 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabel {
+    pub feed: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub not_modified: Counter,
@@ -35,6 +40,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_shed: Counter,
     pub connections_refused: Counter,
+    /// Today's subscribers per feed (readership figures, recomputed every minute).
+    pub feed_subscribers: Family<FeedLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -64,6 +71,7 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_shed: Counter::default(),
             connections_refused: Counter::default(),
+            feed_subscribers: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -150,6 +158,11 @@ impl Metrics {
             "connections_refused",
             "Connections refused at the cap because every connection was busy",
             m.connections_refused.clone(),
+        );
+        registry.register(
+            "feed_subscribers",
+            "Subscribers per feed today: aggregators' reported counts, partners and distinct readers over 7 days",
+            m.feed_subscribers.clone(),
         );
         Metrics { registry, ..m }
     }

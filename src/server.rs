@@ -45,9 +45,13 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task
+        let r = self
+            .task
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // The workers have handed over their last counts; write them before going.
+        self.app.readership.shutdown().await;
+        r
     }
 
     /// Waits until the server ends (after `signal` fires).
@@ -60,14 +64,25 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task
+        let r = self
+            .task
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.app.readership.shutdown().await;
+        r
     }
 }
 
 /// Opens the store, binds `config.listen`, syncs `config.articles_dir` and starts serving.
-pub async fn start(mut config: Config) -> Result<Server, StartError> {
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    start_with_clock(config, Arc::new(crate::clock::SystemClock)).await
+}
+
+/// [`start`], with readership days read from `clock` (tests script days with a manual clock).
+pub async fn start_with_clock(
+    mut config: Config,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> Result<Server, StartError> {
     let started = Instant::now();
     let store = store::open(&config.database_url)
         .await
@@ -100,7 +115,16 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
         config.purge_urls.clone(),
         metrics.clone(),
     );
-    let app = Arc::new(App::new(config.clone(), store.clone(), outbox, metrics));
+    let app = Arc::new(
+        App::new(config.clone(), store.clone(), outbox, metrics.clone()).with_clock(clock),
+    );
+    app.readership
+        .start(store.clone(), metrics)
+        .await
+        .map_err(|source| StartError::Store {
+            url: redact(&config.database_url),
+            source,
+        })?;
 
     if let Some(dir) = &config.articles_dir {
         let files = import::collect_files(std::slice::from_ref(dir))?;

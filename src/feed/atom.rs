@@ -108,10 +108,12 @@ fn entry(a: &Article, page: &FeedPage, config: &Config) -> Entry {
         categories,
         links,
         summary: (!a.summary.is_empty()).then(|| Text::plain(a.summary.clone())),
-        content: (!a.content_html.is_empty()).then(|| Content {
-            value: Some(a.content_html.clone()),
-            content_type: Some("html".into()),
-            ..Default::default()
+        content: (page.content == super::Content::Full && !a.content_html.is_empty()).then(|| {
+            Content {
+                value: Some(a.content_html.clone()),
+                content_type: Some("html".into()),
+                ..Default::default()
+            }
         }),
         ..Default::default()
     }

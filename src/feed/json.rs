@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::{FeedPage, Format};
+use super::{Content, FeedPage, Format};
 use crate::article::Article;
 use crate::config::Config;
 
@@ -47,7 +47,12 @@ struct JsonItem<'a> {
     title: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     summary: &'a str,
-    content_html: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_html: Option<&'a str>,
+    /// Only in the summary variant: JSON Feed wants `content_html` or `content_text` in every
+    /// item, and the summary is the text it may carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<&'a str>,
     date_published: String,
@@ -96,12 +101,16 @@ pub fn render(page: &FeedPage, config: &Config) -> Vec<u8> {
                 url: h.to_string(),
             })
             .collect(),
-        items: page.items.iter().map(|a| item(a, config)).collect(),
+        items: page
+            .items
+            .iter()
+            .map(|a| item(a, page.content, config))
+            .collect(),
     };
     serde_json::to_vec(&feed).expect("a feed always serialises")
 }
 
-fn item<'a>(a: &'a Article, config: &'a Config) -> JsonItem<'a> {
+fn item<'a>(a: &'a Article, content: Content, config: &'a Config) -> JsonItem<'a> {
     let zone = config.zone;
     let category = config
         .category(&a.category)
@@ -112,7 +121,8 @@ fn item<'a>(a: &'a Article, config: &'a Config) -> JsonItem<'a> {
         url: &a.url,
         title: &a.title,
         summary: &a.summary,
-        content_html: &a.content_html,
+        content_html: (content == Content::Full).then_some(a.content_html.as_str()),
+        content_text: (content == Content::Summary).then_some(a.summary.as_str()),
         image: a.image.as_ref().map(|i| i.url.as_str()),
         date_published: zone.rfc3339(a.published_at),
         date_modified: zone.rfc3339(a.updated_at),

@@ -155,6 +155,15 @@ pub struct TranslationLink {
     pub url: String,
 }
 
+/// How much of each article a rendered feed carries: everything, or what a public teaser feed
+/// may (title, summary, image and link; never the body), when `[access] public_content` is
+/// `"summary"` and the request is not a partner's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Content {
+    Full,
+    Summary,
+}
+
 /// One page of one feed, as loaded from the store: everything a renderer needs.
 #[derive(Debug, Clone)]
 pub struct FeedPage {
@@ -168,6 +177,8 @@ pub struct FeedPage {
     pub name: Option<String>,
     /// When the next scheduled article of this feed appears: the page is stale from then on.
     pub next_publication: Option<DateTime<Utc>>,
+    /// Whether the article bodies are rendered.
+    pub content: Content,
 }
 
 impl FeedPage {
@@ -299,6 +310,7 @@ pub async fn load(
         translations,
         name,
         next_publication,
+        content: Content::Full,
     }))
 }
 
@@ -472,10 +484,11 @@ mod property_tests {
                 // Rejected input is fine (it never reaches a feed); it must be rejected cleanly.
                 Err(e) => { prop_assert!(!e.field.is_empty()); return Ok(()); }
             };
-            for key in feeds_of(&article) {
+            for (key, content) in feeds_of(&article).into_iter().zip([Content::Full, Content::Summary].into_iter().cycle()) {
                 let page = FeedPage {
                     key: key.clone(), page: 1, items: vec![article.clone()], has_next: true,
                     translations: BTreeMap::new(), name: Some(article.title.clone()), next_publication: None,
+                    content,
                 };
                 check_xml(&rss::render(&page, &c), "rss")?;
                 check_xml(&atom::render(&page, &c), "atom")?;
@@ -506,9 +519,62 @@ mod property_tests {
             translations: BTreeMap::new(),
             name: None,
             next_publication: None,
+            content: Content::Full,
         };
         assert_eq!(rss::render(&page, &c), rss::render(&page, &c));
         assert_eq!(atom::render(&page, &c), atom::render(&page, &c));
         assert_eq!(json::render(&page, &c), json::render(&page, &c));
+    }
+
+    #[test]
+    fn the_summary_variant_carries_no_body() {
+        let c = config();
+        let mut input = crate::article::tests::input();
+        input.content_html = "<p>Toàn văn bài viết: BODY-MARKER</p>".into();
+        input.image = Some(crate::article::ImageInput {
+            url: "https://baolongan.example/uploads/lua.jpg".into(),
+            caption: "Thu hoạch lúa".into(),
+            mime: None,
+            length: Some(48211),
+        });
+        let a = Article::from_input(input, &c).unwrap();
+        let mut page = FeedPage {
+            key: FeedKey::new("vi", Selector::All),
+            page: 1,
+            items: vec![a.clone()],
+            has_next: false,
+            translations: BTreeMap::new(),
+            name: None,
+            next_publication: None,
+            content: Content::Full,
+        };
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        let full = [
+            rss::render(&page, &c),
+            atom::render(&page, &c),
+            json::render(&page, &c),
+        ];
+        assert!(full.iter().all(|b| text(b.clone()).contains("BODY-MARKER")));
+        page.content = Content::Summary;
+        let (r, at, j) = (
+            text(rss::render(&page, &c)),
+            text(atom::render(&page, &c)),
+            text(json::render(&page, &c)),
+        );
+        for (what, body) in [("rss", &r), ("atom", &at), ("json", &j)] {
+            assert!(!body.contains("BODY-MARKER"), "{what} leaks the body");
+            assert!(body.contains(&a.title), "{what} keeps the title");
+            assert!(
+                body.contains("https://baolongan.example/uploads/lua.jpg"),
+                "{what} keeps the image"
+            );
+        }
+        assert!(!r.contains("content:encoded") && r.contains("<description>"));
+        assert!(!at.contains("<content") && at.contains("<summary"));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let item = &v["items"][0];
+        assert!(item.get("content_html").is_none());
+        assert_eq!(item["content_text"].as_str(), Some(a.summary.as_str()));
+        assert_eq!(item["summary"].as_str(), Some(a.summary.as_str()));
     }
 }

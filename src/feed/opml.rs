@@ -13,6 +13,16 @@ use crate::store::Facet;
 
 /// Renders the OPML document for the configured feeds plus the given tag and byline facets.
 pub fn render(config: &Config, tags: &[Facet], authors: &[Facet]) -> Vec<u8> {
+    render_with_key(config, tags, authors, None)
+}
+
+/// [`render`], with `?key=KEY` on every feed URL when a partner's key is given.
+pub fn render_with_key(
+    config: &Config,
+    tags: &[Facet],
+    authors: &[Facet],
+    partner_key: Option<&str>,
+) -> Vec<u8> {
     let mut w = Writer::new(Vec::with_capacity(8 * 1024));
     let ok = "writing to a Vec cannot fail";
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
@@ -59,7 +69,11 @@ pub fn render(config: &Config, tags: &[Facet], authors: &[Facet]) -> Vec<u8> {
         keys.extend(facet_keys(tags, Selector::Tag));
         keys.extend(facet_keys(authors, Selector::Author));
         for (key, title) in keys {
-            let url = key.url(config, Format::Rss, 1);
+            let mut url = key.url(config, Format::Rss, 1);
+            if let Some(k) = partner_key {
+                url.push_str("?key=");
+                url.extend(url::form_urlencoded::byte_serialize(k.as_bytes()));
+            }
             let html = config
                 .base_url
                 .join(key.dir(config).trim_start_matches('/'))

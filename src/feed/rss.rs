@@ -15,7 +15,7 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel, Enclosure, Guid, Item};
 
-use super::{FeedPage, Format};
+use super::{Content, FeedPage, Format};
 use crate::article::Article;
 use crate::config::Config;
 
@@ -82,7 +82,7 @@ fn channel_links(page: &FeedPage, config: &Config) -> Vec<Link> {
     paging_links(page, config, Format::Rss)
 }
 
-fn item(a: &Article, _page: &FeedPage, config: &Config) -> Item {
+fn item(a: &Article, page: &FeedPage, config: &Config) -> Item {
     let zone = config.zone;
     let mut categories = vec![Category {
         name: config
@@ -107,7 +107,8 @@ fn item(a: &Article, _page: &FeedPage, config: &Config) -> Item {
             permalink: false,
         }),
         pub_date: Some(zone.rfc822(a.published_at)),
-        content: (!a.content_html.is_empty()).then(|| a.content_html.clone()),
+        content: (page.content == Content::Full && !a.content_html.is_empty())
+            .then(|| a.content_html.clone()),
         ..Default::default()
     };
     if !a.author.is_empty() {

@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str, &[u16])] = &[
     ),
     ("post", "/api/v1/articles", &[200, 401, 403, 413, 415, 503]),
     ("get", "/api/v1/openapi.json", &[200]),
+    ("get", "/api/v1/stats", &[200, 400, 401, 403, 503]),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");

@@ -56,6 +56,13 @@ struct Head {
     coding: Coding,
     if_none_match: Option<Range<usize>>,
     if_modified_since: Option<Range<usize>>,
+    // For partner access and readership counting.
+    authorization: Option<Range<usize>>,
+    user_agent: Option<Range<usize>>,
+    forwarded_for: Option<Range<usize>>,
+    /// Set once the access is resolved.
+    partner: Option<u16>,
+    peer: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -119,6 +126,11 @@ fn parse(buf: &[u8]) -> Parsed {
         coding: Coding::Identity,
         if_none_match: None,
         if_modified_since: None,
+        authorization: None,
+        user_agent: None,
+        forwarded_for: None,
+        partner: None,
+        peer: None,
     };
     let mut hosts = 0;
     let mut accept_encoding = None;
@@ -132,6 +144,12 @@ fn parse(buf: &[u8]) -> Parsed {
             head.if_none_match = Some(span(buf, value));
         } else if name.eq_ignore_ascii_case("if-modified-since") {
             head.if_modified_since = Some(span(buf, value));
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            head.user_agent = Some(span(buf, value));
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(span(buf, value));
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            head.forwarded_for = Some(span(buf, value));
         } else if name.eq_ignore_ascii_case("connection") {
             if header_has(value, "close") {
                 head.keep_alive = false;
@@ -219,7 +237,11 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
         } else {
             b"HTTP/1.1 200 OK\r\n"
         });
-        each_header(rep, &plan, &state.cache_control, |name, value| {
+        let cache_control = match head.partner {
+            None => &state.cache_control,
+            Some(_) => &state.private_cache_control,
+        };
+        each_header(rep, &plan, cache_control, |name, value| {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
@@ -228,6 +250,23 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
         if !plan.not_modified {
             use std::io::Write;
             let _ = write!(out, "content-length: {}\r\n", plan.body.bytes.len());
+        }
+        if let Some(peer) = head.peer {
+            let bytes = |r: &Option<Range<usize>>| r.as_ref().map(|r| &buf[r.clone()]);
+            state.app.readership.count(&crate::readership::Poll {
+                path: std::str::from_utf8(&buf[head.path.clone()]).unwrap_or(""),
+                not_modified: plan.not_modified,
+                conditional: head.if_none_match.is_some() || head.if_modified_since.is_some(),
+                bytes: if plan.not_modified || head.head_only {
+                    0
+                } else {
+                    plan.body.bytes.len() as u64
+                },
+                peer,
+                forwarded_for: bytes(&head.forwarded_for),
+                user_agent: bytes(&head.user_agent),
+                partner: head.partner,
+            });
         }
         (plan.not_modified, plan.coding)
     };
@@ -409,11 +448,13 @@ pub(super) async fn serve_connection(
 ) {
     let state = worker.state.clone();
     let limits = state.limits;
+    // Once per connection: readership counts clients by address.
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
     // Allocated when bytes arrive, released when they are consumed: an idle connection holds
     // nothing but its task.
     let mut buf = BytesMut::new();
     loop {
-        match answer_buffered(&state, &stream, &mut buf, &conn).await {
+        match answer_buffered(&state, &stream, &mut buf, &conn, peer).await {
             Next::Read => {}
             // The rare paths are boxed: their futures (hyper's connection above all) would
             // otherwise be part of every connection's state, idle or not.
@@ -423,7 +464,8 @@ pub(super) async fn serve_connection(
             }
             Next::Drop => return,
             Next::HandOff => {
-                return Box::pin(hand_off(stream, buf.freeze(), worker, conn, shutdown)).await;
+                return Box::pin(hand_off(stream, buf.freeze(), worker, conn, shutdown, peer))
+                    .await;
             }
         }
         if buf.is_empty() {
@@ -481,6 +523,7 @@ async fn answer_buffered(
     stream: &TcpStream,
     buf: &mut BytesMut,
     conn: &Admitted,
+    peer: Option<std::net::IpAddr>,
 ) -> Next {
     let limits = state.limits;
     let mut answered = false;
@@ -507,14 +550,36 @@ async fn answer_buffered(
             }
             Parsed::Feed(head) => head,
         };
+        let mut head = head;
         let path = std::str::from_utf8(&buf[head.path.clone()]).unwrap_or("");
         let query = head
             .query
             .as_ref()
             .and_then(|q| std::str::from_utf8(&buf[q.clone()]).ok());
-        let key = match (parse_path(&state.app.config, path), parse_page(query)) {
-            (Ok(Target::Feed(feed, format)), Ok(page)) => CacheKey { feed, format, page },
-            // Pages, OPML, 404 texts: the axum path has them.
+        let access = crate::access::resolve(
+            &state.app.config.partners,
+            query,
+            head.authorization.as_ref().map(|r| &buf[r.clone()]),
+        );
+        let key = match (
+            parse_path(&state.app.config, path),
+            parse_page(query),
+            access,
+        ) {
+            (Ok(Target::Feed(feed, format)), Ok(page), Ok(access)) => {
+                head.partner = match access {
+                    crate::access::Access::Partner(p) => Some(p),
+                    crate::access::Access::Public => None,
+                };
+                head.peer = peer;
+                CacheKey {
+                    feed,
+                    format,
+                    page,
+                    content: state.app.content_for(access),
+                }
+            }
+            // Pages, OPML, 404 texts, refused keys: the axum path has them.
             _ => return Next::HandOff,
         };
         conn.set_phase(Phase::Busy);
@@ -596,6 +661,7 @@ async fn hand_off(
     worker: Worker,
     conn: Admitted,
     mut shutdown: watch::Receiver<bool>,
+    peer: Option<std::net::IpAddr>,
 ) {
     let limits = worker.state.limits;
     let io = hyper_util::rt::TokioIo::new(Guarded::new(
@@ -609,6 +675,7 @@ async fn hand_off(
     let service = ConnService {
         worker,
         conn: conn.0.clone(),
+        peer,
     };
     let mut http = hyper::server::conn::http1::Builder::new();
     // A head larger than the limit is answered 431 by hyper (its minimum buffer is 8 KiB).

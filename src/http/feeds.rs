@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::conditional::{Coding, negotiate, not_modified};
+use crate::access::Access;
 use crate::app::FeedError;
 use crate::cache::{CacheKey, Source};
 use crate::config::Config;
@@ -120,12 +121,13 @@ pub fn text_response(status: StatusCode, text: String) -> Response {
 }
 
 /// Answers a cached feed hit from this thread's copy, without a task or an await; `None` for
-/// anything else (a miss, a page, an error), which then takes the full path.
+/// anything else (a miss, a page, an error, a refused key), which then takes the full path.
 pub fn hot(
     state: &super::HttpState,
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
 ) -> Option<Response> {
     if method != Method::GET && method != Method::HEAD {
         return None;
@@ -134,18 +136,84 @@ pub fn hot(
         return None;
     };
     let page = parse_page(uri.query()).ok()?;
-    let key = CacheKey { feed, format, page };
     let app = &state.app;
+    let access = access(app, uri, headers).ok()?;
+    let content = app.content_for(access);
+    let key = CacheKey {
+        feed,
+        format,
+        page,
+        content,
+    };
     let entry = app.cache.hot(&key)?;
     let resp = represent(
         &entry.rep,
         method,
         headers,
-        &state.cache_control,
+        cache_control(state, access),
         &app.metrics,
     );
     app.metrics.cache_hits.inc();
+    count(app, uri.path(), headers, &resp, peer, access);
     Some(resp)
+}
+
+/// Public or partner, from `?key=` or a Bearer token.
+fn access(
+    app: &crate::app::App,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Result<Access, crate::access::Denied> {
+    crate::access::resolve(
+        &app.config.partners,
+        uri.query(),
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+fn cache_control(state: &super::HttpState, access: Access) -> &HeaderValue {
+    match access {
+        Access::Public => &state.cache_control,
+        Access::Partner(_) => &state.private_cache_control,
+    }
+}
+
+/// Counts a feed answer (200 or 304) for readership.
+fn count(
+    app: &crate::app::App,
+    path: &str,
+    headers: &HeaderMap,
+    resp: &Response,
+    peer: Option<std::net::IpAddr>,
+    access: Access,
+) {
+    use axum::body::HttpBody;
+    let Some(peer) = peer else { return };
+    let get = |h: header::HeaderName| headers.get(h).map(HeaderValue::as_bytes);
+    app.readership.count(&crate::readership::Poll {
+        path,
+        not_modified: resp.status() == StatusCode::NOT_MODIFIED,
+        conditional: headers.contains_key(header::IF_NONE_MATCH)
+            || headers.contains_key(header::IF_MODIFIED_SINCE),
+        bytes: resp.body().size_hint().exact().unwrap_or(0),
+        peer,
+        forwarded_for: get(header::HeaderName::from_static("x-forwarded-for")),
+        user_agent: get(header::USER_AGENT),
+        partner: match access {
+            Access::Partner(p) => Some(p),
+            Access::Public => None,
+        },
+    });
+}
+
+/// The answer to a key that is no partner's: 403, one plain line, nothing of the feed.
+pub fn denied() -> Response {
+    text_response(
+        StatusCode::FORBIDDEN,
+        crate::access::DENIED_TEXT.to_string(),
+    )
 }
 
 /// The fallback handler: feeds, OPML and the HTML pages.
@@ -153,6 +221,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     // Taken apart rather than extracted: a `HeaderMap` extractor would clone the headers.
     let (parts, _) = req.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let peer = parts.extensions.get::<super::Peer>().map(|p| p.0);
     if method != Method::GET && method != Method::HEAD {
         let mut r = text_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -173,28 +242,61 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     };
     match target {
         Target::Feed(feed, format) => {
-            let key = CacheKey { feed, format, page };
+            let Ok(access) = access(app, uri, headers) else {
+                return denied();
+            };
+            let key = CacheKey {
+                feed,
+                format,
+                page,
+                content: app.content_for(access),
+            };
             let seen = app.cache.generation();
             match app.feed(&key).await {
                 Ok((entry, source)) => {
                     if source != Source::Stale {
                         app.cache.keep_hot(&key, &entry, seen);
                     }
-                    represent(
+                    let resp = represent(
                         &entry.rep,
                         method,
                         headers,
-                        &state.cache_control,
+                        cache_control(&state, access),
                         &app.metrics,
-                    )
+                    );
+                    count(app, uri.path(), headers, &resp, peer, access);
+                    resp
                 }
                 Err(FeedError::NotFound(msg)) => text_response(StatusCode::NOT_FOUND, msg),
                 Err(FeedError::Store(e)) => store_failure(e),
             }
         }
-        Target::Opml => match app.opml().await {
-            Ok(rep) => represent(&rep, method, headers, &state.cache_control, &app.metrics),
-            Err(e) => store_failure(e),
+        Target::Opml => match access(app, uri, headers) {
+            Err(_) => denied(),
+            Ok(Access::Public) => match app.opml().await {
+                Ok(rep) => represent(&rep, method, headers, &state.cache_control, &app.metrics),
+                Err(e) => store_failure(e),
+            },
+            Ok(Access::Partner(_)) => {
+                let key = crate::access::presented_key(
+                    uri.query(),
+                    headers
+                        .get(header::AUTHORIZATION)
+                        .map(HeaderValue::as_bytes),
+                )
+                .map(|k| String::from_utf8_lossy(&k).into_owned())
+                .unwrap_or_default();
+                match app.partner_opml(&key).await {
+                    Ok(rep) => represent(
+                        &rep,
+                        method,
+                        headers,
+                        &state.private_cache_control,
+                        &app.metrics,
+                    ),
+                    Err(e) => store_failure(e),
+                }
+            }
         },
         Target::Home => super::pages::home(app).await,
         Target::Preview(feed) => super::pages::preview(app, feed, page).await,

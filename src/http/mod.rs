@@ -33,12 +33,15 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
+pub mod stats;
 
 /// Shared state of every handler.
 pub struct HttpState {
     pub app: Arc<App>,
     /// `Cache-Control` for feeds, formatted once from the configuration.
     pub cache_control: HeaderValue,
+    /// The same for a partner's answer: `private`, so no shared cache keeps the full text.
+    pub private_cache_control: HeaderValue,
     /// Deadlines and bounds of every connection.
     pub limits: Limits,
 }
@@ -54,17 +57,20 @@ pub fn state(app: Arc<App>) -> State {
     let c = &app.config.cache;
     // Leaked once per state (a few dozen bytes): a static header value is shared by every
     // response without a reference count.
-    let text: &'static str = Box::leak(
-        format!(
-            "public, max-age={}, stale-while-revalidate={}, stale-if-error={}",
-            c.max_age, c.stale_while_revalidate, c.stale_if_error
+    let policy = |scope: &str| -> &'static str {
+        Box::leak(
+            format!(
+                "{scope}, max-age={}, stale-while-revalidate={}, stale-if-error={}",
+                c.max_age, c.stale_while_revalidate, c.stale_if_error
+            )
+            .into_boxed_str(),
         )
-        .into_boxed_str(),
-    );
+    };
     let limits = Limits::from_config(&app.config.server);
     Arc::new(HttpState {
+        cache_control: HeaderValue::from_static(policy("public")),
+        private_cache_control: HeaderValue::from_static(policy("private")),
         app,
-        cache_control: HeaderValue::from_static(text),
         limits,
     })
 }
@@ -76,6 +82,8 @@ pub fn router(state: State) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/stats", get(stats::page))
+        .route("/api/v1/stats", get(stats::api))
         .merge(api::routes(&state))
         .fallback(feeds::serve)
         .with_state(state)
@@ -95,7 +103,13 @@ struct Worker {
 struct ConnService {
     worker: Worker,
     conn: Rc<Conn>,
+    /// The connection's peer, for readership counting.
+    peer: Option<std::net::IpAddr>,
 }
+
+/// The connection's peer address, as a request extension on the axum path.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
 
 type Answer = Result<axum::http::Response<Tracked<axum::body::Body>>, std::convert::Infallible>;
 
@@ -107,7 +121,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ConnServ
         futures::future::LocalBoxFuture<'static, Answer>,
     >;
 
-    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         self.conn.set_phase(Phase::Busy);
         let conn = self.conn.clone();
         let track = move |mut r: axum::response::Response| {
@@ -128,8 +142,11 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ConnServ
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return futures::future::Either::Left(std::future::ready(Ok(track(r))));
         }
-        if let Some(resp) = feeds::hot(state, req.method(), req.uri(), req.headers()) {
+        if let Some(resp) = feeds::hot(state, req.method(), req.uri(), req.headers(), self.peer) {
             return futures::future::Either::Left(std::future::ready(Ok(track(resp))));
+        }
+        if let Some(ip) = self.peer {
+            req.extensions_mut().insert(Peer(ip));
         }
         let router = self.worker.router.clone();
         futures::future::Either::Right(Box::pin(async move {
@@ -263,6 +280,10 @@ async fn worker(
         state,
     };
     let registry = Registry::new(cap);
+    // This thread's readership counters are handed over by a task of its own.
+    let counting = worker.state.app.readership.clone();
+    let worker_id = counting.register_worker();
+    tokio::task::spawn_local(counting.clone().worker(worker_id));
     let mut connections = tokio::task::JoinSet::new();
     let mut reported = edge::Stats::default();
     // References to entries that went stale are dropped every second even when nobody asks for
@@ -321,6 +342,7 @@ async fn worker(
     {
         tracing::warn!("connections still open 30 s after shutdown began; closing them");
     }
+    counting.finish_worker(worker_id).await;
     Ok(())
 }
 

@@ -63,6 +63,7 @@ pub(crate) async fn run_all(store: &dyn Store) {
     feed_pages(store).await;
     updates_move_articles_between_feeds(store).await;
     batch_and_delete(store).await;
+    readership_rows(store).await;
 }
 
 async fn empty_store(store: &dyn Store) {
@@ -394,4 +395,174 @@ async fn batch_and_delete(store: &dyn Store) {
         "tag rows go with the article"
     );
     store.delete("b-2").await.unwrap();
+}
+
+async fn readership_rows(store: &dyn Store) {
+    use super::readership::*;
+    let day = |s: &str| parse_day(s).unwrap();
+    let secret = store.readership_secret().await.unwrap();
+    assert_ne!(secret, [0u8; 16]);
+    assert_eq!(
+        store.readership_secret().await.unwrap(),
+        secret,
+        "one secret per database"
+    );
+
+    let d1 = day("2026-11-29");
+    let d2 = day("2026-11-30");
+    let feed = "/vi/rss.xml".to_string();
+    let batch = |polls: u64, subs: u64, at: i64| ReadershipBatch {
+        totals: vec![DayTotals {
+            day: d2,
+            feed: feed.clone(),
+            polls,
+            not_modified: polls / 2,
+            bytes: polls * 1000,
+        }],
+        aggregators: vec![AggregatorCount {
+            day: d2,
+            feed: feed.clone(),
+            client: "Feedly".into(),
+            feed_id: String::new(),
+            subscribers: subs,
+            observed_at: at,
+        }],
+        partners: vec![PartnerPolls {
+            day: d2,
+            feed: feed.clone(),
+            partner: "baomoi".into(),
+            polls: 1,
+        }],
+        readers: vec![ReaderSeen {
+            day: d2,
+            feed: feed.clone(),
+            reader: -42,
+            client: "Miniflux".into(),
+        }],
+        impolite: vec![Impolite {
+            day: d2,
+            feed: feed.clone(),
+            user_agent: "curl/8.0".into(),
+            unconditional: 3,
+            too_soon: 2,
+        }],
+    };
+    store.add_readership(&batch(10, 131, 1_000)).await.unwrap();
+    // A second replica's flush: counts add up, the reader is the same one, and its older
+    // observation of Feedly's count does not replace the newer one.
+    store.add_readership(&batch(4, 120, 900)).await.unwrap();
+    store
+        .add_readership(&ReadershipBatch::default())
+        .await
+        .unwrap();
+    let early = ReadershipBatch {
+        totals: vec![DayTotals {
+            day: d1,
+            feed: "/en/atom.xml".into(),
+            polls: 1,
+            not_modified: 0,
+            bytes: 5,
+        }],
+        readers: vec![ReaderSeen {
+            day: d1,
+            feed: "/en/atom.xml".into(),
+            reader: 7,
+            client: "other".into(),
+        }],
+        ..Default::default()
+    };
+    store.add_readership(&early).await.unwrap();
+
+    let rows = store.readership(d2, d2).await.unwrap();
+    assert_eq!(rows.totals.len(), 1);
+    let t = &rows.totals[0];
+    assert_eq!(
+        (t.totals.polls, t.totals.not_modified, t.totals.bytes),
+        (14, 7, 14_000)
+    );
+    assert_eq!(t.closed, None);
+    assert_eq!(rows.aggregators.len(), 1);
+    assert_eq!(
+        (
+            rows.aggregators[0].subscribers,
+            rows.aggregators[0].observed_at
+        ),
+        (131, 1_000)
+    );
+    assert_eq!(rows.partners[0].polls, 2);
+    assert_eq!(rows.readers.len(), 1);
+    assert_eq!(rows.readers[0].reader, -42, "a negative hash round-trips");
+    assert_eq!(
+        (rows.impolite[0].unconditional, rows.impolite[0].too_soon),
+        (6, 4)
+    );
+    store.add_readership(&batch(1, 140, 2_000)).await.unwrap();
+    let rows = store.readership(d2, d2).await.unwrap();
+    assert_eq!(
+        rows.aggregators[0].subscribers, 140,
+        "a later observation replaces"
+    );
+
+    let both = store.readership(d1, d2).await.unwrap();
+    assert_eq!(both.totals.len(), 2);
+    assert_eq!(both.totals[0].totals.day, d1, "ordered by day");
+    assert_eq!(both.readers.len(), 2);
+
+    let next = day("2026-12-01");
+    assert_eq!(store.open_readership_days(next).await.unwrap(), [d1, d2]);
+    assert_eq!(store.open_readership_days(d2).await.unwrap(), [d1]);
+    let closed = |subs: u64| ClosedDay {
+        day: d2,
+        feed: feed.clone(),
+        subscribers: subs,
+        clients: format!("[{{\"client\":\"Feedly\",\"subscribers\":{subs}}}]"),
+    };
+    let quiet = ClosedDay {
+        day: d2,
+        feed: "/vi/kinh-te/rss.xml".into(),
+        subscribers: 3,
+        clients: "[]".into(),
+    };
+    store
+        .close_readership_days(&[closed(143), quiet])
+        .await
+        .unwrap();
+    store.close_readership_days(&[closed(999)]).await.unwrap();
+    let rows = store.readership(d2, d2).await.unwrap();
+    assert_eq!(
+        rows.totals.len(),
+        2,
+        "a feed with subscribers but no polls that day gets a row"
+    );
+    let vi = rows.totals.iter().find(|t| t.totals.feed == feed).unwrap();
+    assert_eq!(
+        vi.closed.as_ref().map(|c| c.0),
+        Some(143),
+        "the first close wins"
+    );
+    assert_eq!(vi.totals.polls, 15, "closing keeps the counts");
+    let quiet = rows.totals.iter().find(|t| t.totals.feed != feed).unwrap();
+    assert_eq!(
+        (quiet.totals.polls, quiet.closed.as_ref().map(|c| c.0)),
+        (0, Some(3))
+    );
+    assert_eq!(store.open_readership_days(next).await.unwrap(), [d1]);
+
+    store.prune_readership(d2, d1).await.unwrap();
+    let both = store.readership(d1, d2).await.unwrap();
+    assert_eq!(
+        both.readers.len(),
+        1,
+        "readers before the window are pruned"
+    );
+    assert_eq!(both.readers[0].day, d2);
+    assert_eq!(both.totals.len(), 3, "totals are kept longer");
+    store.prune_readership(d2, d2).await.unwrap();
+    let both = store.readership(d1, d2).await.unwrap();
+    assert!(both.totals.iter().all(|t| t.totals.day == d2));
+    store.prune_readership(next, next).await.unwrap();
+    assert_eq!(
+        store.readership(d1, next).await.unwrap(),
+        ReadershipRows::default()
+    );
 }

@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::article::Article;
 use crate::feed::{FeedKey, Selector};
+use readership::{ClosedDay, ReadershipBatch, ReadershipRows};
 
 pub mod postgres;
+pub mod readership;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -113,6 +115,39 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap round trip that fails when the database does.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The key of the readers' hash, made on first use and the same for every process sharing
+    /// this database (so one reader polling two replicas is one reader).
+    async fn readership_secret(&self) -> Result<[u8; 16], StoreError>;
+
+    /// Adds one flush of readership counts, in one transaction (see [`readership`] for how each
+    /// kind of row combines with what is stored).
+    async fn add_readership(&self, batch: &ReadershipBatch) -> Result<(), StoreError>;
+
+    /// Every readership row of the days `from..=to`.
+    async fn readership(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<ReadershipRows, StoreError>;
+
+    /// Days before `before` with a feed whose figures are not final yet, oldest first.
+    async fn open_readership_days(
+        &self,
+        before: chrono::NaiveDate,
+    ) -> Result<Vec<chrono::NaiveDate>, StoreError>;
+
+    /// Writes final figures; a day and feed already closed keeps its first figures (replicas
+    /// closing the same day at once agree anyway: they read the same rows).
+    async fn close_readership_days(&self, days: &[ClosedDay]) -> Result<(), StoreError>;
+
+    /// Deletes reader rows of days before `readers_before` and every readership row of days
+    /// before `all_before`.
+    async fn prune_readership(
+        &self,
+        readers_before: chrono::NaiveDate,
+        all_before: chrono::NaiveDate,
+    ) -> Result<(), StoreError>;
+
     /// Tells other processes serving from this database which feeds a write changed. A no-op
     /// for a store only one process serves from.
     async fn announce(&self, _feeds: &BTreeSet<FeedKey>) -> Result<(), StoreError> {
@@ -190,6 +225,30 @@ pub(crate) fn from_doc_bytes(doc: &[u8]) -> Result<Article, StoreError> {
 pub(crate) fn from_doc(doc: &str) -> Result<Article, StoreError> {
     serde_json::from_str(doc)
         .map_err(|e| StoreError::Backend(format!("unreadable stored article: {e}")))
+}
+
+/// 16 random bytes from the operating system (a readership secret), without a RNG crate.
+pub(crate) fn random_secret() -> [u8; 16] {
+    use std::io::Read;
+    let mut out = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut out))
+        .is_err()
+    {
+        // No /dev/urandom: std's per-process random hasher keys, mixed with the time.
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in out.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    out
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`.

@@ -20,11 +20,18 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::readership::{
+    AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
+    ReadershipRows, StoredTotals, day_text, parse_day,
+};
 use super::{Change, Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, to_doc};
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_articles.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/postgres/0001_articles.sql")),
+    (3, include_str!("migrations/postgres/0003_readership.sql")),
+];
 
 /// Advisory lock key serialising migrations across replicas ("bant" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6261_6e74;
@@ -201,6 +208,117 @@ async fn upsert_many(
             .map_err(pg_error)?;
     }
     Ok(outcomes)
+}
+
+/// Adds one readership flush in the caller's transaction: one statement per table, each row set
+/// passed as arrays (`unnest`), so a flush costs the same few round trips however many feeds and
+/// readers it carries.
+async fn add_readership(
+    tx: &deadpool_postgres::Transaction<'_>,
+    b: &ReadershipBatch,
+) -> Result<(), StoreError> {
+    let n = |v: u64| v.min(i64::MAX as u64) as i64;
+    if !b.totals.is_empty() {
+        let days: Vec<String> = b.totals.iter().map(|t| day_text(t.day)).collect();
+        let feeds: Vec<&str> = b.totals.iter().map(|t| t.feed.as_str()).collect();
+        let polls: Vec<i64> = b.totals.iter().map(|t| n(t.polls)).collect();
+        let nm: Vec<i64> = b.totals.iter().map(|t| n(t.not_modified)).collect();
+        let bytes: Vec<i64> = b.totals.iter().map(|t| n(t.bytes)).collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO readership_days AS d (day, feed, polls, not_modified, bytes)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+                 ON CONFLICT (day, feed) DO UPDATE SET polls = d.polls + excluded.polls,
+                   not_modified = d.not_modified + excluded.not_modified, bytes = d.bytes + excluded.bytes",
+            )
+            .await
+            .map_err(pg_error)?;
+        tx.execute(&stmt, &[&days, &feeds, &polls, &nm, &bytes])
+            .await
+            .map_err(pg_error)?;
+    }
+    if !b.aggregators.is_empty() {
+        let a = &b.aggregators;
+        let days: Vec<String> = a.iter().map(|x| day_text(x.day)).collect();
+        let feeds: Vec<&str> = a.iter().map(|x| x.feed.as_str()).collect();
+        let clients: Vec<&str> = a.iter().map(|x| x.client.as_str()).collect();
+        let ids: Vec<&str> = a.iter().map(|x| x.feed_id.as_str()).collect();
+        let subs: Vec<i64> = a.iter().map(|x| n(x.subscribers)).collect();
+        let at: Vec<i64> = a.iter().map(|x| x.observed_at).collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO readership_aggregators AS g (day, feed, client, feed_id, subscribers, observed_at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+                 ON CONFLICT (day, feed, client, feed_id) DO UPDATE SET subscribers = excluded.subscribers,
+                   observed_at = excluded.observed_at WHERE excluded.observed_at >= g.observed_at",
+            )
+            .await
+            .map_err(pg_error)?;
+        tx.execute(&stmt, &[&days, &feeds, &clients, &ids, &subs, &at])
+            .await
+            .map_err(pg_error)?;
+    }
+    if !b.partners.is_empty() {
+        let p = &b.partners;
+        let days: Vec<String> = p.iter().map(|x| day_text(x.day)).collect();
+        let feeds: Vec<&str> = p.iter().map(|x| x.feed.as_str()).collect();
+        let ids: Vec<&str> = p.iter().map(|x| x.partner.as_str()).collect();
+        let polls: Vec<i64> = p.iter().map(|x| n(x.polls)).collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO readership_partners AS p (day, feed, partner, polls)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 ON CONFLICT (day, feed, partner) DO UPDATE SET polls = p.polls + excluded.polls",
+            )
+            .await
+            .map_err(pg_error)?;
+        tx.execute(&stmt, &[&days, &feeds, &ids, &polls])
+            .await
+            .map_err(pg_error)?;
+    }
+    if !b.readers.is_empty() {
+        let r = &b.readers;
+        let days: Vec<String> = r.iter().map(|x| day_text(x.day)).collect();
+        let feeds: Vec<&str> = r.iter().map(|x| x.feed.as_str()).collect();
+        let readers: Vec<i64> = r.iter().map(|x| x.reader).collect();
+        let clients: Vec<&str> = r.iter().map(|x| x.client.as_str()).collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO readership_readers (day, feed, reader, client)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+                 ON CONFLICT (day, feed, reader) DO NOTHING",
+            )
+            .await
+            .map_err(pg_error)?;
+        tx.execute(&stmt, &[&days, &feeds, &readers, &clients])
+            .await
+            .map_err(pg_error)?;
+    }
+    if !b.impolite.is_empty() {
+        let i = &b.impolite;
+        let days: Vec<String> = i.iter().map(|x| day_text(x.day)).collect();
+        let feeds: Vec<&str> = i.iter().map(|x| x.feed.as_str()).collect();
+        let uas: Vec<&str> = i.iter().map(|x| x.user_agent.as_str()).collect();
+        let unc: Vec<i64> = i.iter().map(|x| n(x.unconditional)).collect();
+        let soon: Vec<i64> = i.iter().map(|x| n(x.too_soon)).collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO readership_impolite AS i (day, feed, user_agent, unconditional, too_soon)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                 ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = i.unconditional + excluded.unconditional,
+                   too_soon = i.too_soon + excluded.too_soon",
+            )
+            .await
+            .map_err(pg_error)?;
+        tx.execute(&stmt, &[&days, &feeds, &uas, &unc, &soon])
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(())
+}
+
+fn day_of(s: &str) -> Result<chrono::NaiveDate, StoreError> {
+    parse_day(s).ok_or_else(|| StoreError::Backend(format!("bad readership day `{s}`")))
 }
 
 impl PgStore {
@@ -485,6 +603,162 @@ impl Store for PgStore {
         let client = self.pool.get().await.map_err(pool_error)?;
         client.simple_query("SELECT 1").await.map_err(pg_error)?;
         Ok(())
+    }
+
+    async fn readership_secret(&self) -> Result<[u8; 16], StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let fresh = super::random_secret();
+        client
+            .execute(
+                "INSERT INTO readership_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&&fresh[..]],
+            )
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_one("SELECT secret FROM readership_secret WHERE id = 1", &[])
+            .await
+            .map_err(pg_error)?;
+        row.get::<_, Vec<u8>>(0)
+            .try_into()
+            .map_err(|_| StoreError::Backend("the readership secret is not 16 bytes".into()))
+    }
+
+    async fn add_readership(&self, batch: &ReadershipBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        add_readership(&tx, batch).await?;
+        tx.commit().await.map_err(pg_error)
+    }
+
+    async fn readership(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<ReadershipRows, StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        // One snapshot for all five tables.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg_error)?;
+        let (f, t) = (day_text(from), day_text(to));
+        let u = |v: i64| v.max(0) as u64;
+        let mut rows = ReadershipRows::default();
+        for r in tx
+            .query("SELECT day, feed, polls, not_modified, bytes, subscribers, clients FROM readership_days WHERE day BETWEEN $1 AND $2 ORDER BY day, feed", &[&f, &t])
+            .await
+            .map_err(pg_error)?
+        {
+            let subs: Option<i64> = r.get(5);
+            let clients: Option<String> = r.get(6);
+            rows.totals.push(StoredTotals {
+                totals: DayTotals { day: day_of(r.get(0))?, feed: r.get(1), polls: u(r.get(2)), not_modified: u(r.get(3)), bytes: u(r.get(4)) },
+                closed: subs.map(|s| (u(s), clients.unwrap_or_else(|| "[]".into()))),
+            });
+        }
+        for r in tx
+            .query("SELECT day, feed, client, feed_id, subscribers, observed_at FROM readership_aggregators WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, client, feed_id", &[&f, &t])
+            .await
+            .map_err(pg_error)?
+        {
+            rows.aggregators.push(AggregatorCount { day: day_of(r.get(0))?, feed: r.get(1), client: r.get(2), feed_id: r.get(3), subscribers: u(r.get(4)), observed_at: r.get(5) });
+        }
+        for r in tx
+            .query("SELECT day, feed, partner, polls FROM readership_partners WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, partner", &[&f, &t])
+            .await
+            .map_err(pg_error)?
+        {
+            rows.partners.push(PartnerPolls { day: day_of(r.get(0))?, feed: r.get(1), partner: r.get(2), polls: u(r.get(3)) });
+        }
+        for r in tx
+            .query("SELECT day, feed, reader, client FROM readership_readers WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, reader", &[&f, &t])
+            .await
+            .map_err(pg_error)?
+        {
+            rows.readers.push(ReaderSeen { day: day_of(r.get(0))?, feed: r.get(1), reader: r.get(2), client: r.get(3) });
+        }
+        for r in tx
+            .query("SELECT day, feed, user_agent, unconditional, too_soon FROM readership_impolite WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, user_agent", &[&f, &t])
+            .await
+            .map_err(pg_error)?
+        {
+            rows.impolite.push(Impolite { day: day_of(r.get(0))?, feed: r.get(1), user_agent: r.get(2), unconditional: u(r.get(3)), too_soon: u(r.get(4)) });
+        }
+        tx.commit().await.map_err(pg_error)?;
+        Ok(rows)
+    }
+
+    async fn open_readership_days(
+        &self,
+        before: chrono::NaiveDate,
+    ) -> Result<Vec<chrono::NaiveDate>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .query(
+                "SELECT DISTINCT day FROM readership_days WHERE subscribers IS NULL AND day < $1 ORDER BY day",
+                &[&day_text(before)],
+            )
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(|r| day_of(r.get(0)))
+            .collect()
+    }
+
+    async fn close_readership_days(&self, days: &[ClosedDay]) -> Result<(), StoreError> {
+        if days.is_empty() {
+            return Ok(());
+        }
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let d: Vec<String> = days.iter().map(|x| day_text(x.day)).collect();
+        let feeds: Vec<&str> = days.iter().map(|x| x.feed.as_str()).collect();
+        let subs: Vec<i64> = days
+            .iter()
+            .map(|x| x.subscribers.min(i64::MAX as u64) as i64)
+            .collect();
+        let clients: Vec<&str> = days.iter().map(|x| x.clients.as_str()).collect();
+        client
+            .execute(
+                "INSERT INTO readership_days AS d (day, feed, subscribers, clients)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+                 ON CONFLICT (day, feed) DO UPDATE SET subscribers = excluded.subscribers, clients = excluded.clients
+                 WHERE d.subscribers IS NULL",
+                &[&d, &feeds, &subs, &clients],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn prune_readership(
+        &self,
+        readers_before: chrono::NaiveDate,
+        all_before: chrono::NaiveDate,
+    ) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let (r, a) = (day_text(readers_before), day_text(all_before));
+        tx.execute("DELETE FROM readership_readers WHERE day < $1", &[&r])
+            .await
+            .map_err(pg_error)?;
+        for table in [
+            "readership_days",
+            "readership_aggregators",
+            "readership_partners",
+            "readership_impolite",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE day < $1"), &[&a])
+                .await
+                .map_err(pg_error)?;
+        }
+        tx.commit().await.map_err(pg_error)
     }
 
     async fn announce(&self, feeds: &BTreeSet<FeedKey>) -> Result<(), StoreError> {

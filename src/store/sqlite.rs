@@ -14,13 +14,20 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::readership::{
+    AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
+    ReadershipRows, StoredTotals, day_text, parse_day,
+};
 use super::{
     Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, from_doc_bytes, to_doc,
 };
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_articles.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite/0001_articles.sql")),
+    (3, include_str!("migrations/sqlite/0003_readership.sql")),
+];
 
 /// How long a statement waits for a lock held by another connection or process before the store
 /// reports itself unavailable. Short, so a stuck lock turns into a fast 503, not a hung poller.
@@ -219,6 +226,189 @@ fn upsert_one(conn: &Connection, a: &Article) -> Result<Upsert, StoreError> {
         write_article(conn, a)?;
     }
     Ok(outcome)
+}
+
+fn add_readership(conn: &Connection, b: &ReadershipBatch) -> Result<(), StoreError> {
+    let n = |v: u64| v.min(i64::MAX as u64) as i64;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO readership_days (day, feed, polls, not_modified, bytes) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (day, feed) DO UPDATE SET polls = polls + excluded.polls,
+               not_modified = not_modified + excluded.not_modified, bytes = bytes + excluded.bytes",
+        )
+        .map_err(unavailable)?;
+    for t in &b.totals {
+        stmt.execute(params![
+            day_text(t.day),
+            t.feed,
+            n(t.polls),
+            n(t.not_modified),
+            n(t.bytes)
+        ])
+        .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO readership_aggregators (day, feed, client, feed_id, subscribers, observed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (day, feed, client, feed_id) DO UPDATE SET subscribers = excluded.subscribers,
+               observed_at = excluded.observed_at WHERE excluded.observed_at >= readership_aggregators.observed_at",
+        )
+        .map_err(unavailable)?;
+    for a in &b.aggregators {
+        stmt.execute(params![
+            day_text(a.day),
+            a.feed,
+            a.client,
+            a.feed_id,
+            n(a.subscribers),
+            a.observed_at
+        ])
+        .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO readership_partners (day, feed, partner, polls) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (day, feed, partner) DO UPDATE SET polls = polls + excluded.polls",
+        )
+        .map_err(unavailable)?;
+    for p in &b.partners {
+        stmt.execute(params![day_text(p.day), p.feed, p.partner, n(p.polls)])
+            .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO readership_readers (day, feed, reader, client) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (day, feed, reader) DO NOTHING",
+        )
+        .map_err(unavailable)?;
+    for r in &b.readers {
+        stmt.execute(params![day_text(r.day), r.feed, r.reader, r.client])
+            .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO readership_impolite (day, feed, user_agent, unconditional, too_soon) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = unconditional + excluded.unconditional,
+               too_soon = too_soon + excluded.too_soon",
+        )
+        .map_err(unavailable)?;
+    for i in &b.impolite {
+        stmt.execute(params![
+            day_text(i.day),
+            i.feed,
+            i.user_agent,
+            n(i.unconditional),
+            n(i.too_soon)
+        ])
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn day_of(s: String) -> rusqlite::Result<chrono::NaiveDate> {
+    parse_day(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("bad day `{s}`").into(),
+        )
+    })
+}
+
+fn read_readership(
+    conn: &Connection,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<ReadershipRows, StoreError> {
+    let (f, t) = (day_text(from), day_text(to));
+    let u = |v: i64| v.max(0) as u64;
+    let mut rows = ReadershipRows::default();
+    let mut stmt = conn
+        .prepare_cached("SELECT day, feed, polls, not_modified, bytes, subscribers, clients FROM readership_days WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed")
+        .map_err(unavailable)?;
+    rows.totals = stmt
+        .query_map([&f, &t], |r| {
+            let subs: Option<i64> = r.get(5)?;
+            let clients: Option<String> = r.get(6)?;
+            Ok(StoredTotals {
+                totals: DayTotals {
+                    day: day_of(r.get(0)?)?,
+                    feed: r.get(1)?,
+                    polls: u(r.get(2)?),
+                    not_modified: u(r.get(3)?),
+                    bytes: u(r.get(4)?),
+                },
+                closed: subs.map(|s| (u(s), clients.unwrap_or_else(|| "[]".into()))),
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT day, feed, client, feed_id, subscribers, observed_at FROM readership_aggregators WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, client, feed_id")
+        .map_err(unavailable)?;
+    rows.aggregators = stmt
+        .query_map([&f, &t], |r| {
+            Ok(AggregatorCount {
+                day: day_of(r.get(0)?)?,
+                feed: r.get(1)?,
+                client: r.get(2)?,
+                feed_id: r.get(3)?,
+                subscribers: u(r.get(4)?),
+                observed_at: r.get(5)?,
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT day, feed, partner, polls FROM readership_partners WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, partner")
+        .map_err(unavailable)?;
+    rows.partners = stmt
+        .query_map([&f, &t], |r| {
+            Ok(PartnerPolls {
+                day: day_of(r.get(0)?)?,
+                feed: r.get(1)?,
+                partner: r.get(2)?,
+                polls: u(r.get(3)?),
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT day, feed, reader, client FROM readership_readers WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, reader")
+        .map_err(unavailable)?;
+    rows.readers = stmt
+        .query_map([&f, &t], |r| {
+            Ok(ReaderSeen {
+                day: day_of(r.get(0)?)?,
+                feed: r.get(1)?,
+                reader: r.get(2)?,
+                client: r.get(3)?,
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT day, feed, user_agent, unconditional, too_soon FROM readership_impolite WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, user_agent")
+        .map_err(unavailable)?;
+    rows.impolite = stmt
+        .query_map([&f, &t], |r| {
+            Ok(Impolite {
+                day: day_of(r.get(0)?)?,
+                feed: r.get(1)?,
+                user_agent: r.get(2)?,
+                unconditional: u(r.get(3)?),
+                too_soon: u(r.get(4)?),
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    Ok(rows)
 }
 
 impl SqliteStore {
@@ -457,6 +647,122 @@ impl Store for SqliteStore {
             conn.query_row("SELECT COUNT(*) FROM articles", [], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
                 .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn readership_secret(&self) -> Result<[u8; 16], StoreError> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO readership_secret (id, secret) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                [&super::random_secret()[..]],
+            )
+            .map_err(unavailable)?;
+            let secret: Vec<u8> = conn
+                .query_row("SELECT secret FROM readership_secret WHERE id = 1", [], |r| r.get(0))
+                .map_err(unavailable)?;
+            secret
+                .try_into()
+                .map_err(|_| StoreError::Backend("the readership secret is not 16 bytes".into()))
+        })
+        .await
+    }
+
+    async fn add_readership(&self, batch: &ReadershipBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch = batch.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            add_readership(&tx, &batch)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn readership(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<ReadershipRows, StoreError> {
+        self.read(move |conn| {
+            // One snapshot for all five tables.
+            conn.execute_batch("BEGIN").map_err(unavailable)?;
+            let rows = read_readership(conn, from, to);
+            let _ = conn.execute_batch("COMMIT");
+            rows
+        })
+        .await
+    }
+
+    async fn open_readership_days(
+        &self,
+        before: chrono::NaiveDate,
+    ) -> Result<Vec<chrono::NaiveDate>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT DISTINCT day FROM readership_days WHERE subscribers IS NULL AND day < ?1 ORDER BY day")
+                .map_err(unavailable)?;
+            stmt.query_map([day_text(before)], |r| day_of(r.get(0)?))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn close_readership_days(&self, days: &[ClosedDay]) -> Result<(), StoreError> {
+        if days.is_empty() {
+            return Ok(());
+        }
+        let days = days.to_vec();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO readership_days (day, feed, subscribers, clients) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (day, feed) DO UPDATE SET subscribers = excluded.subscribers, clients = excluded.clients
+                         WHERE readership_days.subscribers IS NULL",
+                    )
+                    .map_err(unavailable)?;
+                for d in &days {
+                    stmt.execute(params![day_text(d.day), d.feed, d.subscribers.min(i64::MAX as u64) as i64, d.clients])
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn prune_readership(
+        &self,
+        readers_before: chrono::NaiveDate,
+        all_before: chrono::NaiveDate,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let (r, a) = (day_text(readers_before), day_text(all_before));
+            tx.execute("DELETE FROM readership_readers WHERE day < ?1", [&r])
+                .map_err(unavailable)?;
+            for table in [
+                "readership_days",
+                "readership_aggregators",
+                "readership_partners",
+                "readership_impolite",
+            ] {
+                tx.execute(&format!("DELETE FROM {table} WHERE day < ?1"), [&a])
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
         })
         .await
     }

@@ -232,6 +232,7 @@ fn key(lang: &str, sel: Selector, format: Format) -> CacheKey {
         feed: FeedKey::new(lang, sel),
         format,
         page: 1,
+        content: bantin::feed::Content::Full,
     }
 }
 
@@ -254,6 +255,7 @@ async fn a_write_invalidates_exactly_the_feeds_it_touched() {
                     feed,
                     format,
                     page: 1,
+                    content: bantin::feed::Content::Full,
                 });
             }
         }

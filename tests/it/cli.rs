@@ -155,3 +155,30 @@ fn export_writes_every_feed_as_static_files() {
     let rss = std::fs::read_to_string(out_dir.join("vi/kinh-te/rss.xml")).unwrap();
     strict_xml(&rss, "exported rss");
 }
+
+#[test]
+fn partner_key_prints_a_key_and_the_lines_for_site_toml() {
+    let out = bantin(&["partner-key", "--id", "baomoi"], "sqlite://unused.db");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text.lines().nth(1).unwrap().trim_start_matches('#').trim();
+    assert_eq!(key.len(), 43, "{text}");
+    let hash = bantin::access::key_sha256_hex(key);
+    assert!(text.contains(&format!("key_sha256 = \"{hash}\"")), "{text}");
+    // The printed lines are valid configuration.
+    let toml = format!(
+        "base_url = \"https://x.example\"\nlanguages = [\"vi\"]\n[site.vi]\nname = \"X\"\n{}",
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let c = bantin::config::Config::parse(&toml, "site.toml", std::path::Path::new("."), |_| None)
+        .unwrap();
+    assert_eq!(
+        bantin::access::partner_for_key(&c.partners, key.as_bytes()),
+        Some(0)
+    );
+    let again = bantin(&["partner-key", "--key", key], "sqlite://unused.db");
+    assert!(String::from_utf8(again.stdout).unwrap().contains(&hash));
+}

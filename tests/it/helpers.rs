@@ -33,6 +33,10 @@ pub struct Options {
     pub max_batch_bytes: Option<usize>,
     /// `[server]` deadlines and bounds (tests shorten the timeouts to seconds).
     pub server: Option<bantin::config::ServerConfig>,
+    /// Any further change to the configuration.
+    pub tweak: Option<fn(&mut Config)>,
+    /// The clock readership days are read from (the system clock when `None`).
+    pub clock: Option<std::sync::Arc<dyn bantin::clock::Clock>>,
 }
 
 impl Default for Options {
@@ -48,6 +52,8 @@ impl Default for Options {
             max_article_bytes: None,
             max_batch_bytes: None,
             server: None,
+            tweak: None,
+            clock: None,
         }
     }
 }
@@ -91,6 +97,10 @@ pub fn config(opts: &Options, db_url: &str) -> Config {
     if let Some(s) = &opts.server {
         c.server = s.clone();
     }
+
+    if let Some(tweak) = opts.tweak {
+        tweak(&mut c);
+    }
     c
 }
 
@@ -109,7 +119,11 @@ pub async fn spawn(opts: Options) -> TestApp {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
-    let server = bantin::server::start(config(&opts, &db_url))
+    let clock = opts
+        .clock
+        .clone()
+        .unwrap_or_else(|| std::sync::Arc::new(bantin::clock::SystemClock));
+    let server = bantin::server::start_with_clock(config(&opts, &db_url), clock)
         .await
         .expect("bantin starts");
     let base = format!("http://{}", server.addr);

@@ -197,6 +197,7 @@ async fn a_database_outage_keeps_cached_feeds_up_and_recovers_without_restart() 
         feed: bantin::feed::FeedKey::new("en", bantin::feed::Selector::All),
         format: bantin::feed::Format::Rss,
         page: 1,
+        content: bantin::feed::Content::Full,
     };
     assert!(app.server.app.cache.contains_current(&en).await);
     let body = cached.bytes().await.unwrap();

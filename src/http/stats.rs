@@ -1,0 +1,369 @@
+//! Readership for the newsroom: `GET /api/v1/stats?days=N` (JSON) and `/stats` (an HTML page
+//! with an inline SVG chart, no script), both behind the API token. The page also takes the token
+//! as the password of HTTP Basic, so an editor can open it in a browser's password prompt.
+//!
+//! Handlers only check the token, read `days`, and format what
+//! [`crate::readership::Readership::stats`] computes.
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::HttpError;
+use crate::app::App;
+use crate::readership::figures::{DayFigures, ImpoliteFigure};
+use crate::text::escape_xml as esc;
+
+/// Days shown when `days` is not given: a week by API, a month on the page.
+const API_DAYS: u32 = 7;
+const PAGE_DAYS: u32 = 30;
+/// Most days one request may ask for.
+const MAX_DAYS: u32 = 366;
+
+fn check_token(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+    let tokens = &app.config.api.tokens;
+    if tokens.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "api_disabled",
+            "readership figures need an API token: set BANTIN_API_TOKEN or BANTIN_API_TOKEN_FILE",
+        ));
+    }
+    let presented = crate::access::presented_token(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    );
+    match presented {
+        Some(t) if crate::access::token_matches(tokens, &t) => Ok(()),
+        Some(_) => Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the token is not valid",
+        )),
+        None => Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing `Authorization: Bearer <token>` (or the token as the password of HTTP Basic)",
+        )),
+    }
+}
+
+/// `days=N` from the query: 1..=366, or the default.
+fn days_param(query: Option<&str>, default: u32) -> Result<u32, HttpError> {
+    let Some(q) = query else { return Ok(default) };
+    match url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "days") {
+        None => Ok(default),
+        Some((_, v)) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_DAYS).contains(&n) => Ok(n),
+            _ => Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_days",
+                format!("`days={v}` must be a whole number of days from 1 to {MAX_DAYS}"),
+            )
+            .with_field("days")),
+        },
+    }
+}
+
+fn challenge(mut r: Response) -> Response {
+    if r.status() == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"bantin stats\", charset=\"UTF-8\""),
+        );
+    }
+    r
+}
+
+/// `GET /api/v1/stats?days=N`.
+pub async fn api(
+    State(state): State<super::State>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let app = &state.app;
+    let result = async {
+        check_token(app, &headers)?;
+        let days = days_param(uri.query(), API_DAYS)?;
+        let (figures, impolite) = app.readership.stats(&*app.store, days).await?;
+        Ok::<_, HttpError>(Json(json!({"days": figures, "impolite": impolite})).into_response())
+    }
+    .await;
+    let mut r = result.unwrap_or_else(|e| challenge(e.into_response()));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    r
+}
+
+/// `GET /stats?days=N`: the page for the newsroom.
+pub async fn page(
+    State(state): State<super::State>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let app = &state.app;
+    let result = async {
+        check_token(app, &headers)?;
+        let days = days_param(uri.query(), PAGE_DAYS)?;
+        let (figures, impolite) = app.readership.stats(&*app.store, days).await?;
+        Ok::<_, HttpError>(render(app, &figures, &impolite))
+    }
+    .await;
+    let mut r = match result {
+        Ok(html) => {
+            let mut r = (StatusCode::OK, html).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Err(e) => {
+            let status = e.status;
+            let mut r = super::feeds::text_response(status, e.message);
+            r.headers_mut().remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+            challenge(r)
+        }
+    };
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    r
+}
+
+/// A byte count for people: `1.2 MB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "–".into()
+    } else {
+        format!("{:.0}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// Subscribers per day (all feeds together) as an SVG line chart with a labelled point per day.
+fn chart(days: &[DayFigures]) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 220.0;
+    const PAD: f64 = 40.0;
+    let totals: Vec<(String, u64)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.date.format("%Y-%m-%d").to_string(),
+                d.feeds.iter().map(|f| f.subscribers).sum(),
+            )
+        })
+        .collect();
+    let max = totals.iter().map(|t| t.1).max().unwrap_or(0).max(1);
+    let n = totals.len().max(2) - 1;
+    let x = |i: usize| PAD + (W - 2.0 * PAD) * i as f64 / n as f64;
+    let y = |v: u64| H - PAD - (H - 2.0 * PAD) * v as f64 / max as f64;
+    let mut s = format!(
+        "<svg id=\"subscribers-chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"Subscribers per day\">\n"
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{PAD}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{0}\" stroke=\"#999\"/>",
+        H - PAD,
+        W - PAD
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"11\">{max}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"11\">0</text>",
+        PAD - 4.0,
+        PAD + 4.0,
+        PAD - 4.0,
+        H - PAD + 4.0
+    );
+    let points: Vec<String> = totals
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| format!("{:.1},{:.1}", x(i), y(*v)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"{}\"/>",
+        points.join(" ")
+    );
+    for (i, (date, v)) in totals.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#c0392b\" data-date=\"{date}\" data-subscribers=\"{v}\"><title>{date}: {v} subscribers</title></circle>",
+            x(i),
+            y(*v)
+        );
+    }
+    if let (Some(first), Some(last)) = (totals.first(), totals.last()) {
+        let _ = writeln!(
+            s,
+            "<text x=\"{PAD}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
+            H - PAD + 16.0,
+            first.0,
+            W - PAD,
+            H - PAD + 16.0,
+            last.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn render(app: &App, days: &[DayFigures], impolite: &[ImpoliteFigure]) -> String {
+    let site = &app.config.languages[0].site_name;
+    let latest = days.last();
+    let today_subs: u64 = latest.map_or(0, |d| d.feeds.iter().map(|f| f.subscribers).sum());
+    let polls: u64 = days.iter().flat_map(|d| &d.feeds).map(|f| f.polls).sum();
+    let not_modified: u64 = days
+        .iter()
+        .flat_map(|d| &d.feeds)
+        .map(|f| f.not_modified)
+        .sum();
+    let bytes: u64 = days.iter().flat_map(|d| &d.feeds).map(|f| f.bytes).sum();
+    let from = days.first().map(|d| d.date.to_string()).unwrap_or_default();
+    let to = latest.map(|d| d.date.to_string()).unwrap_or_default();
+
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Readership – {}</title>\n<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse}}td,th{{padding:.2em .6em;text-align:left}}td.n,th.n{{text-align:right}}tr:nth-child(even){{background:#f4f4f4}}</style></head><body>\n",
+        esc(site)
+    );
+    let _ = writeln!(
+        s,
+        "<h1>Readership – {}</h1>\n<p>{from} to {to}. Subscribers follow the FeedPress rules: the aggregators' last reported counts, plus partners, plus distinct readers (address and User-Agent) over 7 days; browsers and bots are polls, never subscribers.</p>",
+        esc(site)
+    );
+    let _ = writeln!(
+        s,
+        "<p><strong id=\"subscribers-today\">{today_subs}</strong> subscribers on {to} · <strong id=\"polls\">{polls}</strong> polls · <strong id=\"not-modified-share\">{}</strong> answered 304 Not Modified · {} sent</p>",
+        percent(not_modified, polls),
+        human_bytes(bytes)
+    );
+    s.push_str("<h2>Subscribers per day</h2>\n");
+    s.push_str(&chart(days));
+
+    // Top feeds: today's subscribers, the period's polls.
+    let mut per_feed: std::collections::BTreeMap<&str, (u64, u64, u64, u64)> =
+        std::collections::BTreeMap::new();
+    for d in days {
+        for f in &d.feeds {
+            let e = per_feed.entry(&f.feed).or_default();
+            e.1 += f.polls;
+            e.2 += f.not_modified;
+            e.3 += f.bytes;
+        }
+    }
+    if let Some(l) = latest {
+        for f in &l.feeds {
+            per_feed.entry(&f.feed).or_default().0 = f.subscribers;
+        }
+    }
+    let mut feeds: Vec<_> = per_feed.into_iter().collect();
+    feeds.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(b.1.1.cmp(&a.1.1)));
+    s.push_str("<h2>Top feeds</h2>\n<table id=\"top-feeds\"><tr><th>feed</th><th class=\"n\">subscribers</th><th class=\"n\">polls</th><th class=\"n\">304</th><th class=\"n\">sent</th></tr>\n");
+    for (feed, (subs, polls, nm, bytes)) in feeds.iter().take(25) {
+        let _ = writeln!(
+            s,
+            "<tr><td><a href=\"{0}\">{0}</a></td><td class=\"n\">{subs}</td><td class=\"n\">{polls}</td><td class=\"n\">{1}</td><td class=\"n\">{2}</td></tr>",
+            esc(feed),
+            percent(*nm, *polls),
+            human_bytes(*bytes)
+        );
+    }
+    s.push_str("</table>\n");
+
+    if let Some(l) = latest {
+        let mut clients: std::collections::BTreeMap<(&str, &str), u64> =
+            std::collections::BTreeMap::new();
+        for f in &l.feeds {
+            for c in &f.clients {
+                *clients.entry((&c.client, &c.kind)).or_default() += c.subscribers;
+            }
+        }
+        let mut clients: Vec<_> = clients.into_iter().collect();
+        clients.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let _ = writeln!(
+            s,
+            "<h2>Subscribers by client on {to}</h2>\n<table id=\"clients\"><tr><th>client</th><th>kind</th><th class=\"n\">subscribers</th></tr>"
+        );
+        for ((client, kind), n) in clients.iter().take(25) {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{n}</td></tr>",
+                esc(client),
+                esc(kind)
+            );
+        }
+        s.push_str("</table>\n");
+    }
+
+    let _ = writeln!(
+        s,
+        "<h2>Impolite pollers</h2>\n<p>Clients fetching a feed without <code>If-None-Match</code> or <code>If-Modified-Since</code> again before its max-age ({} s) had passed: what feed-reader scoring services check, seen from the server.</p>",
+        app.config.cache.max_age
+    );
+    if impolite.is_empty() {
+        s.push_str("<p id=\"impolite\">None.</p>\n");
+    } else {
+        s.push_str("<table id=\"impolite\"><tr><th>User-Agent</th><th>feed</th><th class=\"n\">unconditional</th><th class=\"n\">too soon</th></tr>\n");
+        for i in impolite {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&i.user_agent),
+                esc(&i.feed),
+                i.unconditional,
+                i.too_soon
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("</body></html>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parameter() {
+        assert_eq!(days_param(None, 7).unwrap(), 7);
+        assert_eq!(days_param(Some("days=30"), 7).unwrap(), 30);
+        assert_eq!(days_param(Some("x=1"), 7).unwrap(), 7);
+        for bad in ["days=0", "days=367", "days=-1", "days=week"] {
+            let e = days_param(Some(bad), 7).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(e.field.as_deref(), Some("days"));
+        }
+    }
+
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_200_000), "1.2 MB");
+        assert_eq!(percent(1, 4), "25%");
+        assert_eq!(percent(0, 0), "–");
+    }
+}
