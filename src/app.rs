@@ -43,6 +43,8 @@ pub struct App {
     /// Renders at once at most: each holds a page of articles and its bodies in memory, so this
     /// bounds a miss storm's memory and keeps renders from crowding out the workers' cores.
     render_permits: tokio::sync::Semaphore,
+    /// Purge lists being computed at once (each counts the touched feeds' items).
+    purge_permits: Arc<tokio::sync::Semaphore>,
     /// Poll counting and subscriber figures.
     pub readership: crate::readership::Readership,
     /// The OPML list, with when it was made and the write count it reflects.
@@ -77,6 +79,7 @@ impl App {
                 crate::http::worker_count(),
             ),
             render_permits: tokio::sync::Semaphore::new(cores),
+            purge_permits: Arc::new(tokio::sync::Semaphore::new(4)),
             config,
             store,
             metrics,
@@ -301,36 +304,20 @@ impl App {
             .iter()
             .flat_map(|k| Format::ALL.map(|f| k.url(&self.config, f, 1)))
             .collect();
-        let purge = if self.outbox.purges() {
-            Some(self.purge_of(&touched).await)
-        } else {
-            None
-        };
-        self.outbox.publish(&topics, purge);
-    }
-
-    /// What a CDN must drop after a write touched `feeds`: their surrogate keys, and the URLs of
-    /// every format of every page they now have (one more item's worth, in case the write removed
-    /// one and a page with it), at most [`MAX_PURGE_PAGES`] pages a feed (the keys cover deeper
-    /// pages).
-    async fn purge_of(&self, feeds: &BTreeSet<FeedKey>) -> Purge {
-        let now = Utc::now();
-        let per_page = self.config.items_per_feed as u64;
-        let mut purge = Purge::default();
-        for feed in feeds {
-            purge.keys.push(feed.surrogate_key());
-            // If the count cannot be read now, page 1 (what nearly every poller fetches) still is.
-            let items = self.store.count_visible(feed, now).await.unwrap_or(0);
-            let pages = (items + 1).div_ceil(per_page).clamp(1, MAX_PURGE_PAGES);
-            for format in Format::ALL {
-                for page in 1..=pages {
-                    purge.urls.push(feed.url(&self.config, format, page as u32));
-                }
-            }
+        self.outbox.publish(&topics, None);
+        if self.outbox.purges() {
+            // Listing the touched feeds' pages takes a count per feed: done beside the write, a
+            // few at a time, never in it.
+            let (store, config) = (self.store.clone(), self.config.clone());
+            let (outbox, permits) = (self.outbox.clone(), self.purge_permits.clone());
+            tokio::spawn(async move {
+                let Ok(_permit) = permits.acquire().await else {
+                    return;
+                };
+                let purge = purge_of(&*store, &config, &touched).await;
+                outbox.publish(&[], Some(purge));
+            });
         }
-        purge.keys.sort();
-        purge.urls.sort();
-        purge
     }
 
     /// Applies another replica's announcement to this replica's cache.
@@ -341,6 +328,29 @@ impl App {
         }
         self.writes.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// What a CDN must drop after a write touched `feeds`: their surrogate keys, and the URLs of every
+/// format of every page they now have (one more item's worth, in case the write removed one and a
+/// page with it), at most [`MAX_PURGE_PAGES`] pages a feed (the keys cover deeper pages).
+async fn purge_of(store: &dyn Store, config: &Config, feeds: &BTreeSet<FeedKey>) -> Purge {
+    let now = Utc::now();
+    let per_page = config.items_per_feed as u64;
+    let mut purge = Purge::default();
+    for feed in feeds {
+        purge.keys.push(feed.surrogate_key());
+        // If the count cannot be read now, page 1 (what nearly every poller fetches) still is.
+        let items = store.count_visible(feed, now).await.unwrap_or(0);
+        let pages = (items + 1).div_ceil(per_page).clamp(1, MAX_PURGE_PAGES);
+        for format in Format::ALL {
+            for page in 1..=pages {
+                purge.urls.push(feed.url(config, format, page as u32));
+            }
+        }
+    }
+    purge.keys.sort();
+    purge.urls.sort();
+    purge
 }
 
 fn past_the_end(app: &App, key: &CacheKey, path: &str) -> String {

@@ -248,7 +248,7 @@ impl FeedCache {
         let (key, weak) = (key.clone(), Arc::downgrade(entry));
         let (entries, generation) = (self.entries.clone(), self.generation.clone());
         let (live, done) = (self.live.clone(), self.recompressions.clone());
-        self.background.offer(move || {
+        let offered = self.background.offer(move || {
             // Work on a copy of the identity body, holding no reference to the entry meanwhile: a
             // write may make it stale, and then its memory must go at once, not after a
             // low-priority compression finishes.
@@ -289,6 +289,10 @@ impl FeedCache {
                 generation.fetch_add(1, Ordering::AcqRel);
             }
         });
+        if !offered {
+            // The queue is full: let a later hit offer it again.
+            entry.offered.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Largest number of memfds the cache can hold at once: every entry that has one weighs at
@@ -379,6 +383,10 @@ impl FeedCache {
                 .await;
             match result {
                 Ok(CompResult::Inserted(e) | CompResult::ReplacedWith(e)) => {
+                    // moka evicts lazily, on its own schedule; a burst of misses could otherwise
+                    // run the map past its capacity until then. A miss costs milliseconds; this
+                    // costs microseconds.
+                    self.entries.run_pending_tasks().await;
                     let e = e.into_value();
                     if self.is_current(&key.feed, e.generation) || attempt == 3 {
                         return Ok((e, Source::Rendered));
@@ -811,7 +819,6 @@ mod tests {
                 .unwrap();
             c.keep_hot(&k, &e, seen);
             drop(e);
-            c.settle().await;
             assert!(
                 c.live_bytes() <= budget,
                 "after page {page}: {} live bytes over a budget of {budget}",

@@ -16,9 +16,10 @@
 //!   feed's key in `Surrogate-Key` and `Cache-Tag`) and their absolute public URLs, all formats and
 //!   pages. A write that changed nothing sends nothing.
 //!
-//! Both queues are bounded: past [`MAX_PENDING`] entries, a hub's new topics are dropped (logged)
-//! and a receiver's new purges are folded into its newest waiting one (a purge is idempotent, so a
-//! union loses nothing but the one-per-write count).
+//! Both queues are bounded: past [`MAX_PENDING`] entries, a hub's new topics are dropped (logged);
+//! past [`MAX_PENDING_PURGES`] purges or [`MAX_PURGE_BYTES`] of keys and URLs, a receiver's new
+//! purges are folded into its newest waiting one (a purge is idempotent, so a union loses nothing
+//! but the one-per-write count; a union is at most every URL of every feed).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,11 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(86_400);
 const IN_FLIGHT: usize = 4;
 /// Entries waiting for one endpoint at most.
 pub const MAX_PENDING: usize = 100_000;
+/// Purges waiting for one receiver at most, and their bytes of keys and URLs, before new ones are
+/// folded together.
+pub const MAX_PENDING_PURGES: usize = 10_000;
+pub const MAX_PURGE_BYTES: usize = 16 << 20;
+
 /// One request's deadline: an endpoint that hangs is a failed request, retried later.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,6 +59,14 @@ pub struct Purge {
 }
 
 impl Purge {
+    fn bytes(&self) -> usize {
+        self.keys
+            .iter()
+            .chain(&self.urls)
+            .map(|s| s.len() + 8)
+            .sum()
+    }
+
     fn merge(&mut self, other: &Purge) {
         let keys: BTreeSet<String> = self
             .keys
@@ -96,6 +110,8 @@ struct Queue {
     /// order.
     jobs: BTreeMap<String, Job>,
     next_seq: u64,
+    /// Bytes of keys and URLs in waiting purges.
+    purge_bytes: usize,
 }
 
 enum Payload {
@@ -197,17 +213,23 @@ impl Outbox {
         for receiver in &self.purgers {
             {
                 let mut q = receiver.queue.lock().unwrap_or_else(|p| p.into_inner());
-                if q.jobs.len() >= MAX_PENDING {
+                if q.jobs.len() >= MAX_PENDING_PURGES
+                    || q.purge_bytes + purge.bytes() > MAX_PURGE_BYTES
+                {
                     let newest = q.jobs.values_mut().rev().find(|j| !j.in_flight);
                     if let Some(Job {
                         payload: Payload::Purge(p),
                         ..
                     }) = newest
                     {
+                        let before = p.bytes();
                         p.merge(&purge);
+                        let grown = p.bytes() - before;
+                        q.purge_bytes += grown;
                         continue;
                     }
                 }
+                q.purge_bytes += purge.bytes();
                 let seq = q.next_seq;
                 q.next_seq += 1;
                 q.jobs.insert(
@@ -290,17 +312,27 @@ fn settle(endpoint: &Endpoint, metrics: &Metrics, key: String, result: Result<()
         }
         Ok(()) => {
             tracing::debug!(%url, key, "outbound notice accepted");
-            q.jobs.remove(&key);
+            remove(&mut q, &key);
         }
         Err(e) if job.first_try.elapsed() > GIVE_UP_AFTER => {
             tracing::error!(%url, key, error = %e, "giving up on an outbound notice after a day");
-            q.jobs.remove(&key);
+            remove(&mut q, &key);
         }
         Err(e) => {
             tracing::warn!(%url, key, error = %e, retry_in = ?job.delay, "outbound notice failed; will retry");
             job.due = Instant::now() + job.delay;
             job.delay = (job.delay * 2).min(MAX_RETRY);
         }
+    }
+}
+
+fn remove(q: &mut Queue, key: &str) {
+    if let Some(Job {
+        payload: Payload::Purge(p),
+        ..
+    }) = q.jobs.remove(key)
+    {
+        q.purge_bytes = q.purge_bytes.saturating_sub(p.bytes());
     }
 }
 

@@ -108,7 +108,7 @@ pub struct Times {
 pub struct Conn {
     phase: Cell<Phase>,
     /// Bumped on every phase change, so queued references to an old phase are recognised.
-    stamp: Cell<u32>,
+    stamp: Cell<u64>,
     times: Cell<Times>,
     /// Set when the registry chose this connection to make room.
     shed: Cell<bool>,
@@ -143,7 +143,13 @@ impl Conn {
             return;
         }
         self.phase.set(phase);
-        let stamp = self.stamp.get().wrapping_add(1);
+        // Stamps come from one counter for the whole registry: a slot's next occupant must never
+        // match a queue entry its predecessor left.
+        let stamp = {
+            let mut r = self.registry.borrow_mut();
+            r.next_stamp += 1;
+            r.next_stamp
+        };
         self.stamp.set(stamp);
         if matches!(phase, Phase::Idle | Phase::Closing) {
             self.registry.borrow_mut().queue(phase, self.index, stamp);
@@ -191,9 +197,11 @@ pub struct Registry {
     free: Vec<usize>,
     open: usize,
     /// Connections that were fresh (or closing), in the order they became so: shed first.
-    fresh: VecDeque<(usize, u32)>,
+    fresh: VecDeque<(usize, u64)>,
     /// Connections that became idle, oldest first.
-    idle: VecDeque<(usize, u32)>,
+    idle: VecDeque<(usize, u64)>,
+    /// The last stamp given out.
+    next_stamp: u64,
     /// Shed connections that have not closed yet: admitting stops once too many are pending.
     pending_sheds: usize,
     pub stats: Stats,
@@ -206,8 +214,9 @@ pub struct Stats {
     pub refused: u64,
 }
 
-/// Most shed connections waiting to close before a worker refuses newcomers instead.
-const MAX_PENDING_SHEDS: usize = 256;
+/// Most shed connections waiting to close before a worker refuses newcomers instead: how far a
+/// worker may briefly run over its share (the file budget keeps this many per worker in reserve).
+pub const MAX_PENDING_SHEDS: usize = 64;
 
 impl Registry {
     pub fn new(cap: usize) -> Rc<RefCell<Registry>> {
@@ -219,6 +228,7 @@ impl Registry {
             fresh: VecDeque::new(),
             idle: VecDeque::new(),
             pending_sheds: 0,
+            next_stamp: 0,
             stats: Stats::default(),
         }))
     }
@@ -247,9 +257,11 @@ impl Registry {
             }
         };
         let now = Instant::now();
+        r.next_stamp += 1;
+        let stamp = r.next_stamp;
         let conn = Rc::new(Conn {
             phase: Cell::new(Phase::Fresh),
-            stamp: Cell::new(0),
+            stamp: Cell::new(stamp),
             times: Cell::new(Times {
                 accepted: now,
                 idle_since: now,
@@ -263,11 +275,11 @@ impl Registry {
         });
         r.slots[index] = Some(Rc::downgrade(&conn));
         r.open += 1;
-        r.queue(Phase::Fresh, index, 0);
+        r.queue(Phase::Fresh, index, stamp);
         Some(conn)
     }
 
-    fn queue(&mut self, phase: Phase, index: usize, stamp: u32) {
+    fn queue(&mut self, phase: Phase, index: usize, stamp: u64) {
         let q = match phase {
             Phase::Fresh | Phase::Closing => &mut self.fresh,
             Phase::Idle => &mut self.idle,
@@ -322,7 +334,7 @@ impl Registry {
 }
 
 /// The connection in slot `i` if it is still in the phase it was queued with.
-fn live(slots: &[Option<Weak<Conn>>], i: usize, stamp: u32) -> Option<Rc<Conn>> {
+fn live(slots: &[Option<Weak<Conn>>], i: usize, stamp: u64) -> Option<Rc<Conn>> {
     let c = slots.get(i)?.as_ref()?.upgrade()?;
     (c.stamp.get() == stamp).then_some(c)
 }
@@ -397,9 +409,11 @@ pub fn share_core() {
 }
 
 /// Half-closes, drains what the client still sends (bounded in time and bytes), then closes, so
-/// the kernel does not answer unread input with a reset that would destroy our last response.
-pub async fn linger_close(mut stream: TcpStream, limits: &Limits) {
+/// the kernel does not answer unread input with a reset that would destroy our last response. A
+/// lingering connection is among the first shed at the cap, and being shed ends the lingering.
+pub async fn linger_close(mut stream: TcpStream, conn: &Conn, limits: &Limits) {
     const MAX_DRAIN: usize = 256 * 1024;
+    conn.set_phase(Phase::Closing);
     if stream.shutdown().await.is_err() {
         return;
     }
@@ -407,9 +421,12 @@ pub async fn linger_close(mut stream: TcpStream, limits: &Limits) {
     let mut scratch = [0u8; 1024];
     let mut drained = 0;
     while drained < MAX_DRAIN {
-        match tokio::time::timeout_at(deadline, stream.read(&mut scratch)).await {
-            Ok(Ok(n)) if n > 0 => drained += n,
-            _ => break,
+        tokio::select! {
+            _ = conn.shed() => return,
+            read = tokio::time::timeout_at(deadline, stream.read(&mut scratch)) => match read {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => return,
+            },
         }
     }
 }
@@ -653,6 +670,19 @@ mod tests {
         assert_eq!(reg.borrow().open(), 3);
         drop((a, d, e));
         assert_eq!(reg.borrow().open(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reused_slot_is_not_mistaken_for_its_older_occupant() {
+        let reg = Registry::new(2);
+        let a = Admitted(Registry::admit(&reg).unwrap());
+        let b = Admitted(Registry::admit(&reg).unwrap());
+        drop(a);
+        // The newest connection takes a's slot; b, silent and older, must go first.
+        let newest = Admitted(Registry::admit(&reg).unwrap());
+        let _d = Admitted(Registry::admit(&reg).unwrap());
+        assert!(b.was_shed(), "the oldest silent connection is shed");
+        assert!(!newest.was_shed(), "not the newcomer in a reused slot");
     }
 
     #[tokio::test(start_paused = true)]

@@ -26,6 +26,7 @@ use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use bytes::{Buf, Bytes, BytesMut};
@@ -326,9 +327,26 @@ fn simple(
     }
 }
 
-/// Waits until the socket can take more, or fails after the send timeout.
-async fn writable(stream: &TcpStream, limits: &Limits) -> io::Result<()> {
-    match tokio::time::timeout(limits.send, stream.writable()).await {
+/// The slowest a client may read an answer, on average: below it the answer is abandoned even
+/// if each write makes some progress (a client reading a byte every 29 s would otherwise hold its
+/// connection, and the body it pins, for ever).
+const MIN_SEND_RATE: u64 = 4 * 1024;
+
+/// When an answer of `bytes` must have been sent: the send timeout, plus its size at
+/// [`MIN_SEND_RATE`].
+fn send_deadline(limits: &Limits, bytes: usize) -> tokio::time::Instant {
+    tokio::time::Instant::now() + limits.send + Duration::from_secs(bytes as u64 / MIN_SEND_RATE)
+}
+
+/// Waits until the socket can take more: fails after the send timeout without progress, or at
+/// the answer's overall `deadline`.
+async fn writable(
+    stream: &TcpStream,
+    limits: &Limits,
+    deadline: tokio::time::Instant,
+) -> io::Result<()> {
+    let wait = (tokio::time::Instant::now() + limits.send).min(deadline);
+    match tokio::time::timeout_at(wait, stream.writable()).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -340,21 +358,28 @@ async fn writable(stream: &TcpStream, limits: &Limits) -> io::Result<()> {
 /// Writes `head` then `body` completely, each wait bounded by the send timeout.
 async fn send(stream: &TcpStream, head: &[u8], body: Out, limits: &Limits) -> io::Result<()> {
     let entry = match body {
-        Out::None => return write_all2(stream, head, &[], limits).await,
-        Out::Mem(b) => return write_all2(stream, head, &b, limits).await,
+        Out::None => {
+            let deadline = send_deadline(limits, head.len());
+            return write_all2(stream, head, &[], limits, deadline).await;
+        }
+        Out::Mem(b) => {
+            let deadline = send_deadline(limits, head.len() + b.len());
+            return write_all2(stream, head, &b, limits, deadline).await;
+        }
         Out::Entry { entry, coding } => (entry, coding),
     };
     let (entry, coding) = entry;
     let rep = &entry.rep;
     let body = rep.body(coding);
+    let deadline = send_deadline(limits, head.len() + body.bytes.len());
     let Some(file) = &rep.file else {
-        return write_all2(stream, head, &body.bytes, limits).await;
+        return write_all2(stream, head, &body.bytes, limits, deadline).await;
     };
     let sock = stream.as_raw_fd();
     let fd = file.fd().as_raw_fd();
     let mut head = head;
     while !head.is_empty() {
-        writable(stream, limits).await?;
+        writable(stream, limits, deadline).await?;
         let sent = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: a valid socket and a valid slice; MSG_MORE holds the head back to go out
             // with the first body segment.
@@ -381,7 +406,7 @@ async fn send(stream: &TcpStream, head: &[u8], body: Out, limits: &Limits) -> io
     let mut off = body.offset as i64;
     let end = off + body.bytes.len() as i64;
     while off < end {
-        writable(stream, limits).await?;
+        writable(stream, limits, deadline).await?;
         let sent = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: valid descriptors (the entry, and with it the memfd, is held by this
             // function until the loop ends); `off` is updated by the kernel.
@@ -407,6 +432,7 @@ async fn write_all2(
     mut a: &[u8],
     mut b: &[u8],
     limits: &Limits,
+    deadline: tokio::time::Instant,
 ) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
         // Try first: a socket with room (nearly always) takes the answer without a wait.
@@ -418,7 +444,9 @@ async fn write_all2(
                 n -= k;
                 b = &b[n..];
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable(stream, limits).await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                writable(stream, limits, deadline).await?
+            }
             Err(e) => return Err(e),
         }
     }
@@ -458,10 +486,7 @@ pub(super) async fn serve_connection(
             Next::Read => {}
             // The rare paths are boxed: their futures (hyper's connection above all) would
             // otherwise be part of every connection's state, idle or not.
-            Next::Close => {
-                conn.set_phase(Phase::Closing);
-                return Box::pin(linger_close(stream, &limits)).await;
-            }
+            Next::Close => return Box::pin(linger_close(stream, &conn, &limits)).await,
             Next::Drop => return,
             Next::HandOff => {
                 return Box::pin(hand_off(stream, buf.freeze(), worker, conn, shutdown, peer))
@@ -483,8 +508,7 @@ pub(super) async fn serve_connection(
                 &mut out,
             );
             if send(&stream, &out, body, &limits).await.is_ok() {
-                conn.set_phase(Phase::Closing);
-                Box::pin(linger_close(stream, &limits)).await;
+                Box::pin(linger_close(stream, &conn, &limits)).await;
             }
             return;
         }
@@ -695,10 +719,16 @@ async fn hand_off(
             }
         }
     };
-    if done.is_ok() {
+    // After a clean end, or after hyper refused a head (its 400 or 431 may still be in flight
+    // while the rest of the client's input sits unread), linger; after a deadline or a shed the
+    // connection is simply dropped.
+    let linger = match &done {
+        Ok(()) => true,
+        Err(e) => e.is_parse() || e.is_parse_too_large(),
+    };
+    if linger {
         let stream = c.into_parts().io.into_inner().into_inner().io;
-        conn.set_phase(Phase::Closing);
-        linger_close(stream, &limits).await;
+        linger_close(stream, &conn, &limits).await;
     }
 }
 

@@ -3,6 +3,8 @@
 //! This is the hot path. A cached answer is a lookup, a header comparison and a clone of a
 //! reference-counted body; every header value it sends was built when the feed was rendered.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -11,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::conditional::{Coding, negotiate, not_modified};
 use crate::access::Access;
 use crate::app::FeedError;
-use crate::cache::{CacheKey, Source};
+use crate::cache::{CacheKey, Entry, Source};
 use crate::config::Config;
 use crate::feed::{FeedKey, Format, Selector};
 use crate::render::Representation;
@@ -146,8 +148,8 @@ pub fn hot(
         content,
     };
     let entry = app.cache.hot(&key)?;
-    let resp = represent(
-        &entry.rep,
+    let resp = represent_entry(
+        &entry,
         method,
         headers,
         cache_control(state, access),
@@ -257,8 +259,8 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                     if source != Source::Stale {
                         app.cache.keep_hot(&key, &entry, seen);
                     }
-                    let resp = represent(
-                        &entry.rep,
+                    let resp = represent_entry(
+                        &entry,
                         method,
                         headers,
                         cache_control(&state, access),
@@ -321,6 +323,10 @@ pub struct Plan<'a> {
     pub not_modified: bool,
     pub coding: Coding,
     pub body: &'a crate::render::Body,
+    /// The ETag to send: the body's own, or on a 304 the other level's tag the client holds (the
+    /// validator of the copy it keeps, which is what a cache must see to freshen that copy,
+    /// RFC 9111 §4.3.4).
+    pub etag: &'a HeaderValue,
 }
 
 pub fn plan<'a>(
@@ -332,10 +338,18 @@ pub fn plan<'a>(
     let body = rep.body(coding);
     let etag = body.etag.to_str().unwrap_or("");
     let alt = body.alt_etag.as_ref().and_then(|a| a.to_str().ok());
+    let not_modified = not_modified(inm, ims, etag, alt, rep.last_modified);
+    let held_alt = not_modified
+        && inm.is_some_and(|v| !super::conditional::none_match_hits(v, etag))
+        && body.alt_etag.is_some();
     Plan {
-        not_modified: not_modified(inm, ims, etag, alt, rep.last_modified),
+        not_modified,
         coding,
         body,
+        etag: match (&body.alt_etag, held_alt) {
+            (Some(alt), true) => alt,
+            _ => &body.etag,
+        },
     }
 }
 
@@ -358,7 +372,7 @@ pub fn each_header<'a>(
     static BR: HeaderValue = HeaderValue::from_static("br");
     static SURROGATE_KEY: header::HeaderName = header::HeaderName::from_static("surrogate-key");
     static CACHE_TAG: header::HeaderName = header::HeaderName::from_static("cache-tag");
-    f(header::ETAG, &plan.body.etag);
+    f(header::ETAG, plan.etag);
     f(header::CACHE_CONTROL, cache_control);
     f(header::VARY, &VARY);
     if plan.not_modified {
@@ -394,6 +408,63 @@ pub fn represent(
     cache_control: &HeaderValue,
     metrics: &crate::metrics::Metrics,
 ) -> Response {
+    represent_with(rep, None, method, req, cache_control, metrics)
+}
+
+/// [`represent`] for a cache entry: the body holds the entry until it has been sent, so its bytes
+/// stay counted in the cache's budget ([`crate::cache::FeedCache::live_bytes`]) for as long as a
+/// slow client keeps them alive.
+pub fn represent_entry(
+    entry: &Arc<Entry>,
+    method: &Method,
+    req: &HeaderMap,
+    cache_control: &HeaderValue,
+    metrics: &crate::metrics::Metrics,
+) -> Response {
+    represent_with(
+        &entry.rep,
+        Some(entry.clone()),
+        method,
+        req,
+        cache_control,
+        metrics,
+    )
+}
+
+/// A body of bytes that keeps the cache entry they belong to alive until it is sent or dropped.
+struct EntryBody {
+    bytes: Option<bytes::Bytes>,
+    _entry: Option<Arc<Entry>>,
+}
+
+impl http_body::Body for EntryBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.bytes.take().map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+    }
+}
+
+fn represent_with(
+    rep: &Representation,
+    owner: Option<Arc<Entry>>,
+    method: &Method,
+    req: &HeaderMap,
+    cache_control: &HeaderValue,
+    metrics: &crate::metrics::Metrics,
+) -> Response {
     let get = |h: header::HeaderName| req.get(h).and_then(|v| v.to_str().ok());
     let plan = plan(
         rep,
@@ -414,7 +485,10 @@ pub fn represent(
         );
         r
     } else {
-        Response::new(Body::from(plan.body.bytes.clone()))
+        Response::new(Body::new(EntryBody {
+            bytes: Some(plan.body.bytes.clone()),
+            _entry: owner,
+        }))
     };
     let h = resp.headers_mut();
     each_header(rep, &plan, cache_control, |name, value| {

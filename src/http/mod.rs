@@ -247,7 +247,12 @@ pub struct FdBudget {
 /// connections, listening sockets, logs, outbound HTTP, connections being shed), so accepting
 /// never fails for want of a descriptor. The connection cap is the configured maximum or what
 /// is left, whichever is smaller.
-pub fn fd_budget(configured: usize, file_limit: Option<u64>, cache_files: u64) -> FdBudget {
+pub fn fd_budget(
+    configured: usize,
+    file_limit: Option<u64>,
+    cache_files: u64,
+    workers: usize,
+) -> FdBudget {
     let Some(limit) = file_limit else {
         return FdBudget {
             connections: configured.max(1),
@@ -255,7 +260,9 @@ pub fn fd_budget(configured: usize, file_limit: Option<u64>, cache_files: u64) -
         };
     };
     let memfds = cache_files.min(limit / 4);
-    let reserve = (limit / 8).min(512);
+    // Each worker may briefly hold `MAX_PENDING_SHEDS` shed connections beyond its share.
+    let shedding = (workers * edge::MAX_PENDING_SHEDS) as u64;
+    let reserve = (limit / 8).min(512) + shedding.min(limit / 8);
     let left = limit.saturating_sub(memfds + reserve);
     FdBudget {
         connections: (configured as u64).min(left).max(1) as usize,
@@ -360,6 +367,7 @@ pub async fn serve(
         app.config.server.max_connections,
         open_file_limit(),
         crate::cache::FeedCache::max_files(app.config.cache.max_bytes),
+        workers,
     );
     crate::render::set_memfile_limit(budget.memfds);
     let cap = budget.connections;
@@ -414,7 +422,7 @@ mod tests {
 
     #[test]
     fn the_cap_stays_below_the_file_limit() {
-        let b = fd_budget(10_000, Some(1_048_576), 4096);
+        let b = fd_budget(10_000, Some(1_048_576), 4096, 2);
         assert_eq!(
             b,
             FdBudget {
@@ -422,13 +430,13 @@ mod tests {
                 memfds: 4096
             }
         );
-        let b = fd_budget(100_000, Some(20_000), 4096);
+        let b = fd_budget(100_000, Some(20_000), 4096, 2);
         assert_eq!(b.memfds, 4096);
-        assert_eq!(b.connections, 20_000 - 4096 - 512);
-        let b = fd_budget(10_000, Some(1024), 4096);
+        assert_eq!(b.connections, 20_000 - 4096 - 512 - 2 * 64);
+        let b = fd_budget(10_000, Some(1024), 4096, 2);
         assert_eq!(b.memfds, 256, "memfds take a quarter at most");
-        assert_eq!(b.connections, 1024 - 256 - 128);
-        assert!(b.connections + b.memfds < 1024);
-        assert_eq!(fd_budget(500, None, 4096).connections, 500);
+        assert_eq!(b.connections, 1024 - 256 - 128 - 128);
+        assert!(b.connections + b.memfds + 2 * edge::MAX_PENDING_SHEDS < 1024);
+        assert_eq!(fd_budget(500, None, 4096, 2).connections, 500);
     }
 }
