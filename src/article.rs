@@ -127,6 +127,25 @@ pub struct Article {
     pub image: Option<Image>,
     pub translations: BTreeMap<String, String>,
     pub status: Status,
+    /// The upstream feed an aggregated article came from (`None` for the newsroom's own). Left
+    /// out of the stored document when `None`, so articles stored before sources existed keep
+    /// their exact bytes (and every feed its ETag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Credit>,
+}
+
+/// Where an aggregated article came from, credited as each format asks: RSS `<source url>`,
+/// Atom `<source>` (id, title, link, updated), JSON Feed's `_source` extension object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    /// The upstream feed's title (its URL when it has none).
+    pub title: String,
+    /// The URL the feed is polled at.
+    pub feed_url: String,
+    /// The upstream site's home page, when the feed names one.
+    pub home_page_url: Option<String>,
+    /// The upstream feed's own id (Atom `<id>`; the feed URL for formats without one).
+    pub id: String,
 }
 
 /// Whether `id` is a valid article id: `[A-Za-z0-9._-]{1,128}`.
@@ -283,6 +302,7 @@ impl Article {
             image,
             translations,
             status,
+            source: None,
         })
     }
 

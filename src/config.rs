@@ -143,6 +143,57 @@ pub struct Config {
     pub partners: Vec<Partner>,
     /// Poll counting (`[readership]`).
     pub readership: ReadershipConfig,
+    /// Upstream feeds aggregated into the site's feeds (`[[sources]]`).
+    pub sources: Vec<SourceConfig>,
+    /// How upstream feeds are fetched (`[upstream]`).
+    pub upstream: UpstreamConfig,
+}
+
+/// What an aggregated item carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceContent {
+    /// Title, summary and a link back (the default: republishing needs no rights).
+    Summary,
+    /// The item's full HTML too (the rights are cleared with the sister paper).
+    Full,
+}
+
+/// One upstream feed (`[[sources]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// `[a-z0-9-]`, stable: it is part of every article id the source produces.
+    pub id: String,
+    pub url: Url,
+    pub lang: String,
+    pub category: String,
+    pub every: Duration,
+    pub content: SourceContent,
+}
+
+/// `[upstream]`: bounds of fetching upstream feeds, shared by every source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Sources fetched at once.
+    pub concurrency: usize,
+    pub connect_timeout: Duration,
+    /// Whole request, redirects and body included.
+    pub timeout: Duration,
+    /// Largest body accepted, counted after decompression (a gzip bomb is an error, not an OOM).
+    pub max_body_bytes: u64,
+    /// Longest delay between attempts after failures.
+    pub max_backoff: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            concurrency: 32,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 10 << 20,
+            max_backoff: Duration::from_secs(6 * 3600),
+        }
+    }
 }
 
 /// What the public variant of a feed carries.
@@ -248,6 +299,31 @@ struct RawConfig {
     partners: Vec<RawPartner>,
     #[serde(default)]
     readership: RawReadership,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+    #[serde(default)]
+    upstream: RawUpstream,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    id: String,
+    url: String,
+    lang: String,
+    category: String,
+    every: RawDuration,
+    content: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    concurrency: Option<i64>,
+    connect_timeout: Option<RawDuration>,
+    timeout: Option<RawDuration>,
+    max_body_bytes: Option<i64>,
+    max_backoff: Option<RawDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -503,6 +579,10 @@ impl Config {
         }
 
         let categories = validate_categories(&raw.categories, &raw.languages, &err)?;
+        let languages_and_categories = (
+            raw.languages.clone(),
+            categories.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        );
 
         let cache = CacheConfig {
             max_bytes: raw.cache.max_bytes.unwrap_or(256 << 20),
@@ -590,6 +670,8 @@ impl Config {
             access: validate_access(&raw.access, &err)?,
             partners: validate_partners(&raw.partners, &err)?,
             readership: validate_readership(&raw.readership, &env, &err)?,
+            sources: validate_sources(&raw.sources, &languages_and_categories, &err)?,
+            upstream: validate_upstream(&raw.upstream, &err)?,
         })
     }
 
@@ -694,6 +776,104 @@ fn validate_access(
     Ok(AccessConfig {
         public_content,
         trusted_proxies,
+    })
+}
+
+fn validate_sources(
+    raw: &[RawSource],
+    (langs, cats): &(Vec<String>, Vec<String>),
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<Vec<SourceConfig>, ConfigError> {
+    let mut out: Vec<SourceConfig> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let at = |k: &str| format!("sources[{i}].{k}");
+        if r.id.is_empty()
+            || r.id.len() > 64
+            || !r
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(err(
+                &at("id"),
+                format!("`{}` must be 1-64 characters of a-z, 0-9 and -", r.id),
+            ));
+        }
+        if out.iter().any(|o| o.id == r.id) {
+            return Err(err(
+                &at("id"),
+                format!("`{}` is used by an earlier source", r.id),
+            ));
+        }
+        let url = parse_http_url(&r.url).map_err(|p| err(&at("url"), p))?;
+        if !langs.contains(&r.lang) {
+            return Err(err(
+                &at("lang"),
+                format!("`{}` is not a configured language ({})", r.lang, langs.join(", ")),
+            ));
+        }
+        if !cats.contains(&r.category) {
+            return Err(err(
+                &at("category"),
+                format!(
+                    "`{}` is not a configured category ({})",
+                    r.category,
+                    cats.join(", ")
+                ),
+            ));
+        }
+        let every = r.every.parse().map_err(|p| err(&at("every"), p))?;
+        if every < Duration::from_secs(1) {
+            return Err(err(&at("every"), "must be at least 1s".into()));
+        }
+        let content = match r.content.as_deref() {
+            None | Some("summary") => SourceContent::Summary,
+            Some("full") => SourceContent::Full,
+            Some(other) => {
+                return Err(err(
+                    &at("content"),
+                    format!("`{other}` is neither \"summary\" nor \"full\""),
+                ));
+            }
+        };
+        out.push(SourceConfig {
+            id: r.id.clone(),
+            url,
+            lang: r.lang.clone(),
+            category: r.category.clone(),
+            every,
+            content,
+        });
+    }
+    Ok(out)
+}
+
+fn validate_upstream(
+    raw: &RawUpstream,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<UpstreamConfig, ConfigError> {
+    let d = UpstreamConfig::default();
+    let dur = |v: &Option<RawDuration>, key: &str, default: Duration| match v {
+        Some(v) => v.parse().map_err(|p| err(&format!("upstream.{key}"), p)),
+        None => Ok(default),
+    };
+    let positive = |v: Option<i64>, key: &str, max: i64| -> Result<Option<i64>, ConfigError> {
+        match v {
+            Some(n) if !(1..=max).contains(&n) => Err(err(
+                &format!("upstream.{key}"),
+                format!("{n} must be between 1 and {max}"),
+            )),
+            v => Ok(v),
+        }
+    };
+    Ok(UpstreamConfig {
+        concurrency: positive(raw.concurrency, "concurrency", 1024)?
+            .map_or(d.concurrency, |n| n as usize),
+        connect_timeout: dur(&raw.connect_timeout, "connect_timeout", d.connect_timeout)?,
+        timeout: dur(&raw.timeout, "timeout", d.timeout)?,
+        max_body_bytes: positive(raw.max_body_bytes, "max_body_bytes", 1 << 30)?
+            .map_or(d.max_body_bytes, |n| n as u64),
+        max_backoff: dur(&raw.max_backoff, "max_backoff", d.max_backoff)?,
     })
 }
 
@@ -1185,6 +1365,39 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert_eq!(parse_err(&twice).key, "partners[1].id");
         let e = parse_err(&text.replace("flush_interval = 2", "keep_days = 3"));
         assert_eq!(e.key, "readership.keep_days");
+    }
+
+    #[test]
+    fn sources_are_validated_with_their_index_and_key() {
+        const CAT: &str = "quoc-phong";
+        let c = parse(&format!(
+            "{MINIMAL}[[sources]]\nid = \"bao-tay-ninh\"\nurl = \"https://baotayninh.example/rss/xa-hoi.rss\"\nlang = \"vi\"\ncategory = \"{CAT}\"\nevery = \"2s\"\n[upstream]\nmax_backoff = \"10m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.sources[0].every, Duration::from_secs(2));
+        assert_eq!(c.sources[0].content, SourceContent::Summary);
+        assert_eq!(c.upstream.max_backoff, Duration::from_secs(600));
+        assert_eq!(c.upstream.timeout, Duration::from_secs(30));
+
+        let good = format!(
+            "id = \"a\"\nurl = \"http://a.example/\"\nlang = \"vi\"\ncategory = \"{CAT}\"\nevery = \"15m\"\n"
+        );
+        let b = good.replace("\"a\"", "\"b\"");
+        let cases = [
+            (good.replace("\"a\"", "\"Bad_Id\""), "sources[1].id"),
+            (b.replace("http://a.example/", "ftp://a.example/"), "sources[1].url"),
+            (b.replace("\"vi\"", "\"fr\""), "sources[1].lang"),
+            (b.replace(CAT, "nope"), "sources[1].category"),
+            (b.replace("15m", "soon"), "sources[1].every"),
+            (b.clone() + "content = \"all\"\n", "sources[1].content"),
+            (good.clone(), "sources[1].id"),
+        ];
+        for (second, key) in cases {
+            let text = format!("{MINIMAL}[[sources]]\n{good}[[sources]]\n{second}");
+            let e = parse_err(&text);
+            assert_eq!(e.key, key, "{e}");
+        }
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //!   lingering close); the poll fast path (`http::fast`: cached feed hits
 //!   answered from thread-local copies, bodies sent with sendfile); the axum router for feeds
 //!   with conditional GET, the publishing API and operations.
-//! - [`sources`]: file import.
+//! - [`sources`]: file import, and upstream feeds (`[[sources]]`) polled politely: conditional
+//!   fetches, backoff that never gives up, a lease so one replica polls each source, items
+//!   mapped to credited articles.
 //! - [`outbox`]: WebSub pings and CDN purges after writes, from per-endpoint background queues.
 //! - [`readership`]: poll counting on every feed answer (per-thread counters, flushed), daily
 //!   totals in the store, and subscriber figures by the FeedPress rules.

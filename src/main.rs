@@ -48,6 +48,12 @@ enum Command {
     },
     /// Write page 1 of every feed, with .gz and .br siblings, as static files under DIR.
     Export { dir: PathBuf },
+    /// Show the upstream sources ([[sources]]) and their polling state, as a table (or --json).
+    Sources {
+        /// The same JSON as GET /api/v1/sources.
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs).
     Healthcheck,
     /// Make a partner key (or hash a given one) and print the `[[partners]]` lines for site.toml.
@@ -194,6 +200,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             );
             let n = bantin::export::export(&app, &dir).await?;
             println!("wrote {n} feeds under {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sources { json } => {
+            let store = bantin::store::open(&config.database_url).await?;
+            let states = store.source_states().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&bantin::sources::status(&config, &states))?
+                );
+            } else if config.sources.is_empty() {
+                println!("no [[sources]] in {}", config.file.display());
+            } else {
+                print!("{}", bantin::sources::status_table(&config, &states));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck | Command::PartnerKey { .. } => {

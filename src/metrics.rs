@@ -17,6 +17,12 @@ pub struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourcePollLabel {
+    pub source: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedLabel {
     pub feed: String,
 }
@@ -42,6 +48,9 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Today's subscribers per feed (readership figures, recomputed every minute).
     pub feed_subscribers: Family<FeedLabel, Gauge>,
+    /// Polls of upstream sources by outcome (`updated`, `not_modified`, `gone`, `throttled`,
+    /// `failed`, `error`).
+    pub source_polls: Family<SourcePollLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,6 +81,7 @@ impl Metrics {
             connections_shed: Counter::default(),
             connections_refused: Counter::default(),
             feed_subscribers: Family::default(),
+            source_polls: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -163,6 +173,11 @@ impl Metrics {
             "feed_subscribers",
             "Subscribers per feed today: aggregators' reported counts, partners and distinct readers over 7 days",
             m.feed_subscribers.clone(),
+        );
+        registry.register(
+            "source_polls",
+            "Polls of upstream sources by outcome",
+            m.source_polls.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -35,6 +35,8 @@ pub enum StartError {
 pub struct Server {
     pub addr: SocketAddr,
     pub app: Arc<App>,
+    /// The `[[sources]]` scheduler (`None` when none are configured).
+    pub poller: Option<crate::sources::poller::Poller>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -78,7 +80,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     start_with_clock(config, Arc::new(crate::clock::SystemClock)).await
 }
 
-/// [`start`], with readership days read from `clock` (tests script days with a manual clock).
+/// [`start`], with readership days and the sources' schedule read from `clock` (tests script
+/// days and polls with a manual clock).
 pub async fn start_with_clock(
     mut config: Config,
     clock: Arc<dyn crate::clock::Clock>,
@@ -116,7 +119,7 @@ pub async fn start_with_clock(
         metrics.clone(),
     );
     let app = Arc::new(
-        App::new(config.clone(), store.clone(), outbox, metrics.clone()).with_clock(clock),
+        App::new(config.clone(), store.clone(), outbox, metrics.clone()).with_clock(clock.clone()),
     );
     app.readership
         .start(store.clone(), metrics)
@@ -134,6 +137,8 @@ pub async fn start_with_clock(
         }
         tracing::info!(dir = %dir.display(), files = files.len(), %report, "synced the articles directory");
     }
+
+    let poller = crate::sources::poller::Poller::spawn(app.clone(), clock.clone());
 
     if let Some(mut changes) = store.changes() {
         let app = app.clone();
@@ -158,6 +163,7 @@ pub async fn start_with_clock(
     Ok(Server {
         addr,
         app,
+        poller,
         shutdown: Some(tx),
         task,
     })

@@ -115,6 +115,28 @@ fn entry(a: &Article, page: &FeedPage, config: &Config) -> Entry {
                 ..Default::default()
             }
         }),
+        source: a.source.as_ref().map(|c| credit(c, a, config)),
+        ..Default::default()
+    }
+}
+
+/// RFC 4287 §4.2.11: the entry's origin feed. Its `updated` is the entry's own, not the upstream
+/// feed's: the feed's changes with every upstream edit of any item, and copying it would rewrite
+/// every aggregated article (and every feed's ETag) on each poll for nothing a reader sees.
+fn credit(c: &crate::article::Credit, a: &Article, config: &Config) -> atom_syndication::Source {
+    let mut links = vec![Link {
+        href: c.feed_url.clone(),
+        rel: "self".into(),
+        ..Default::default()
+    }];
+    if let Some(home) = &c.home_page_url {
+        links.push(alternate(home.clone(), None));
+    }
+    atom_syndication::Source {
+        title: Text::plain(c.title.clone()),
+        id: c.id.clone(),
+        updated: config.zone.fixed(a.updated_at),
+        links,
         ..Default::default()
     }
 }

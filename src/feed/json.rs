@@ -63,6 +63,18 @@ struct JsonItem<'a> {
     language: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     attachments: Vec<Attachment<'a>>,
+    /// The origin of an aggregated item: a JSON Feed extension (an `_`-prefixed key, which
+    /// readers that do not know it ignore).
+    #[serde(rename = "_source", skip_serializing_if = "Option::is_none")]
+    source: Option<SourceCredit<'a>>,
+}
+
+#[derive(Serialize)]
+struct SourceCredit<'a> {
+    title: &'a str,
+    feed_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    home_page_url: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -150,5 +162,10 @@ fn item<'a>(a: &'a Article, content: Content, config: &'a Config) -> JsonItem<'a
                 })
             })
             .collect(),
+        source: a.source.as_ref().map(|c| SourceCredit {
+            title: &c.title,
+            feed_url: &c.feed_url,
+            home_page_url: c.home_page_url.as_deref(),
+        }),
     }
 }

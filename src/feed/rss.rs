@@ -109,6 +109,10 @@ fn item(a: &Article, page: &FeedPage, config: &Config) -> Item {
         pub_date: Some(zone.rfc822(a.published_at)),
         content: (page.content == Content::Full && !a.content_html.is_empty())
             .then(|| a.content_html.clone()),
+        source: a.source.as_ref().map(|c| rss::Source {
+            url: c.feed_url.clone(),
+            title: Some(c.title.clone()),
+        }),
         ..Default::default()
     };
     if !a.author.is_empty() {

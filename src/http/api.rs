@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str, &[u16])] = &[
     ("post", "/api/v1/articles", &[200, 401, 403, 413, 415, 503]),
     ("get", "/api/v1/openapi.json", &[200]),
     ("get", "/api/v1/stats", &[200, 400, 401, 403, 503]),
+    ("get", "/api/v1/sources", &[200, 401, 403, 503]),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -66,7 +67,7 @@ async fn openapi() -> Response {
 
 /// Checks `Authorization: Bearer <token>` against every configured token without short-cutting,
 /// so timing says nothing about which token or how much of it matched.
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+pub(super) fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
     let tokens = &app.config.api.tokens;
     if tokens.is_empty() {
         return Err(HttpError::new(

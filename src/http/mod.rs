@@ -33,6 +33,7 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
+pub mod sources;
 pub mod stats;
 
 /// Shared state of every handler.
@@ -84,6 +85,7 @@ pub fn router(state: State) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/stats", get(stats::page))
         .route("/api/v1/stats", get(stats::api))
+        .route("/api/v1/sources", get(sources::list))
         .merge(api::routes(&state))
         .fallback(feeds::serve)
         .with_state(state)

@@ -64,6 +64,47 @@ pub(crate) async fn run_all(store: &dyn Store) {
     updates_move_articles_between_feeds(store).await;
     batch_and_delete(store).await;
     readership_rows(store).await;
+    source_lease(store).await;
+}
+
+async fn source_lease(store: &dyn Store) {
+    use super::upstream::{SourceState, SourceStatus};
+    let now = t("2026-11-30T01:00:00Z");
+    let fresh = SourceState::new("bao-a", "http://a.example/rss", now);
+    assert!(store.add_source(&fresh).await.unwrap());
+    // A second replica starting up does not reset the state the first one keeps.
+    let mut other = fresh.clone();
+    other.url = "http://elsewhere.example/".into();
+    assert!(!store.add_source(&other).await.unwrap());
+    assert_eq!(store.source_states().await.unwrap(), vec![fresh.clone()]);
+
+    // Not due yet: nobody gets it.
+    let early = now - Duration::seconds(1);
+    let lease = now + Duration::minutes(5);
+    assert_eq!(store.claim_source("bao-a", early, lease).await.unwrap(), None);
+    // Due: the first claim wins, the second (another replica, same instant) gets nothing.
+    assert_eq!(
+        store.claim_source("bao-a", now, lease).await.unwrap(),
+        Some(fresh.clone())
+    );
+    assert_eq!(store.claim_source("bao-a", now, lease).await.unwrap(), None);
+    assert_eq!(store.claim_source("nope", now, lease).await.unwrap(), None);
+
+    let mut polled = fresh.clone();
+    polled.status = SourceStatus::Ok;
+    polled.etag = Some("\"v1\"".into());
+    polled.last_modified = Some("Mon, 30 Nov 2026 01:00:00 GMT".into());
+    polled.last_success = Some(now);
+    polled.items = 30;
+    polled.next_poll = now + Duration::minutes(15);
+    store.save_source(&polled).await.unwrap();
+    assert_eq!(store.source_states().await.unwrap(), vec![polled.clone()]);
+    // The saved schedule replaces the lease.
+    let at = now + Duration::minutes(15);
+    assert_eq!(
+        store.claim_source("bao-a", at, at + Duration::minutes(5)).await.unwrap(),
+        Some(polled)
+    );
 }
 
 async fn empty_store(store: &dyn Store) {

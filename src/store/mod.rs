@@ -20,10 +20,12 @@ use tokio::sync::mpsc;
 use crate::article::Article;
 use crate::feed::{FeedKey, Selector};
 use readership::{ClosedDay, ReadershipBatch, ReadershipRows};
+use upstream::SourceState;
 
 pub mod postgres;
 pub mod readership;
 pub mod sqlite;
+pub mod upstream;
 
 #[cfg(test)]
 pub(crate) mod contract;
@@ -147,6 +149,25 @@ pub trait Store: Send + Sync + 'static {
         readers_before: chrono::NaiveDate,
         all_before: chrono::NaiveDate,
     ) -> Result<(), StoreError>;
+
+    /// Every upstream source's state, ordered by id.
+    async fn source_states(&self) -> Result<Vec<SourceState>, StoreError>;
+
+    /// Records a source not seen before; `false` (and nothing changed) when it exists.
+    async fn add_source(&self, state: &SourceState) -> Result<bool, StoreError>;
+
+    /// The lease: claims source `id` for one poll if it is due at `now`, by moving its next poll
+    /// to `until` in one conditional update, and returns its state; `None` when it is not due
+    /// (or another replica claimed it first).
+    async fn claim_source(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SourceState>, StoreError>;
+
+    /// Writes a source's state (inserting it if needed).
+    async fn save_source(&self, state: &SourceState) -> Result<(), StoreError>;
 
     /// Tells other processes serving from this database which feeds a write changed. A no-op
     /// for a store only one process serves from.

@@ -24,12 +24,14 @@ use super::readership::{
     AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
     ReadershipRows, StoredTotals, day_text, parse_day,
 };
+use super::upstream::{SourceState, millis};
 use super::{Change, Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, to_doc};
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_articles.sql")),
+    (2, include_str!("migrations/postgres/0002_sources.sql")),
     (3, include_str!("migrations/postgres/0003_readership.sql")),
 ];
 
@@ -602,6 +604,62 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         client.simple_query("SELECT 1").await.map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let rows = client
+            .query("SELECT doc FROM sources ORDER BY id COLLATE \"C\"", &[])
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|r| SourceState::from_doc(r.get::<_, &str>(0)))
+            .collect()
+    }
+
+    async fn add_source(&self, state: &SourceState) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let n = client
+            .execute(
+                "INSERT INTO sources (id, next_poll, doc) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                &[&state.id, &millis(state.next_poll), &state.to_doc()],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(n == 1)
+    }
+
+    async fn claim_source(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SourceState>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        // Under READ COMMITTED a second replica's UPDATE waits for the first one's row lock,
+        // then re-checks `next_poll <= now` against the moved value and matches nothing.
+        let row = client
+            .query_opt(
+                "UPDATE sources SET next_poll = $1 WHERE id = $2 AND next_poll <= $3 RETURNING doc",
+                &[&millis(until), &id, &millis(now)],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.map(|r| SourceState::from_doc(r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    async fn save_source(&self, state: &SourceState) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .execute(
+                "INSERT INTO sources (id, next_poll, doc) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET next_poll = EXCLUDED.next_poll, doc = EXCLUDED.doc",
+                &[&state.id, &millis(state.next_poll), &state.to_doc()],
+            )
+            .await
+            .map_err(pg_error)?;
         Ok(())
     }
 

@@ -18,6 +18,7 @@ use super::readership::{
     AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
     ReadershipRows, StoredTotals, day_text, parse_day,
 };
+use super::upstream::{SourceState, millis};
 use super::{
     Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, from_doc_bytes, to_doc,
 };
@@ -26,6 +27,7 @@ use crate::feed::{FeedKey, Selector};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_articles.sql")),
+    (2, include_str!("migrations/sqlite/0002_sources.sql")),
     (3, include_str!("migrations/sqlite/0003_readership.sql")),
 ];
 
@@ -647,6 +649,70 @@ impl Store for SqliteStore {
             conn.query_row("SELECT COUNT(*) FROM articles", [], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
                 .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
+        self.read(|conn| {
+            let mut st = conn
+                .prepare_cached("SELECT doc FROM sources ORDER BY id")
+                .map_err(unavailable)?;
+            let docs = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            docs.iter().map(|d| SourceState::from_doc(d)).collect()
+        })
+        .await
+    }
+
+    async fn add_source(&self, state: &SourceState) -> Result<bool, StoreError> {
+        let (id, next, doc) = (state.id.clone(), millis(state.next_poll), state.to_doc());
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "INSERT INTO sources (id, next_poll, doc) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+                    params![id, next, doc],
+                )
+                .map_err(unavailable)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn claim_source(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<SourceState>, StoreError> {
+        let (id, now, until) = (id.to_string(), millis(now), millis(until));
+        self.write(move |conn| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "UPDATE sources SET next_poll = ?1 WHERE id = ?2 AND next_poll <= ?3 RETURNING doc",
+                    params![until, id, now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            doc.map(|d| SourceState::from_doc(&d)).transpose()
+        })
+        .await
+    }
+
+    async fn save_source(&self, state: &SourceState) -> Result<(), StoreError> {
+        let (id, next, doc) = (state.id.clone(), millis(state.next_poll), state.to_doc());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO sources (id, next_poll, doc) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET next_poll = excluded.next_poll, doc = excluded.doc",
+                params![id, next, doc],
+            )
+            .map_err(unavailable)?;
+            Ok(())
         })
         .await
     }

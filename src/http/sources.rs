@@ -1,0 +1,25 @@
+//! `GET /api/v1/sources`: the upstream sources' state for the newsroom's tools (API token).
+//! The shape is built by [`crate::sources::status`], which `bantin sources` prints as a table.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::HttpError;
+
+pub async fn list(State(state): State<super::State>, headers: HeaderMap) -> Response {
+    let app = &state.app;
+    let result = async {
+        super::api::authorize(app, &headers)?;
+        let states = app.store.source_states().await?;
+        Ok::<_, HttpError>(Json(crate::sources::status(&app.config, &states)).into_response())
+    }
+    .await;
+    let mut r = result.unwrap_or_else(IntoResponse::into_response);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    r
+}

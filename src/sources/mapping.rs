@@ -1,0 +1,529 @@
+//! From an upstream feed document to articles: parsing with `feed-rs` (RSS 0.9x/1.0/2.0, Atom
+//! 1.0, JSON Feed), then each entry mapped to an [`ArticleInput`] and validated by the same rules
+//! as every other way in ([`Article::from_input`]: NFC, XML-illegal characters, ammonia,
+//! absolute URLs, naive times in the site zone).
+//!
+//! Pure functions of the body, the source's configuration and the articles already stored, so
+//! the whole mapping is unit-tested without a network. The shape follows three promises:
+//!
+//! - **Never duplicate.** An article's id is `<source id>.<16 hex digits>`, a hash of the item's
+//!   guid (else its link, else its title and date): the same item polled ten times is one
+//!   article, and an upstream edit (same guid, new text) updates it.
+//! - **Never move.** An item without a date keeps the time it was first seen; re-polls carry the
+//!   stored time over instead of stamping "now" again (which would rewrite it every poll).
+//! - **Credit.** Every article carries a [`Credit`] naming the upstream feed.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use url::Url;
+
+use crate::article::{Article, ArticleInput, Credit, ImageInput, ValidationError};
+use crate::clock::SiteZone;
+use crate::config::{Config, SourceConfig, SourceContent};
+
+/// Longest summary kept from an upstream item, in characters (the field allows 10,000; a feed
+/// summary is a lead, and a "summary" that is a whole article would defeat `content = "summary"`).
+const SUMMARY_CHARS: usize = 1_000;
+/// Summary cut from the content when an item has none.
+const DERIVED_SUMMARY_CHARS: usize = 300;
+/// A title cut from the summary when an item has none (RSS allows items with only a description).
+const DERIVED_TITLE_CHARS: usize = 100;
+const MAX_TAGS: usize = 50;
+const MAX_TAG_CHARS: usize = 100;
+
+/// A parsed upstream document: its credit and its entries.
+pub struct Parsed {
+    pub feed: feed_rs::model::Feed,
+    /// JSON Feed `image` per item id (feed-rs 3 reads attachments but drops `image`).
+    json_images: HashMap<String, String>,
+}
+
+/// Parses an upstream body of any of the formats feed-rs reads. Dates without an offset are
+/// wall-clock time in the site zone, as for every other input (DESIGN.md).
+pub fn parse(body: &[u8], feed_url: &Url, zone: SiteZone) -> Result<Parsed, String> {
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(feed_url.as_str()))
+        // An empty id marks an item with no guid, so the fallbacks below apply (feed-rs would
+        // otherwise invent one, and a random UUID for an item with no link would duplicate it
+        // on every poll).
+        .id_generator(|_, _, _| String::new())
+        .timestamp_parser(move |text| parse_time(text, zone))
+        // Sanitising happens once, in `Article::from_input`, by the same rules as every input.
+        .sanitize_content(false)
+        .build();
+    let feed = parser.parse(body).map_err(|e| e.to_string())?;
+    let json_images = if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        json_feed_images(body)
+    } else {
+        HashMap::new()
+    };
+    Ok(Parsed { feed, json_images })
+}
+
+/// RFC 3339, RFC 2822 (with any of its zone forms), and the same without a zone read as
+/// site-local time. `None` for anything else: the item then keeps its first-seen time.
+pub fn parse_time(text: &str, zone: SiteZone) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc2822(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    if let Ok(dt) = zone.parse(t) {
+        return Some(dt);
+    }
+    // RFC 822 without a zone ("Mon, 30 Nov 2026 08:00:00"), seen from hand-made CMS templates.
+    let bare = t.split_once(", ").map_or(t, |(_, rest)| rest);
+    for f in ["%d %b %Y %H:%M:%S", "%d %b %Y %H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(bare, f) {
+            return zone.parse(&n.format("%Y-%m-%dT%H:%M:%S").to_string()).ok();
+        }
+    }
+    None
+}
+
+fn json_feed_images(body: &[u8]) -> HashMap<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        items: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        id: serde_json::Value,
+        image: Option<String>,
+        banner_image: Option<String>,
+    }
+    let Ok(doc) = serde_json::from_slice::<Doc>(body) else {
+        return HashMap::new();
+    };
+    doc.items
+        .into_iter()
+        .filter_map(|i| {
+            let id = match i.id {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((id, i.image.or(i.banner_image)?))
+        })
+        .collect()
+}
+
+/// The credit every article of this document carries.
+pub fn credit(parsed: &Parsed, feed_url: &Url) -> Credit {
+    let feed = &parsed.feed;
+    let title = feed
+        .title
+        .as_ref()
+        .map(text_of)
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| feed_url.to_string());
+    let home_page_url = feed
+        .links
+        .iter()
+        .find(|l| is_page_link(l))
+        .and_then(|l| feed_url.join(&l.href).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(String::from);
+    Credit {
+        title: truncate(&title, 200),
+        feed_url: feed_url.to_string(),
+        home_page_url,
+        id: if feed.id.trim().is_empty() {
+            feed_url.to_string()
+        } else {
+            feed.id.trim().to_string()
+        },
+    }
+}
+
+/// One entry that could not become an article: its position and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub item: usize,
+    pub error: ValidationError,
+}
+
+/// The article id an item gets: stable across polls, derived from the source and the item's
+/// guid, else link, else title and date.
+pub fn article_id(source: &str, entry: &feed_rs::model::Entry) -> String {
+    let key = if !entry.id.trim().is_empty() {
+        format!("guid\n{}", entry.id.trim())
+    } else if let Some(l) = entry.links.iter().find(|l| is_page_link(l)) {
+        format!("link\n{}", l.href.trim())
+    } else {
+        format!(
+            "title\n{}\n{:?}",
+            entry.title.as_ref().map(text_of).unwrap_or_default(),
+            entry.published.or(entry.updated)
+        )
+    };
+    format!(
+        "{source}.{:016x}",
+        xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+    )
+}
+
+/// Maps every entry to an article (or a rejection naming the item and field). `stored` holds
+/// the articles these ids already have, so undated items keep their first-seen time; `now` is
+/// that time for items seen for the first time.
+pub fn articles(
+    parsed: &Parsed,
+    source: &SourceConfig,
+    feed_url: &Url,
+    config: &Config,
+    stored: &HashMap<String, Article>,
+    now: DateTime<Utc>,
+) -> (Vec<Article>, Vec<Rejected>) {
+    let credit = credit(parsed, feed_url);
+    let home = credit
+        .home_page_url
+        .as_deref()
+        .and_then(|u| Url::parse(u).ok())
+        .unwrap_or_else(|| feed_url.clone());
+    let mut out = Vec::with_capacity(parsed.feed.entries.len());
+    let mut rejected = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, entry) in parsed.feed.entries.iter().enumerate() {
+        let id = article_id(&source.id, entry);
+        // An upstream that lists one guid twice gets one article (the first, its newest).
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let input = input_of(parsed, entry, id.clone(), source, feed_url, &home, stored.get(&id), now);
+        match Article::from_input(input, config) {
+            Ok(mut a) => {
+                a.source = Some(credit.clone());
+                out.push(a);
+            }
+            Err(error) => rejected.push(Rejected { item: i + 1, error }),
+        }
+    }
+    (out, rejected)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn input_of(
+    parsed: &Parsed,
+    e: &feed_rs::model::Entry,
+    id: String,
+    source: &SourceConfig,
+    feed_url: &Url,
+    home: &Url,
+    stored: Option<&Article>,
+    now: DateTime<Utc>,
+) -> ArticleInput {
+    let base = e
+        .base
+        .as_deref()
+        .and_then(|b| feed_url.join(b).ok())
+        .unwrap_or_else(|| feed_url.clone());
+    let url = e
+        .links
+        .iter()
+        .find(|l| is_page_link(l))
+        .and_then(|l| base.join(l.href.trim()).ok())
+        .unwrap_or_else(|| home.clone());
+
+    let summary_html = e.summary.as_ref();
+    let content_html = e.content.as_ref().and_then(|c| c.body.clone());
+    let mut summary = summary_html.map(text_of).unwrap_or_default();
+    if summary.is_empty()
+        && let Some(c) = &content_html
+    {
+        summary = truncate(&html_to_text(c), DERIVED_SUMMARY_CHARS);
+    }
+    let summary = truncate(&summary, SUMMARY_CHARS);
+    let mut title = e.title.as_ref().map(text_of).unwrap_or_default();
+    if title.is_empty() {
+        title = truncate(&summary, DERIVED_TITLE_CHARS);
+    }
+    let content = match source.content {
+        SourceContent::Summary => String::new(),
+        SourceContent::Full => content_html
+            .or_else(|| summary_html.map(|s| s.content.clone()))
+            .unwrap_or_default(),
+    };
+
+    // Published: the item's, else the time first seen (kept from the stored copy), else its
+    // update time, else now. Updated: the item's when it is not before published.
+    let published = e
+        .published
+        .or(stored.map(|a| a.published_at))
+        .or(e.updated)
+        .unwrap_or(now);
+    let updated = match e.updated {
+        Some(u) if u >= published => u,
+        _ => stored
+            .map(|a| a.updated_at)
+            .filter(|&u| u >= published)
+            .unwrap_or(published),
+    };
+
+    let mut tags: Vec<String> = Vec::new();
+    for c in &e.categories {
+        let t = c.label.as_deref().unwrap_or(&c.term);
+        let t = crate::text::clean_line(t);
+        if !t.is_empty() && t.chars().count() <= MAX_TAG_CHARS && !tags.contains(&t) {
+            tags.push(t);
+        }
+        if tags.len() == MAX_TAGS {
+            break;
+        }
+    }
+
+    ArticleInput {
+        id,
+        lang: source.lang.clone(),
+        category: source.category.clone(),
+        title,
+        summary,
+        content_html: content,
+        url: url.to_string(),
+        author: e
+            .authors
+            .iter()
+            .chain(&parsed.feed.authors)
+            .find_map(|p| p.name.clone().filter(|n| !n.trim().is_empty()))
+            .map(|n| truncate(&n, 200))
+            .unwrap_or_default(),
+        published_at: published.to_rfc3339(),
+        updated_at: Some(updated.to_rfc3339()),
+        tags,
+        image: image_of(parsed, e, &base),
+        translations: Default::default(),
+        status: None,
+    }
+}
+
+/// The item's photo: media:content / enclosure of an image type, a media thumbnail, an Atom or
+/// JSON attachment link of an image type, or JSON Feed's `image`.
+fn image_of(parsed: &Parsed, e: &feed_rs::model::Entry, base: &Url) -> Option<ImageInput> {
+    let is_image = |mime: Option<&str>, url: &str| match mime {
+        Some(m) => m.to_ascii_lowercase().starts_with("image/"),
+        None => {
+            let path = url.rsplit('/').next().unwrap_or("").to_ascii_lowercase();
+            [".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif"]
+                .iter()
+                .any(|x| path.ends_with(x))
+        }
+    };
+    let caption = |m: &feed_rs::model::MediaObject| {
+        m.description
+            .as_ref()
+            .or(m.title.as_ref())
+            .map(text_of)
+            .map(|c| truncate(&c, 500))
+            .unwrap_or_default()
+    };
+    for m in &e.media {
+        for c in &m.content {
+            let Some(url) = &c.url else { continue };
+            let mime = c.content_type.as_ref().map(|t| t.to_string());
+            if is_image(mime.as_deref(), url.as_str()) {
+                return Some(ImageInput {
+                    url: url.to_string(),
+                    caption: caption(m),
+                    mime: mime.filter(|m| m.starts_with("image/")),
+                    length: c.size.filter(|&n| n > 0),
+                });
+            }
+        }
+        if let Some(t) = m.thumbnails.first() {
+            return Some(ImageInput {
+                url: base.join(&t.image.uri).ok()?.to_string(),
+                caption: caption(m),
+                mime: None,
+                length: None,
+            });
+        }
+    }
+    if let Some(l) = e
+        .links
+        .iter()
+        .find(|l| l.media_type.as_deref().is_some_and(|m| m.starts_with("image/")))
+    {
+        return Some(ImageInput {
+            url: base.join(&l.href).ok()?.to_string(),
+            caption: l.title.clone().unwrap_or_default(),
+            mime: l.media_type.clone(),
+            length: l.length.filter(|&n| n > 0),
+        });
+    }
+    let url = parsed.json_images.get(&e.id)?;
+    Some(ImageInput {
+        url: base.join(url).ok()?.to_string(),
+        ..Default::default()
+    })
+}
+
+/// A link to the item's (or feed's) web page: no `rel` or `alternate`, and not typed as
+/// something other than a page (JSON attachments and Atom enclosures are typed links).
+fn is_page_link(l: &feed_rs::model::Link) -> bool {
+    matches!(l.rel.as_deref(), None | Some("alternate"))
+        && l.media_type
+            .as_deref()
+            .is_none_or(|m| m.starts_with("text/html") || m.starts_with("application/xhtml"))
+        && !l.href.trim().is_empty()
+}
+
+/// A feed-rs text as plain text: HTML types lose their markup.
+fn text_of(t: &feed_rs::model::Text) -> String {
+    let ty = t.content_type.to_string();
+    if ty.contains("html") {
+        html_to_text(&t.content)
+    } else {
+        crate::text::clean_line(&t.content)
+    }
+}
+
+/// The text of an HTML fragment, on one line: tags removed (script and style with their
+/// content), entities decoded, whitespace collapsed.
+pub fn html_to_text(html: &str) -> String {
+    // A space before each tag keeps words in adjacent blocks apart (`<p>a</p><p>b</p>`).
+    let spaced = html.replace('<', " <");
+    let escaped = ammonia::Builder::empty().clean(&spaced).to_string();
+    let text = escaped
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&");
+    crate::text::clean_line(&text)
+}
+
+/// At most `n` characters, cut at a word boundary when there is one, with an ellipsis.
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(n.saturating_sub(1)).collect();
+    let word_ends_here = s.chars().nth(n.saturating_sub(1)).is_some_and(char::is_whitespace);
+    let cut = match cut.rfind(' ') {
+        Some(i) if !word_ends_here && i > cut.len() / 2 => &cut[..i],
+        _ => &cut[..],
+    };
+    format!("{}…", cut.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::article::tests::config()
+    }
+
+    fn source(content: SourceContent) -> SourceConfig {
+        SourceConfig {
+            id: "bao-tay-ninh".into(),
+            url: Url::parse("https://baotayninh.example/rss/xa-hoi.rss").unwrap(),
+            lang: "vi".into(),
+            category: "kinh-te".into(),
+            every: std::time::Duration::from_secs(900),
+            content,
+        }
+    }
+
+    fn map(body: &str, content: SourceContent) -> (Vec<Article>, Vec<Rejected>) {
+        let c = config();
+        let url = Url::parse("https://baotayninh.example/rss/xa-hoi.rss").unwrap();
+        let parsed = parse(body.as_bytes(), &url, c.zone).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-30T05:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        articles(&parsed, &source(content), &url, &c, &HashMap::new(), now)
+    }
+
+    const RSS: &str = r#"<?xml version="1.0"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:media="http://search.yahoo.com/mrss/">
+<channel><title>Báo Tây Ninh - Xã hội</title><link>https://baotayninh.example/xa-hoi</link>
+<item><title>Cầu mới &amp; đường mới</title><link>/xa-hoi/cau-moi.html</link><guid>tn-1</guid>
+<description>&lt;p&gt;Tóm &lt;b&gt;tắt&lt;/b&gt;&lt;/p&gt;</description>
+<content:encoded><![CDATA[<p onclick="x()">Nội dung <a href="/a">liên kết</a></p><script>alert(1)</script>]]></content:encoded>
+<pubDate>Mon, 30 Nov 2026 08:00:00 +0700</pubDate><category>giao thông</category>
+<enclosure url="https://baotayninh.example/anh.jpg" length="1234" type="image/jpeg"/></item>
+<item><title>Không có guid</title><link>https://baotayninh.example/b.html</link><pubDate>Mon, 30 Nov 2026 09:00:00</pubDate></item>
+</channel></rss>"#;
+
+    #[test]
+    fn rss_items_map_to_credited_sanitised_articles() {
+        let (arts, rejected) = map(RSS, SourceContent::Full);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(arts.len(), 2);
+        let a = &arts[0];
+        assert!(a.id.starts_with("bao-tay-ninh.") && a.id.len() == "bao-tay-ninh.".len() + 16);
+        assert_eq!(a.title, "Cầu mới & đường mới");
+        assert_eq!(a.summary, "Tóm tắt");
+        assert_eq!(a.url, "https://baotayninh.example/xa-hoi/cau-moi.html");
+        assert!(!a.content_html.contains("script") && !a.content_html.contains("onclick"));
+        assert!(a.content_html.contains("href=\"https://baotayninh.example/a\""));
+        assert_eq!(a.published_at.to_rfc3339(), "2026-11-30T01:00:00+00:00");
+        assert_eq!(a.tags, vec!["giao thông"]);
+        let img = a.image.as_ref().unwrap();
+        assert_eq!((img.mime.as_str(), img.length), ("image/jpeg", Some(1234)));
+        let credit = a.source.as_ref().unwrap();
+        assert_eq!(credit.title, "Báo Tây Ninh - Xã hội");
+        assert_eq!(credit.feed_url, "https://baotayninh.example/rss/xa-hoi.rss");
+        assert_eq!(
+            credit.home_page_url.as_deref(),
+            Some("https://baotayninh.example/xa-hoi")
+        );
+        // A naive pubDate is site-local time: 09:00 at +07:00.
+        assert_eq!(arts[1].published_at.to_rfc3339(), "2026-11-30T02:00:00+00:00");
+    }
+
+    #[test]
+    fn summary_sources_carry_no_content_and_ids_are_stable() {
+        let (full, _) = map(RSS, SourceContent::Full);
+        let (summary, _) = map(RSS, SourceContent::Summary);
+        assert!(summary.iter().all(|a| a.content_html.is_empty()));
+        let ids = |v: &[Article]| v.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&full), ids(&summary));
+        // The guid names the article, not the title: an edited title keeps the id.
+        let (edited, _) = map(&RSS.replace("Cầu mới", "Cầu mới xây"), SourceContent::Full);
+        assert_eq!(ids(&edited), ids(&full));
+    }
+
+    #[test]
+    fn undated_items_keep_their_first_seen_time() {
+        let c = config();
+        let url = Url::parse("https://baotayninh.example/feed.json").unwrap();
+        let body = r#"{"version":"https://jsonfeed.org/version/1.1","title":"T","items":[
+            {"id":"1","url":"https://baotayninh.example/1","title":"Một","content_text":"x","image":"/img/1.png"}]}"#;
+        let parsed = parse(body.as_bytes(), &url, c.zone).unwrap();
+        let t1 = Utc::now();
+        let (first, rej) = articles(&parsed, &source(SourceContent::Summary), &url, &c, &HashMap::new(), t1);
+        assert!(rej.is_empty(), "{rej:?}");
+        assert_eq!(
+            first[0].image.as_ref().unwrap().url,
+            "https://baotayninh.example/img/1.png"
+        );
+        let stored = HashMap::from([(first[0].id.clone(), first[0].clone())]);
+        let later = t1 + chrono::Duration::hours(2);
+        let (again, _) = articles(&parsed, &source(SourceContent::Summary), &url, &c, &stored, later);
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn times_with_and_without_zones() {
+        let z = config().zone;
+        let t = |s| parse_time(s, z).map(|t| t.to_rfc3339());
+        assert_eq!(t("Mon, 30 Nov 2026 08:00:00 GMT").unwrap(), "2026-11-30T08:00:00+00:00");
+        assert_eq!(t("2026-11-30T08:00:00-05:00").unwrap(), "2026-11-30T13:00:00+00:00");
+        assert_eq!(t("2026-11-30T08:00:00").unwrap(), "2026-11-30T01:00:00+00:00");
+        assert_eq!(t("Mon, 30 Nov 2026 08:00").unwrap(), "2026-11-30T01:00:00+00:00");
+        assert_eq!(t("hôm qua"), None);
+    }
+
+    #[test]
+    fn html_becomes_one_line_of_text() {
+        assert_eq!(
+            html_to_text("<p>a &amp; b</p><p>c&nbsp;<script>x</script>d</p>"),
+            "a & b c d"
+        );
+        assert_eq!(truncate("một hai ba bốn", 8), "một hai…");
+    }
+}

@@ -1,0 +1,439 @@
+//! The scheduler that polls `[[sources]]`: one task per process, reading the time from an
+//! injected [`Clock`] so tests drive hours of schedule in milliseconds.
+//!
+//! Each pass reads every source's state from the store, starts a poll for each due one (at most
+//! `[upstream] concurrency` at once, each with its own deadlines, so a hanging upstream holds one
+//! slot and never the others), and sleeps until the next one is due or a poll ends. A poll first
+//! takes the lease ([`crate::store::Store::claim_source`]): with several replicas on one
+//! PostgreSQL database exactly one of them polls a source per interval, and all of them serve
+//! the result (the write's NOTIFY invalidates every replica's cache).
+//!
+//! What a poll found becomes state ([`SourceState`]): validators only from a body that was parsed
+//! and stored, so a 304 after a body that failed to parse cannot turn a source back to `ok`;
+//! failures back off ([`super::schedule`]) and are retried forever; 410 stops the source.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use url::Url;
+
+use super::fetch::{Fetcher, Outcome};
+use super::mapping;
+use super::schedule::{self, to_chrono};
+use crate::app::App;
+use crate::article::Article;
+use crate::clock::Clock;
+use crate::config::SourceConfig;
+use crate::store::upstream::{SourceState, SourceStatus};
+use crate::store::{StoreError, Upsert};
+
+/// The longest a scheduler sleeps without looking again (a source added by another replica's
+/// config, a clock step).
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Articles written per store transaction.
+const WRITE_CHUNK: usize = 1000;
+/// How long a replica waits before retrying a store that failed under the scheduler.
+const STORE_RETRY: Duration = Duration::from_secs(5);
+
+/// What the scheduler has done, for tests and `/readyz`-style checks.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Passes over the sources so far.
+    pub passes: u64,
+    /// The clock's time at the last pass.
+    pub at: Option<DateTime<Utc>>,
+    /// When the scheduler will look again (unless a poll ends first).
+    pub next_wake: Option<DateTime<Utc>>,
+    /// Polls running after the last pass.
+    pub inflight: usize,
+    /// Polls finished so far (claimed by this replica or not).
+    pub polls: u64,
+}
+
+/// The running scheduler. Dropping it stops polling.
+pub struct Poller {
+    progress: watch::Receiver<Progress>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Poller {
+    /// Starts polling `app.config.sources` (nothing to start when there are none).
+    pub fn spawn(app: Arc<App>, clock: Arc<dyn Clock>) -> Option<Poller> {
+        if app.config.sources.is_empty() {
+            return None;
+        }
+        let (tx, rx) = watch::channel(Progress::default());
+        let task = tokio::spawn(run(app, clock, tx));
+        Some(Poller { progress: rx, task })
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    /// Returns once everything due at `t` has been polled: the scheduler has looked at the
+    /// sources at `t` or later (or is asleep until after `t`) and no poll is running.
+    pub async fn settled(&self, t: DateTime<Utc>) {
+        let mut rx = self.progress.clone();
+        let _ = rx
+            .wait_for(|p| {
+                p.inflight == 0
+                    && (p.at.is_some_and(|a| a >= t) || p.next_wake.is_some_and(|w| w > t))
+            })
+            .await;
+    }
+}
+
+async fn run(app: Arc<App>, clock: Arc<dyn Clock>, tx: watch::Sender<Progress>) {
+    let fetcher = Arc::new(Fetcher::new(&app.config));
+    let configured: HashMap<String, SourceConfig> = app
+        .config
+        .sources
+        .iter()
+        .map(|s| (s.id.clone(), s.clone()))
+        .collect();
+    while let Err(e) = reconcile(&app, clock.now()).await {
+        tracing::warn!(error = %e, "cannot read the sources' state; retrying");
+        tokio::time::sleep(STORE_RETRY).await;
+    }
+    let concurrency = app.config.upstream.concurrency;
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut inflight: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut polls = 0u64;
+    loop {
+        let now = clock.now();
+        let mut next_wake = now + to_chrono(MAX_SLEEP);
+        match app.store.source_states().await {
+            Ok(states) => {
+                let busy: HashSet<&String> = inflight.values().collect();
+                let mut start = Vec::new();
+                for st in &states {
+                    let Some(cfg) = configured.get(&st.id) else {
+                        continue;
+                    };
+                    if st.status == SourceStatus::Gone || busy.contains(&st.id) {
+                        continue;
+                    }
+                    if st.next_poll <= now {
+                        if busy.len() + start.len() < concurrency {
+                            start.push(cfg.clone());
+                        }
+                    } else {
+                        next_wake = next_wake.min(st.next_poll);
+                    }
+                }
+                for cfg in start {
+                    let id = cfg.id.clone();
+                    let handle = running.spawn(poll(app.clone(), fetcher.clone(), cfg, now));
+                    inflight.insert(handle.id(), id);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sources' state; retrying");
+                next_wake = now + to_chrono(STORE_RETRY);
+            }
+        }
+        tx.send_modify(|p| {
+            p.passes += 1;
+            p.at = Some(now);
+            p.next_wake = Some(next_wake);
+            p.inflight = inflight.len();
+            p.polls = polls;
+        });
+        tokio::select! {
+            _ = clock.sleep_until(next_wake) => {}
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a source poll panicked");
+                        e.id()
+                    }
+                };
+                inflight.remove(&id);
+                polls += 1;
+            }
+        }
+    }
+}
+
+/// Records sources seen for the first time (due at once) and starts afresh those whose
+/// configured URL changed. A restart changes nothing else: validators, backoff and the schedule
+/// resume where they were.
+async fn reconcile(app: &App, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let states: HashMap<String, SourceState> = app
+        .store
+        .source_states()
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
+    for cfg in &app.config.sources {
+        let fresh = SourceState::new(&cfg.id, cfg.url.as_str(), now);
+        match states.get(&cfg.id) {
+            None => {
+                app.store.add_source(&fresh).await?;
+            }
+            Some(st) if st.configured_url != cfg.url.as_str() => {
+                tracing::info!(source = %cfg.id, url = %cfg.url, "the configured URL changed: polling it afresh");
+                app.store
+                    .save_source(&SourceState { items: st.items, ..fresh })
+                    .await?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// One poll of one source, if this replica wins the lease.
+async fn poll(
+    app: Arc<App>,
+    fetcher: Arc<Fetcher>,
+    cfg: SourceConfig,
+    now: DateTime<Utc>,
+) {
+    // Long enough for the fetch and the write; if this replica dies mid-poll, another one polls
+    // the source once the lease runs out.
+    let lease = now + to_chrono(app.config.upstream.timeout * 2 + Duration::from_secs(60));
+    let mut st = match app.store.claim_source(&cfg.id, now, lease).await {
+        Ok(Some(st)) => st,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(source = %cfg.id, error = %e, "cannot take the lease");
+            return;
+        }
+    };
+    st.last_attempt = Some(now);
+    let url = Url::parse(&st.url).unwrap_or_else(|_| cfg.url.clone());
+    let outcome = fetcher
+        .fetch(&url, st.etag.as_deref(), st.last_modified.as_deref(), now)
+        .await;
+    let label = apply(&app, &cfg, &mut st, outcome, now).await;
+    app.metrics
+        .source_polls
+        .get_or_create(&crate::metrics::SourcePollLabel {
+            source: cfg.id.clone(),
+            outcome: label,
+        })
+        .inc();
+    // The schedule counts from the attempt (`now`), even if the fetch took a while.
+    if let Err(e) = app.store.save_source(&st).await {
+        tracing::warn!(source = %cfg.id, error = %e, "cannot save the source's state; the lease will expire and it is polled again");
+    }
+}
+
+/// Turns what the fetch found into the source's new state; returns the metric's outcome label.
+async fn apply(
+    app: &App,
+    cfg: &SourceConfig,
+    st: &mut SourceState,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> &'static str {
+    let moved = |st: &mut SourceState, to: Option<Url>| {
+        if let Some(to) = to {
+            tracing::info!(source = %st.id, from = %st.url, to = %to, "permanent redirect: the source moved");
+            st.url = to.to_string();
+        }
+    };
+    let cap = app.config.upstream.max_backoff;
+    match outcome {
+        Outcome::NotModified { moved_to } => {
+            moved(st, moved_to);
+            if st.etag.is_none() && st.last_modified.is_none() {
+                fail(st, cfg, cap, now, false, "304 to an unconditional request".into());
+                return "error";
+            }
+            succeed(st, cfg, now);
+            "not_modified"
+        }
+        Outcome::Body {
+            body,
+            etag,
+            last_modified,
+            moved_to,
+        } => {
+            let feed_url = moved_to.clone().unwrap_or_else(|| Url::parse(&st.url).unwrap_or_else(|_| cfg.url.clone()));
+            match ingest(app, cfg, &feed_url, body, now).await {
+                Ok(report) => {
+                    moved(st, moved_to);
+                    // Both validators come from this response, each on its own: a
+                    // Last-Modified that stayed does not keep an ETag that changed.
+                    st.etag = etag;
+                    st.last_modified = last_modified;
+                    st.items += report.created;
+                    st.title = Some(report.title);
+                    succeed(st, cfg, now);
+                    st.last_error = report.rejected;
+                    "updated"
+                }
+                Err(IngestError::Feed(message)) => {
+                    fail(st, cfg, cap, now, false, message);
+                    "error"
+                }
+                Err(IngestError::Store(e)) => {
+                    fail(st, cfg, cap, now, true, format!("could not store the items: {e}"));
+                    "failed"
+                }
+            }
+        }
+        Outcome::Gone => {
+            st.status = SourceStatus::Gone;
+            st.consecutive_failures += 1;
+            st.last_error = Some("410 Gone: the upstream removed this feed; not polled again until its url changes in site.toml".into());
+            st.next_poll = DateTime::<Utc>::MAX_UTC;
+            tracing::warn!(source = %st.id, url = %st.url, "upstream feed gone (410); polling stopped");
+            "gone"
+        }
+        Outcome::Throttled {
+            status,
+            retry_after,
+        } => {
+            st.consecutive_failures += 1;
+            st.status = SourceStatus::Backoff;
+            let delay = retry_after.unwrap_or_else(|| {
+                schedule::backoff_delay(&st.id, cfg.every, st.consecutive_failures, cap, now)
+            });
+            st.last_error = Some(match retry_after {
+                Some(d) => format!(
+                    "upstream answered {status}; retrying after {} as it asked",
+                    humantime::format_duration(d)
+                ),
+                None => format!("upstream answered {status}"),
+            });
+            st.next_poll = now + to_chrono(delay);
+            "throttled"
+        }
+        Outcome::Failed { transient, message } => {
+            fail(st, cfg, cap, now, transient, message);
+            if transient { "failed" } else { "error" }
+        }
+    }
+}
+
+fn succeed(st: &mut SourceState, cfg: &SourceConfig, now: DateTime<Utc>) {
+    st.status = SourceStatus::Ok;
+    st.consecutive_failures = 0;
+    st.last_success = Some(now);
+    st.last_error = None;
+    st.next_poll = schedule::after_success(&st.id, cfg.every, now);
+}
+
+fn fail(
+    st: &mut SourceState,
+    cfg: &SourceConfig,
+    cap: Duration,
+    now: DateTime<Utc>,
+    transient: bool,
+    message: String,
+) {
+    st.consecutive_failures += 1;
+    st.status = if transient {
+        SourceStatus::Backoff
+    } else {
+        SourceStatus::Error
+    };
+    let delay = schedule::backoff_delay(&st.id, cfg.every, st.consecutive_failures, cap, now);
+    tracing::warn!(source = %st.id, failures = st.consecutive_failures, retry_in = %humantime::format_duration(delay), error = %message, "source poll failed");
+    st.last_error = Some(message);
+    st.next_poll = now + to_chrono(delay);
+}
+
+enum IngestError {
+    /// The body is not a feed: the source's fault.
+    Feed(String),
+    /// The store failed: ours, transient.
+    Store(StoreError),
+}
+
+struct IngestReport {
+    created: u64,
+    title: String,
+    /// A line about items that could not become articles.
+    rejected: Option<String>,
+}
+
+/// Parses the body and writes its items through the same path as every write (validation,
+/// upsert, invalidation of the touched feeds, NOTIFY, WebSub and CDN purges).
+async fn ingest(
+    app: &App,
+    cfg: &SourceConfig,
+    feed_url: &Url,
+    body: Vec<u8>,
+    now: DateTime<Utc>,
+) -> Result<IngestReport, IngestError> {
+    let zone = app.config.zone;
+    let url = feed_url.clone();
+    let source_id = cfg.id.clone();
+    let (parsed, ids) = tokio::task::spawn_blocking(move || {
+        let parsed = mapping::parse(&body, &url, zone)?;
+        let ids: Vec<String> = parsed
+            .feed
+            .entries
+            .iter()
+            .map(|e| mapping::article_id(&source_id, e))
+            .collect();
+        Ok::<_, String>((parsed, ids))
+    })
+    .await
+    .map_err(|e| IngestError::Feed(format!("the parser failed: {e}")))?
+    .map_err(|e| IngestError::Feed(format!("not a feed: {e}")))?;
+
+    let mut stored: HashMap<String, Article> = HashMap::new();
+    for chunk in ids.chunks(WRITE_CHUNK) {
+        for a in app
+            .store
+            .get_many(chunk)
+            .await
+            .map_err(IngestError::Store)?
+        {
+            stored.insert(a.id.clone(), a);
+        }
+    }
+    let config = app.config.clone();
+    let (cfg2, url) = (cfg.clone(), feed_url.clone());
+    let (articles, rejected, title) = tokio::task::spawn_blocking(move || {
+        let credit = mapping::credit(&parsed, &url);
+        let (articles, rejected) = mapping::articles(&parsed, &cfg2, &url, &config, &stored, now);
+        (articles, rejected, credit.title)
+    })
+    .await
+    .map_err(|e| IngestError::Feed(format!("mapping failed: {e}")))?;
+
+    let mut created = 0u64;
+    for chunk in articles.chunks(WRITE_CHUNK) {
+        let outcomes = app.put_batch(chunk).await.map_err(IngestError::Store)?;
+        created += outcomes
+            .iter()
+            .filter(|o| matches!(o, Upsert::Created))
+            .count() as u64;
+    }
+    let rejected = (!rejected.is_empty()).then(|| {
+        let first = &rejected[0];
+        format!(
+            "{} item(s) skipped; item {}: {}",
+            rejected.len(),
+            first.item,
+            first.error
+        )
+    });
+    if let Some(r) = &rejected {
+        tracing::warn!(source = %cfg.id, "{r}");
+    }
+    Ok(IngestReport {
+        created,
+        title,
+        rejected,
+    })
+}
