@@ -809,7 +809,11 @@ fn validate_sources(
         if !langs.contains(&r.lang) {
             return Err(err(
                 &at("lang"),
-                format!("`{}` is not a configured language ({})", r.lang, langs.join(", ")),
+                format!(
+                    "`{}` is not a configured language ({})",
+                    r.lang,
+                    langs.join(", ")
+                ),
             ));
         }
         if !cats.contains(&r.category) {
@@ -1386,7 +1390,10 @@ name = { vi = "Quốc phòng", en = "Defence" }
         let b = good.replace("\"a\"", "\"b\"");
         let cases = [
             (good.replace("\"a\"", "\"Bad_Id\""), "sources[1].id"),
-            (b.replace("http://a.example/", "ftp://a.example/"), "sources[1].url"),
+            (
+                b.replace("http://a.example/", "ftp://a.example/"),
+                "sources[1].url",
+            ),
             (b.replace("\"vi\"", "\"fr\""), "sources[1].lang"),
             (b.replace(CAT, "nope"), "sources[1].category"),
             (b.replace("15m", "soon"), "sources[1].every"),

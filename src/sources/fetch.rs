@@ -56,23 +56,19 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(config: &Config) -> Fetcher {
         crate::outbox::install_tls_provider();
-        let site = config
-            .languages
-            .first()
-            .map(|l| l.site_name.as_str())
-            .unwrap_or("");
+        // ASCII only (a header value), naming bantin and the site by its URL, so an upstream's
+        // operator knows whom to ask.
         let agent = format!(
-            "bantin/{} (+{}; {}; feed aggregator)",
+            "bantin/{} (feed aggregator; +{})",
             env!("CARGO_PKG_VERSION"),
-            config.base_url,
-            crate::text::clean_line(site)
+            config.base_url
         );
         let limits = config.upstream.clone();
         let client = reqwest::Client::builder()
             .user_agent(agent)
             .redirect(reqwest::redirect::Policy::none())
+            // The whole fetch (redirects and body included) has one deadline, in `fetch`.
             .connect_timeout(limits.connect_timeout)
-            .timeout(limits.timeout)
             .pool_max_idle_per_host(4)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
@@ -88,7 +84,12 @@ impl Fetcher {
         last_modified: Option<&str>,
         now: DateTime<Utc>,
     ) -> Outcome {
-        match tokio::time::timeout(self.limits.timeout, self.fetch_inner(url, etag, last_modified, now)).await {
+        match tokio::time::timeout(
+            self.limits.timeout,
+            self.fetch_inner(url, etag, last_modified, now),
+        )
+        .await
+        {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Failed {
                 transient: true,
@@ -174,7 +175,12 @@ impl Fetcher {
         let etag = validator(ETAG);
         let last_modified = validator(LAST_MODIFIED);
         let limit = self.limits.max_body_bytes;
-        if resp.content_length().is_some_and(|n| n > limit) && resp.headers().get(reqwest::header::CONTENT_ENCODING).is_none() {
+        if resp.content_length().is_some_and(|n| n > limit)
+            && resp
+                .headers()
+                .get(reqwest::header::CONTENT_ENCODING)
+                .is_none()
+        {
             return failed(false, format!("the body is larger than {limit} bytes"));
         }
         let mut body = Vec::new();

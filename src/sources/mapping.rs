@@ -191,7 +191,16 @@ pub fn articles(
         if !seen.insert(id.clone()) {
             continue;
         }
-        let input = input_of(parsed, entry, id.clone(), source, feed_url, &home, stored.get(&id), now);
+        let input = input_of(
+            parsed,
+            entry,
+            id.clone(),
+            source,
+            feed_url,
+            &home,
+            stored.get(&id),
+            now,
+        );
         match Article::from_input(input, config) {
             Ok(mut a) => {
                 a.source = Some(credit.clone());
@@ -339,11 +348,11 @@ fn image_of(parsed: &Parsed, e: &feed_rs::model::Entry, base: &Url) -> Option<Im
             });
         }
     }
-    if let Some(l) = e
-        .links
-        .iter()
-        .find(|l| l.media_type.as_deref().is_some_and(|m| m.starts_with("image/")))
-    {
+    if let Some(l) = e.links.iter().find(|l| {
+        l.media_type
+            .as_deref()
+            .is_some_and(|m| m.starts_with("image/"))
+    }) {
         return Some(ImageInput {
             url: base.join(&l.href).ok()?.to_string(),
             caption: l.title.clone().unwrap_or_default(),
@@ -400,7 +409,10 @@ fn truncate(s: &str, n: usize) -> String {
         return s.to_string();
     }
     let cut: String = s.chars().take(n.saturating_sub(1)).collect();
-    let word_ends_here = s.chars().nth(n.saturating_sub(1)).is_some_and(char::is_whitespace);
+    let word_ends_here = s
+        .chars()
+        .nth(n.saturating_sub(1))
+        .is_some_and(char::is_whitespace);
     let cut = match cut.rfind(' ') {
         Some(i) if !word_ends_here && i > cut.len() / 2 => &cut[..i],
         _ => &cut[..],
@@ -459,7 +471,10 @@ mod tests {
         assert_eq!(a.summary, "Tóm tắt");
         assert_eq!(a.url, "https://baotayninh.example/xa-hoi/cau-moi.html");
         assert!(!a.content_html.contains("script") && !a.content_html.contains("onclick"));
-        assert!(a.content_html.contains("href=\"https://baotayninh.example/a\""));
+        assert!(
+            a.content_html
+                .contains("href=\"https://baotayninh.example/a\"")
+        );
         assert_eq!(a.published_at.to_rfc3339(), "2026-11-30T01:00:00+00:00");
         assert_eq!(a.tags, vec!["giao thông"]);
         let img = a.image.as_ref().unwrap();
@@ -472,7 +487,10 @@ mod tests {
             Some("https://baotayninh.example/xa-hoi")
         );
         // A naive pubDate is site-local time: 09:00 at +07:00.
-        assert_eq!(arts[1].published_at.to_rfc3339(), "2026-11-30T02:00:00+00:00");
+        assert_eq!(
+            arts[1].published_at.to_rfc3339(),
+            "2026-11-30T02:00:00+00:00"
+        );
     }
 
     #[test]
@@ -495,7 +513,14 @@ mod tests {
             {"id":"1","url":"https://baotayninh.example/1","title":"Một","content_text":"x","image":"/img/1.png"}]}"#;
         let parsed = parse(body.as_bytes(), &url, c.zone).unwrap();
         let t1 = Utc::now();
-        let (first, rej) = articles(&parsed, &source(SourceContent::Summary), &url, &c, &HashMap::new(), t1);
+        let (first, rej) = articles(
+            &parsed,
+            &source(SourceContent::Summary),
+            &url,
+            &c,
+            &HashMap::new(),
+            t1,
+        );
         assert!(rej.is_empty(), "{rej:?}");
         assert_eq!(
             first[0].image.as_ref().unwrap().url,
@@ -503,7 +528,14 @@ mod tests {
         );
         let stored = HashMap::from([(first[0].id.clone(), first[0].clone())]);
         let later = t1 + chrono::Duration::hours(2);
-        let (again, _) = articles(&parsed, &source(SourceContent::Summary), &url, &c, &stored, later);
+        let (again, _) = articles(
+            &parsed,
+            &source(SourceContent::Summary),
+            &url,
+            &c,
+            &stored,
+            later,
+        );
         assert_eq!(again, first);
     }
 
@@ -511,10 +543,22 @@ mod tests {
     fn times_with_and_without_zones() {
         let z = config().zone;
         let t = |s| parse_time(s, z).map(|t| t.to_rfc3339());
-        assert_eq!(t("Mon, 30 Nov 2026 08:00:00 GMT").unwrap(), "2026-11-30T08:00:00+00:00");
-        assert_eq!(t("2026-11-30T08:00:00-05:00").unwrap(), "2026-11-30T13:00:00+00:00");
-        assert_eq!(t("2026-11-30T08:00:00").unwrap(), "2026-11-30T01:00:00+00:00");
-        assert_eq!(t("Mon, 30 Nov 2026 08:00").unwrap(), "2026-11-30T01:00:00+00:00");
+        assert_eq!(
+            t("Mon, 30 Nov 2026 08:00:00 GMT").unwrap(),
+            "2026-11-30T08:00:00+00:00"
+        );
+        assert_eq!(
+            t("2026-11-30T08:00:00-05:00").unwrap(),
+            "2026-11-30T13:00:00+00:00"
+        );
+        assert_eq!(
+            t("2026-11-30T08:00:00").unwrap(),
+            "2026-11-30T01:00:00+00:00"
+        );
+        assert_eq!(
+            t("Mon, 30 Nov 2026 08:00").unwrap(),
+            "2026-11-30T01:00:00+00:00"
+        );
         assert_eq!(t("hôm qua"), None);
     }
 

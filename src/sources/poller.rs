@@ -187,7 +187,10 @@ async fn reconcile(app: &App, now: DateTime<Utc>) -> Result<(), StoreError> {
             Some(st) if st.configured_url != cfg.url.as_str() => {
                 tracing::info!(source = %cfg.id, url = %cfg.url, "the configured URL changed: polling it afresh");
                 app.store
-                    .save_source(&SourceState { items: st.items, ..fresh })
+                    .save_source(&SourceState {
+                        items: st.items,
+                        ..fresh
+                    })
                     .await?;
             }
             Some(_) => {}
@@ -197,12 +200,7 @@ async fn reconcile(app: &App, now: DateTime<Utc>) -> Result<(), StoreError> {
 }
 
 /// One poll of one source, if this replica wins the lease.
-async fn poll(
-    app: Arc<App>,
-    fetcher: Arc<Fetcher>,
-    cfg: SourceConfig,
-    now: DateTime<Utc>,
-) {
+async fn poll(app: Arc<App>, fetcher: Arc<Fetcher>, cfg: SourceConfig, now: DateTime<Utc>) {
     // Long enough for the fetch and the write; if this replica dies mid-poll, another one polls
     // the source once the lease runs out.
     let lease = now + to_chrono(app.config.upstream.timeout * 2 + Duration::from_secs(60));
@@ -252,7 +250,14 @@ async fn apply(
         Outcome::NotModified { moved_to } => {
             moved(st, moved_to);
             if st.etag.is_none() && st.last_modified.is_none() {
-                fail(st, cfg, cap, now, false, "304 to an unconditional request".into());
+                fail(
+                    st,
+                    cfg,
+                    cap,
+                    now,
+                    false,
+                    "304 to an unconditional request".into(),
+                );
                 return "error";
             }
             succeed(st, cfg, now);
@@ -264,7 +269,9 @@ async fn apply(
             last_modified,
             moved_to,
         } => {
-            let feed_url = moved_to.clone().unwrap_or_else(|| Url::parse(&st.url).unwrap_or_else(|_| cfg.url.clone()));
+            let feed_url = moved_to
+                .clone()
+                .unwrap_or_else(|| Url::parse(&st.url).unwrap_or_else(|_| cfg.url.clone()));
             match ingest(app, cfg, &feed_url, body, now).await {
                 Ok(report) => {
                     moved(st, moved_to);
@@ -283,7 +290,14 @@ async fn apply(
                     "error"
                 }
                 Err(IngestError::Store(e)) => {
-                    fail(st, cfg, cap, now, true, format!("could not store the items: {e}"));
+                    fail(
+                        st,
+                        cfg,
+                        cap,
+                        now,
+                        true,
+                        format!("could not store the items: {e}"),
+                    );
                     "failed"
                 }
             }

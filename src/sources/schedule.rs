@@ -85,7 +85,10 @@ mod tests {
         for i in 0..1000 {
             let next = after_success(&format!("src-{i}"), every, t0());
             let d = (next - t0()).to_std().unwrap();
-            assert!(d >= Duration::from_secs(855) && d <= Duration::from_secs(945), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(855) && d <= Duration::from_secs(945),
+                "{d:?}"
+            );
             *seconds.entry(next.timestamp()).or_default() += 1;
         }
         // 90 s of spread: about 11 a second, and nowhere near all in one.

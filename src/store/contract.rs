@@ -81,7 +81,10 @@ async fn source_lease(store: &dyn Store) {
     // Not due yet: nobody gets it.
     let early = now - Duration::seconds(1);
     let lease = now + Duration::minutes(5);
-    assert_eq!(store.claim_source("bao-a", early, lease).await.unwrap(), None);
+    assert_eq!(
+        store.claim_source("bao-a", early, lease).await.unwrap(),
+        None
+    );
     // Due: the first claim wins, the second (another replica, same instant) gets nothing.
     assert_eq!(
         store.claim_source("bao-a", now, lease).await.unwrap(),
@@ -102,7 +105,10 @@ async fn source_lease(store: &dyn Store) {
     // The saved schedule replaces the lease.
     let at = now + Duration::minutes(15);
     assert_eq!(
-        store.claim_source("bao-a", at, at + Duration::minutes(5)).await.unwrap(),
+        store
+            .claim_source("bao-a", at, at + Duration::minutes(5))
+            .await
+            .unwrap(),
         Some(polled)
     );
 }

@@ -35,8 +35,12 @@ pub struct Options {
     pub server: Option<bantin::config::ServerConfig>,
     /// Any further change to the configuration.
     pub tweak: Option<fn(&mut Config)>,
-    /// The clock readership days are read from (the system clock when `None`).
+    /// The clock readership days and the sources' schedule are read from (the system clock
+    /// when `None`).
     pub clock: Option<std::sync::Arc<dyn bantin::clock::Clock>>,
+    /// Upstream feeds to poll (`[[sources]]`), and how (`[upstream]`).
+    pub sources: Vec<bantin::config::SourceConfig>,
+    pub upstream: Option<bantin::config::UpstreamConfig>,
 }
 
 impl Default for Options {
@@ -54,6 +58,8 @@ impl Default for Options {
             server: None,
             tweak: None,
             clock: None,
+            sources: vec![],
+            upstream: None,
         }
     }
 }
@@ -98,6 +104,10 @@ pub fn config(opts: &Options, db_url: &str) -> Config {
         c.server = s.clone();
     }
 
+    c.sources = opts.sources.clone();
+    if let Some(u) = &opts.upstream {
+        c.upstream = u.clone();
+    }
     if let Some(tweak) = opts.tweak {
         tweak(&mut c);
     }

@@ -12,5 +12,6 @@ mod partners;
 mod purge;
 mod readership;
 mod replicas;
+mod sources;
 mod websub;
 mod wire;
