@@ -107,40 +107,54 @@ async fn run(app: Arc<App>, clock: Arc<dyn Clock>, tx: watch::Sender<Progress>) 
         tokio::time::sleep(STORE_RETRY).await;
     }
     let concurrency = app.config.upstream.concurrency;
-    let mut running: JoinSet<()> = JoinSet::new();
-    let mut inflight: HashMap<tokio::task::Id, String> = HashMap::new();
+    let lease = to_chrono(lease_of(&app));
+    // The schedule as this replica knows it. It is read from the store at start and then every
+    // `MAX_SLEEP` of clock time (other replicas' polls); in between it is kept from this
+    // replica's own polls, so a pass costs no query however many sources finish.
+    let mut states: HashMap<String, SourceState> = HashMap::new();
+    let mut loaded_at: Option<DateTime<Utc>> = None;
+    let mut running: JoinSet<(String, Claimed)> = JoinSet::new();
+    let mut inflight: HashSet<String> = HashSet::new();
+    let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut polls = 0u64;
     loop {
         let now = clock.now();
-        let mut next_wake = now + to_chrono(MAX_SLEEP);
-        match app.store.source_states().await {
-            Ok(states) => {
-                let busy: HashSet<&String> = inflight.values().collect();
-                let mut start = Vec::new();
-                for st in &states {
-                    let Some(cfg) = configured.get(&st.id) else {
-                        continue;
-                    };
-                    if st.status == SourceStatus::Gone || busy.contains(&st.id) {
-                        continue;
-                    }
-                    if st.next_poll <= now {
-                        if busy.len() + start.len() < concurrency {
-                            start.push(cfg.clone());
-                        }
-                    } else {
-                        next_wake = next_wake.min(st.next_poll);
-                    }
+        if loaded_at.is_none_or(|at| now - at >= to_chrono(MAX_SLEEP)) {
+            match app.store.source_states().await {
+                Ok(all) => {
+                    states = all
+                        .into_iter()
+                        .filter(|s| configured.contains_key(&s.id))
+                        .map(|s| (s.id.clone(), s))
+                        .collect();
+                    loaded_at = Some(now);
                 }
-                for cfg in start {
-                    let id = cfg.id.clone();
-                    let handle = running.spawn(poll(app.clone(), fetcher.clone(), cfg, now));
-                    inflight.insert(handle.id(), id);
-                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the sources' state; retrying"),
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the sources' state; retrying");
-                next_wake = now + to_chrono(STORE_RETRY);
+        }
+        let mut due: Vec<&SourceState> = states
+            .values()
+            .filter(|s| {
+                s.status != SourceStatus::Gone && s.next_poll <= now && !inflight.contains(&s.id)
+            })
+            .collect();
+        // Longest overdue first, so a backlog drains in schedule order.
+        due.sort_by_key(|s| (s.next_poll, s.id.clone()));
+        let room = concurrency.saturating_sub(inflight.len());
+        let start: Vec<String> = due.iter().take(room).map(|s| s.id.clone()).collect();
+        for id in start {
+            let cfg = configured[&id].clone();
+            inflight.insert(id.clone());
+            let handle = running.spawn(poll(app.clone(), fetcher.clone(), cfg, now));
+            tasks.insert(handle.id(), id);
+        }
+        let mut next_wake = loaded_at.map_or(now, |at| at + to_chrono(MAX_SLEEP));
+        if loaded_at.is_none() {
+            next_wake = now + to_chrono(STORE_RETRY);
+        }
+        for s in states.values() {
+            if s.status != SourceStatus::Gone && !inflight.contains(&s.id) && s.next_poll > now {
+                next_wake = next_wake.min(s.next_poll);
             }
         }
         tx.send_modify(|p| {
@@ -153,18 +167,52 @@ async fn run(app: Arc<App>, clock: Arc<dyn Clock>, tx: watch::Sender<Progress>) 
         tokio::select! {
             _ = clock.sleep_until(next_wake) => {}
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(e) => {
-                        tracing::error!(error = %e, "a source poll panicked");
-                        e.id()
-                    }
-                };
-                inflight.remove(&id);
                 polls += 1;
+                match done {
+                    Ok((task, (id, claimed))) => {
+                        tasks.remove(&task);
+                        inflight.remove(&id);
+                        match claimed {
+                            Claimed::Polled(st) => {
+                                states.insert(id, *st);
+                            }
+                            // Another replica has it: leave it to that one until the lease
+                            // would run out, and learn its schedule at the next reload.
+                            Claimed::Elsewhere => {
+                                if let Some(s) = states.get_mut(&id) {
+                                    s.next_poll = now + lease;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // A poll that panicked: its source is free again and the schedule is
+                        // read afresh (the store holds the lease, so it is not retried at once).
+                        tracing::error!(error = %e, "a source poll panicked");
+                        if let Some(id) = tasks.remove(&e.id()) {
+                            inflight.remove(&id);
+                        }
+                        loaded_at = None;
+                    }
+                }
             }
         }
     }
+}
+
+/// What a poll task did.
+enum Claimed {
+    /// This replica polled the source; its state as saved.
+    Polled(Box<SourceState>),
+    /// The source was not due any more (another replica claimed it first) or the lease could
+    /// not be taken.
+    Elsewhere,
+}
+
+/// Long enough for a fetch and its write; if a replica dies mid-poll, another one polls the
+/// source once the lease runs out.
+fn lease_of(app: &App) -> Duration {
+    app.config.upstream.timeout * 2 + Duration::from_secs(60)
 }
 
 /// Records sources seen for the first time (due at once) and starts afresh those whose
@@ -200,16 +248,19 @@ async fn reconcile(app: &App, now: DateTime<Utc>) -> Result<(), StoreError> {
 }
 
 /// One poll of one source, if this replica wins the lease.
-async fn poll(app: Arc<App>, fetcher: Arc<Fetcher>, cfg: SourceConfig, now: DateTime<Utc>) {
-    // Long enough for the fetch and the write; if this replica dies mid-poll, another one polls
-    // the source once the lease runs out.
-    let lease = now + to_chrono(app.config.upstream.timeout * 2 + Duration::from_secs(60));
+async fn poll(
+    app: Arc<App>,
+    fetcher: Arc<Fetcher>,
+    cfg: SourceConfig,
+    now: DateTime<Utc>,
+) -> (String, Claimed) {
+    let lease = now + to_chrono(lease_of(&app));
     let mut st = match app.store.claim_source(&cfg.id, now, lease).await {
         Ok(Some(st)) => st,
-        Ok(None) => return,
+        Ok(None) => return (cfg.id, Claimed::Elsewhere),
         Err(e) => {
             tracing::warn!(source = %cfg.id, error = %e, "cannot take the lease");
-            return;
+            return (cfg.id, Claimed::Elsewhere);
         }
     };
     st.last_attempt = Some(now);
@@ -228,7 +279,10 @@ async fn poll(app: Arc<App>, fetcher: Arc<Fetcher>, cfg: SourceConfig, now: Date
     // The schedule counts from the attempt (`now`), even if the fetch took a while.
     if let Err(e) = app.store.save_source(&st).await {
         tracing::warn!(source = %cfg.id, error = %e, "cannot save the source's state; the lease will expire and it is polled again");
+        // What the store still holds: the lease.
+        st.next_poll = lease;
     }
+    (cfg.id, Claimed::Polled(Box::new(st)))
 }
 
 /// Turns what the fetch found into the source's new state; returns the metric's outcome label.
