@@ -92,6 +92,8 @@ async fn source_lease(store: &dyn Store) {
     );
     assert_eq!(store.claim_source("bao-a", now, lease).await.unwrap(), None);
     assert_eq!(store.claim_source("nope", now, lease).await.unwrap(), None);
+    // Every replica reading the states sees the lease.
+    assert_eq!(store.source_states().await.unwrap()[0].next_poll, lease);
 
     let mut polled = fresh.clone();
     polled.status = SourceStatus::Ok;

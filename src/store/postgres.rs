@@ -610,11 +610,14 @@ impl Store for PgStore {
     async fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let rows = client
-            .query("SELECT doc FROM sources ORDER BY id COLLATE \"C\"", &[])
+            .query(
+                "SELECT doc, next_poll FROM sources ORDER BY id COLLATE \"C\"",
+                &[],
+            )
             .await
             .map_err(pg_error)?;
         rows.iter()
-            .map(|r| SourceState::from_doc(r.get::<_, &str>(0)))
+            .map(|r| SourceState::from_row(r.get::<_, &str>(0), r.get::<_, i64>(1)))
             .collect()
     }
 

@@ -656,14 +656,16 @@ impl Store for SqliteStore {
     async fn source_states(&self) -> Result<Vec<SourceState>, StoreError> {
         self.read(|conn| {
             let mut st = conn
-                .prepare_cached("SELECT doc FROM sources ORDER BY id")
+                .prepare_cached("SELECT doc, next_poll FROM sources ORDER BY id")
                 .map_err(unavailable)?;
-            let docs = st
-                .query_map([], |r| r.get::<_, String>(0))
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
-            docs.iter().map(|d| SourceState::from_doc(d)).collect()
+            rows.iter()
+                .map(|(d, next)| SourceState::from_row(d, *next))
+                .collect()
         })
         .await
     }

@@ -86,6 +86,19 @@ impl SourceState {
         serde_json::to_string(self).expect("a SourceState always serialises")
     }
 
+    /// A row: the document, with `next_poll` from its column, which is what a lease moves (so a
+    /// replica reading the states sees another's claim).
+    pub(crate) fn from_row(
+        doc: &str,
+        next_poll_millis: i64,
+    ) -> Result<SourceState, super::StoreError> {
+        let mut st = SourceState::from_doc(doc)?;
+        if let Some(t) = DateTime::<Utc>::from_timestamp_millis(next_poll_millis) {
+            st.next_poll = t;
+        }
+        Ok(st)
+    }
+
     pub(crate) fn from_doc(doc: &str) -> Result<SourceState, super::StoreError> {
         serde_json::from_str(doc)
             .map_err(|e| super::StoreError::Backend(format!("unreadable source state: {e}")))

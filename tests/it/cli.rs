@@ -182,3 +182,62 @@ fn partner_key_prints_a_key_and_the_lines_for_site_toml() {
     let again = bantin(&["partner-key", "--key", key], "sqlite://unused.db");
     assert!(String::from_utf8(again.stdout).unwrap().contains(&hash));
 }
+
+#[test]
+fn sources_are_validated_at_start_and_listed_by_bantin_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(site_toml()).unwrap();
+    let source = |category: &str| {
+        format!(
+            "\n[[sources]]\nid = \"bao-tay-ninh\"\nurl = \"https://baotayninh.example/rss/xa-hoi.rss\"\nlang = \"vi\"\ncategory = \"{category}\"\nevery = \"15m\"\n"
+        )
+    };
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("{base}{}", source("nope"))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bantin"))
+        .args(["--config", bad.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: sources[0].category: `nope` is not a configured category",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, format!("{base}{}", source("xa-hoi"))).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bantin"))
+            .args(["--config", good.to_str().unwrap(), "sources"])
+            .args(extra)
+            .env("BANTIN_DATABASE_URL", &db)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("id ") && lines[0].contains("next poll"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("bao-tay-ninh ") && lines[1].contains("pending"),
+        "{table}"
+    );
+    let out = run(&["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sources"][0]["id"], "bao-tay-ninh");
+    assert_eq!(v["sources"][0]["state"], "pending");
+}
