@@ -364,6 +364,19 @@ fn check<O: Locate>(origin: &mut O, item: Item, config: &Config) -> Checked {
     }
 }
 
+/// Validates one item on the calling thread (for callers that only check, such as `bantin
+/// check`); an [`Ingest`] does the same on the blocking pool.
+pub fn validate<O: Locate>(
+    origin: &mut O,
+    item: Item,
+    config: &Config,
+) -> Result<Article, Rejection> {
+    match check(origin, item, config) {
+        Checked::Valid(a) => Ok(a),
+        Checked::Rejected { rejection, .. } => Err(rejection),
+    }
+}
+
 /// Parses and validates one JSON article; surrounding whitespace is ignored.
 pub fn validate_json(bytes: &[u8], config: &Config) -> Result<Article, Rejection> {
     let text = std::str::from_utf8(bytes).map_err(|_| Rejection::NotUtf8)?;
