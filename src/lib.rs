@@ -6,13 +6,16 @@
 //!
 //! # Layout
 //!
-//! Data flows `sources → store → feed → render → cache → http`, one module per stage:
+//! Data flows `sources → ingest → store → feed → render → cache → http`, one module per stage:
 //!
 //! - [`config`]: `site.toml` plus environment → a validated `Config`.
 //! - [`access`]: public or partner (a key checked in constant time), and the client's address.
 //! - [`clock`]: the site zone; RFC 822 / RFC 3339 / HTTP dates; naive times are site-local.
 //! - [`text`]: NFC, the XML 1.0 character set, ASCII slugs.
 //! - [`article`]: the article input, validation and normalisation (sanitised HTML, absolute URLs).
+//! - [`ingest`]: the one bulk write pipeline (API batches, file import, upstream polling):
+//!   validation on the blocking pool overlapping the previous chunk's transaction, outcomes
+//!   streamed to a sink in order.
 //! - [`store`]: the `Store` trait, its SQLite and PostgreSQL implementations and their contract.
 //! - [`feed`]: which feeds exist, loading one page, and the pure renderers (RSS, Atom, JSON, OPML).
 //! - [`render`]: a rendered representation: bytes, gzip, brotli, validators.
@@ -44,6 +47,7 @@ pub mod config;
 pub mod export;
 pub mod feed;
 pub mod http;
+pub mod ingest;
 pub mod memory;
 pub mod metrics;
 pub mod outbox;

@@ -18,10 +18,12 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
 
 use super::error::HttpError;
 use crate::app::App;
 use crate::article::{Article, InputError, Status, is_valid_id, parse_input};
+use crate::ingest::{self, Done, Ingest, IngestError, Item, Line, Lines, Outcome, Rejection};
 use crate::store::Upsert;
 
 /// Every API route and the statuses it answers; the OpenAPI document is checked against this
@@ -38,7 +40,7 @@ pub const ROUTES: &[(&str, &str, &[u16])] = &[
         "/api/v1/articles/{id}",
         &[204, 401, 403, 404, 503],
     ),
-    ("post", "/api/v1/articles", &[200, 401, 403, 413, 415, 503]),
+    ("post", "/api/v1/articles", &[200, 401, 403, 413, 415]),
     ("get", "/api/v1/openapi.json", &[200]),
     ("get", "/api/v1/stats", &[200, 400, 401, 403, 503]),
     ("get", "/api/v1/sources", &[200, 401, 403, 503]),
@@ -48,6 +50,16 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Articles per store transaction in a batch request.
 const BATCH_TX: usize = 500;
+
+/// Result objects a batch response lists at most. Past it, lines are still stored and counted in
+/// the summary, and `summary.results_omitted` says how many results were not listed: a response
+/// (and the server's memory while sending it) stays bounded whatever the line count, and a client
+/// that sent more lines than this learns every failure's line only for the first ones.
+pub const MAX_LISTED_RESULTS: usize = 10_000;
+
+/// Serialised chunks of results queued for the client at most: a client that does not read its
+/// response stops the reading of its own request body, not the server's memory.
+const OUT_QUEUE: usize = 4;
 
 pub fn routes(_state: &super::State) -> Router<super::State> {
     Router::new()
@@ -214,14 +226,18 @@ fn article_from(app: &App, text: &str, id: Option<&str>) -> Result<Article, Http
     Article::from_input(input, &app.config).map_err(HttpError::from)
 }
 
-fn stale(app: &App, a: &Article, stored: chrono::DateTime<chrono::Utc>) -> HttpError {
+fn stale(
+    app: &App,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    stored: chrono::DateTime<chrono::Utc>,
+) -> HttpError {
     HttpError::new(
         StatusCode::CONFLICT,
         "stale_update",
         format!(
             "the stored article has a newer updated_at ({}) than this one ({}); a late retry never overwrites a correction",
             app.config.zone.rfc3339(stored),
-            app.config.zone.rfc3339(a.updated_at)
+            app.config.zone.rfc3339(updated_at)
         ),
     )
     .with_field("updated_at")
@@ -260,7 +276,7 @@ async fn put_article(
         Upsert::Updated { .. } | Upsert::Unchanged => StatusCode::OK,
         Upsert::Stale { stored_updated_at } => {
             app.metrics.api_writes.get_or_create(&label("stale")).inc();
-            return Err(stale(app, &article, stored_updated_at));
+            return Err(stale(app, article.updated_at, stored_updated_at));
         }
     };
     app.metrics
@@ -313,18 +329,26 @@ async fn delete_article(
 
 /// One line's result in a batch response.
 #[derive(Serialize)]
-struct LineResult {
+struct LineResult<'a> {
     line: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
+    id: Option<&'a str>,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<serde_json::Value>,
 }
 
 /// `POST /api/v1/articles` with NDJSON: each line is validated and stored on its own, in
-/// transactions of [`BATCH_TX`]; the body is consumed as a stream, so memory stays bounded by one
-/// transaction's articles plus the per-line results.
+/// transactions of [`BATCH_TX`], through the [`ingest`] pipeline.
+///
+/// The response is one JSON document, `{"results":[…],"summary":{…}}`, streamed: the status and
+/// the opening are sent at once, each transaction's results (in line order) as it commits, the
+/// summary at the end. So a batch's memory is bounded by its chunk size, not its line count, and
+/// results are listed up to [`MAX_LISTED_RESULTS`]. A failure discovered once the status is sent
+/// — a chunked body that grows past `max_batch_bytes`, a store failure, a broken upload — ends
+/// the document with an `"error"` object after the summary, and the connection is closed (the
+/// rest of the request body is never read). A declared `Content-Length` over the limit is still
+/// refused up front with 413.
 async fn post_batch(
     State(state): State<super::State>,
     headers: HeaderMap,
@@ -349,211 +373,222 @@ async fn post_batch(
     {
         return Err(too_large(limit));
     }
-    let line_limit = app.config.api.max_article_bytes;
-    let mut results: Vec<LineResult> = Vec::new();
-    let mut raw: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut pipeline = Pipeline { inflight: None };
-    let mut buf: Vec<u8> = Vec::new();
-    let mut line_no = 0usize;
-    let mut skipping_long_line = false;
-    let mut total = 0usize;
-    let mut stream = body.into_data_stream();
-    let mut exceeded = false;
+    let (tx, rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    tokio::spawn(run_batch(app, body, tx));
+    let out = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(out),
+    )
+        .into_response())
+}
 
-    loop {
+/// Reads the NDJSON body line by line into the ingest pipeline and writes the response document
+/// to `tx`. Ends early, without a word, when the client stops reading its response.
+async fn run_batch(app: Arc<App>, body: Body, tx: mpsc::Sender<Bytes>) {
+    if tx
+        .send(Bytes::from_static(b"{\"results\":[\n"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut sink = BatchSink {
+        app: app.clone(),
+        tx,
+        out: Vec::new(),
+        counts: Counts::default(),
+    };
+    let failure = match read_batch(&app, body, &mut sink).await {
+        Ok(()) => None,
+        Err(BatchStop::Gone) => return,
+        Err(BatchStop::Failed(e)) => Some(e),
+    };
+    let mut tail = std::mem::take(&mut sink.out);
+    tail.extend_from_slice(b"\n],\"summary\":");
+    tail.extend_from_slice(sink.counts.summary().to_string().as_bytes());
+    if let Some(e) = failure {
+        tail.extend_from_slice(b",\"error\":");
+        tail.extend_from_slice(e.body().to_string().as_bytes());
+    }
+    tail.extend_from_slice(b"}\n");
+    let _ = sink.tx.send(Bytes::from(tail)).await;
+}
+
+/// Why a batch stopped before its end.
+enum BatchStop {
+    /// The client went away: there is no one to tell.
+    Gone,
+    /// Told at the end of the document.
+    Failed(HttpError),
+}
+
+impl From<IngestError> for BatchStop {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Closed => BatchStop::Gone,
+            IngestError::Store(e) => BatchStop::Failed(e.into()),
+            IngestError::Validation(m) => {
+                let id = super::error::request_id();
+                tracing::error!(request_id = %id, error = %m, "batch validation failed");
+                let mut e = HttpError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("validating the batch failed (request id {id})"),
+                );
+                e.request_id = Some(id);
+                BatchStop::Failed(e)
+            }
+        }
+    }
+}
+
+async fn read_batch(app: &App, body: Body, sink: &mut BatchSink) -> Result<(), BatchStop> {
+    let limit = app.config.api.max_batch_bytes;
+    let line_limit = app.config.api.max_article_bytes;
+    let mut lines = Lines::new(line_limit);
+    let mut ingest = Ingest::new(app, sink).with_chunk_items(BATCH_TX);
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    let mut complete = Vec::new();
+    let item = |l: Line| match l {
+        Line::Text(t) => Item::Json(t),
+        Line::TooLong => Item::Rejected(Rejection::TooLarge { limit: line_limit }),
+    };
+    let stopped = loop {
         let chunk = match stream.next().await {
             Some(Ok(c)) => c,
             Some(Err(e)) => {
-                return Err(HttpError::new(
+                break Some(HttpError::new(
                     StatusCode::BAD_REQUEST,
                     "body_read_failed",
-                    e.to_string(),
+                    format!("the request body could not be read to its end: {e}"),
                 ));
             }
-            None => break,
+            None => break None,
         };
-        total += chunk.len();
-        if total > limit {
-            exceeded = true;
-            break;
-        }
-        let mut rest = &chunk[..];
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            line_no += 1;
-            if skipping_long_line {
-                skipping_long_line = false;
-            } else {
-                buf.extend_from_slice(&rest[..nl]);
-                raw.push((line_no, std::mem::take(&mut buf)));
-            }
-            buf.clear();
-            rest = &rest[nl + 1..];
-            if raw.len() >= BATCH_TX {
-                pipeline
-                    .submit(&app, std::mem::take(&mut raw), &mut results)
-                    .await?;
-            }
-        }
-        if !skipping_long_line {
-            buf.extend_from_slice(rest);
-            if buf.len() > line_limit {
-                results.push(LineResult {
-                    line: line_no + 1,
-                    id: None,
-                    status: "invalid",
-                    error: Some(too_large(line_limit).with_field("(line)").body()),
-                });
-                buf.clear();
-                skipping_long_line = true;
-            }
-        }
-    }
-    if !exceeded && !skipping_long_line && !buf.iter().all(u8::is_ascii_whitespace) {
-        line_no += 1;
-        raw.push((line_no, buf));
-    }
-    pipeline.submit(&app, raw, &mut results).await?;
-    pipeline.drain(&app, &mut results).await?;
-    results.sort_by_key(|r| r.line);
-
-    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
-    let summary = json!({
-        "created": count("created"), "updated": count("updated"), "unchanged": count("unchanged"),
-        "conflict": count("conflict"), "invalid": count("invalid"),
-    });
-    if exceeded {
-        let err = too_large(limit);
-        let body = json!({"error": err.body(), "summary": summary, "results": results});
-        let mut resp = (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(resp);
-    }
-    Ok(Json(json!({"summary": summary, "results": results})).into_response())
-}
-
-/// Validation of one chunk of lines runs on the blocking pool while the previous chunk is being
-/// written, so parsing and sanitising (the costly part of a batch) overlaps the store's work and
-/// never holds up the worker thread's other connections.
-struct Pipeline {
-    inflight: Option<Validating>,
-}
-
-/// A chunk being validated: its rejected lines, and its articles with their line numbers.
-type Validating = tokio::task::JoinHandle<(Vec<LineResult>, Vec<(usize, Article)>)>;
-
-impl Pipeline {
-    async fn submit(
-        &mut self,
-        app: &Arc<App>,
-        raw: Vec<(usize, Vec<u8>)>,
-        results: &mut Vec<LineResult>,
-    ) -> Result<(), HttpError> {
-        if raw.is_empty() {
-            return Ok(());
-        }
-        let validating = app.clone();
-        let next = tokio::task::spawn_blocking(move || {
-            let (mut invalid, mut valid) = (Vec::new(), Vec::new());
-            for (line, bytes) in raw {
-                handle_line(&validating, line, &bytes, &mut invalid, &mut valid);
-            }
-            (invalid, valid)
+        // Only lines that end within the limit are taken; the line the limit cuts is not.
+        let allowed = limit.saturating_sub(total);
+        total = total.saturating_add(chunk.len());
+        lines.feed(&chunk[..chunk.len().min(allowed)], |n, l| {
+            complete.push((n, item(l)))
         });
-        match self.inflight.replace(next) {
-            Some(previous) => Self::finish(app, previous, results).await,
-            None => Ok(()),
+        for (n, it) in complete.drain(..) {
+            ingest.push(n, it).await?;
         }
-    }
-
-    async fn drain(
-        &mut self,
-        app: &Arc<App>,
-        results: &mut Vec<LineResult>,
-    ) -> Result<(), HttpError> {
-        match self.inflight.take() {
-            Some(last) => Self::finish(app, last, results).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn finish(
-        app: &Arc<App>,
-        chunk: Validating,
-        results: &mut Vec<LineResult>,
-    ) -> Result<(), HttpError> {
-        let (invalid, mut valid) = chunk.await.map_err(|e| {
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?;
-        results.extend(invalid);
-        write_pending(app, &mut valid, results).await
-    }
-}
-
-fn handle_line(
-    app: &Arc<App>,
-    line: usize,
-    bytes: &[u8],
-    results: &mut Vec<LineResult>,
-    pending: &mut Vec<(usize, Article)>,
-) {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t.trim(),
-        Err(_) => {
-            let e = HttpError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                "the line is not UTF-8",
-            );
-            results.push(LineResult {
-                line,
-                id: None,
-                status: "invalid",
-                error: Some(e.body()),
-            });
-            return;
+        if total > limit {
+            break Some(too_large(limit));
         }
     };
-    if text.is_empty() {
-        return;
-    }
-    match article_from(app, text, None) {
-        Ok(a) => pending.push((line, a)),
-        Err(e) => {
-            let id = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
-            results.push(LineResult {
-                line,
-                id,
-                status: "invalid",
-                error: Some(e.body()),
-            });
+    // Dropping the body before the response ends tells hyper to close the connection after it
+    // rather than read on.
+    drop(stream);
+    if stopped.is_none() {
+        lines.finish(|n, l| complete.push((n, item(l))));
+        for (n, it) in complete.drain(..) {
+            ingest.push(n, it).await?;
         }
+    }
+    // What was read before a failure is stored and reported: each line stands alone.
+    ingest.finish().await?;
+    match stopped {
+        Some(e) => Err(BatchStop::Failed(e)),
+        None => Ok(()),
     }
 }
 
-async fn write_pending(
-    app: &Arc<App>,
-    pending: &mut Vec<(usize, Article)>,
-    results: &mut Vec<LineResult>,
-) -> Result<(), HttpError> {
-    if pending.is_empty() {
-        return Ok(());
+#[derive(Default)]
+struct Counts {
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+    conflict: usize,
+    invalid: usize,
+    listed: usize,
+    omitted: usize,
+}
+
+impl Counts {
+    fn summary(&self) -> serde_json::Value {
+        json!({
+            "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+            "conflict": self.conflict, "invalid": self.invalid,
+            "results_omitted": self.omitted,
+        })
     }
-    let articles: Vec<Article> = pending.iter().map(|(_, a)| a.clone()).collect();
-    let outcomes = app.put_batch(&articles).await?;
-    for ((line, a), o) in pending.drain(..).zip(outcomes) {
-        let error = match &o {
-            Upsert::Stale { stored_updated_at } => Some(stale(app, &a, *stored_updated_at).body()),
+}
+
+/// Turns outcomes into the response's result objects, a transaction's worth at a time.
+struct BatchSink {
+    app: Arc<App>,
+    tx: mpsc::Sender<Bytes>,
+    out: Vec<u8>,
+    counts: Counts,
+}
+
+impl ingest::Sink<usize> for BatchSink {
+    fn outcome(&mut self, done: Done<usize>) {
+        let c = &mut self.counts;
+        match &done.outcome {
+            Outcome::Created => c.created += 1,
+            Outcome::Updated => c.updated += 1,
+            Outcome::Unchanged => c.unchanged += 1,
+            Outcome::Stale { .. } => c.conflict += 1,
+            Outcome::Rejected(_) => c.invalid += 1,
+        }
+        if c.listed >= MAX_LISTED_RESULTS {
+            c.omitted += 1;
+            return;
+        }
+        if c.listed > 0 {
+            self.out.extend_from_slice(b",\n");
+        }
+        c.listed += 1;
+        let error = match &done.outcome {
+            Outcome::Stale {
+                updated_at,
+                stored_updated_at,
+            } => Some(stale(&self.app, *updated_at, *stored_updated_at).body()),
+            Outcome::Rejected(r) => Some(rejection_error(r).body()),
             _ => None,
         };
-        results.push(LineResult {
-            line,
-            id: Some(a.id),
-            status: outcome_name(&o),
+        let result = LineResult {
+            line: done.origin,
+            id: done.id.as_deref(),
+            status: done.outcome.name(),
             error,
-        });
+        };
+        // Serialising plain data into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, &result);
     }
-    Ok(())
+
+    async fn flush(&mut self) -> Result<(), IngestError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.out));
+        self.tx.send(chunk).await.map_err(|_| IngestError::Closed)
+    }
+}
+
+fn rejection_error(r: &Rejection) -> HttpError {
+    match r {
+        Rejection::NotUtf8 => HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the line is not UTF-8",
+        ),
+        Rejection::Malformed(m) => HttpError::new(StatusCode::BAD_REQUEST, "malformed_json", m),
+        Rejection::Invalid(v) => v.clone().into(),
+        Rejection::TooLarge { limit } => HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the line is longer than {limit} bytes (the per-article limit)"),
+        )
+        .with_field("(line)"),
+    }
 }

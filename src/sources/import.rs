@@ -3,19 +3,21 @@
 //!
 //! A bad record is reported with its file and line (or array index) and the field at fault, and
 //! the rest still loads: a newsroom's export with one broken article must not block the other ten
-//! thousand. Records go to the store in transactions of [`BATCH`] through [`App::put_batch`], so an
-//! import invalidates exactly the feeds it changed, and re-importing the same files changes
-//! nothing (every record comes back `Unchanged`).
+//! thousand. Records go through the [`ingest`] pipeline, the API's batches' own, in transactions
+//! of [`BATCH`] through [`App::put_batch`], so an import invalidates exactly the feeds it changed,
+//! and re-importing the same files changes nothing (every record comes back `Unchanged`).
 
 use std::fmt;
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::App;
-use crate::article::{Article, InputError, parse_input};
-use crate::store::{StoreError, Upsert};
+use crate::article::Article;
+use crate::config::Config;
+use crate::ingest::{self, Done, Ingest, IngestError, Item, Locate, Outcome, Rejection, Sink};
 
 /// Articles per store transaction.
 pub const BATCH: usize = 1000;
@@ -126,144 +128,142 @@ fn is_ndjson(p: &Path) -> bool {
     )
 }
 
-/// Reads records from files, validating each: yields `(origin, Ok(article) | Err(rejection))`.
-/// NDJSON is read line by line, so a file of a million articles is never held in memory whole.
+/// A pretty-printed single-article file spans many lines: a validation error points at the line
+/// where the field's key is, when it can be found. (One NDJSON line has no newline to count, and
+/// an array item is named by its index.)
+impl Locate for Origin {
+    fn locate(&mut self, text: &str, rejection: &Rejection) {
+        let Rejection::Invalid(v) = rejection else {
+            return;
+        };
+        if self.is_item {
+            return;
+        }
+        let key = v.field.split(['.', '[']).next().unwrap_or(&v.field);
+        if let Some(pos) = text.find(&format!("\"{key}\"")) {
+            self.line += text[..pos].matches('\n').count();
+        }
+    }
+}
+
+impl Rejected {
+    fn new(origin: Origin, rejection: Rejection) -> Rejected {
+        match rejection {
+            Rejection::Invalid(v) => Rejected {
+                origin,
+                field: Some(v.field),
+                message: v.message,
+            },
+            other => Rejected {
+                origin,
+                field: None,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Reads the records of one file, unvalidated: an NDJSON line, an array item or a whole
+/// single-article file each become one [`Item`]. NDJSON is read line by line, so a file of a
+/// million articles is never held in memory whole.
+pub fn read_items(file: &Path, mut each: impl FnMut(Origin, Item)) -> std::io::Result<()> {
+    let at = |line, is_item| Origin {
+        file: file.to_path_buf(),
+        line,
+        is_item,
+    };
+    if is_ndjson(file) {
+        let mut reader = BufReader::new(std::fs::File::open(file)?);
+        let mut line = 0;
+        loop {
+            let mut bytes = Vec::new();
+            if reader.read_until(b'\n', &mut bytes)? == 0 {
+                return Ok(());
+            }
+            line += 1;
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                each(at(line, false), Item::Json(bytes));
+            }
+        }
+    }
+    let bytes = std::fs::read(file)?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        each(at(1, false), Item::Json(bytes));
+        return Ok(());
+    }
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        each(at(1, false), Item::Rejected(Rejection::NotUtf8));
+        return Ok(());
+    };
+    match serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text) {
+        Ok(items) => {
+            for (i, raw) in items.iter().enumerate() {
+                each(at(i + 1, true), Item::Json(raw.get().as_bytes().to_vec()));
+            }
+        }
+        Err(e) => each(
+            at(e.line(), false),
+            Item::Rejected(Rejection::Malformed(e.to_string())),
+        ),
+    }
+    Ok(())
+}
+
+/// Reads records from a file, validating each: yields `(origin, Ok(article) | Err(rejection))`.
 pub fn read_records(
     file: &Path,
     config: &crate::config::Config,
     mut each: impl FnMut(Origin, Result<Article, Rejected>),
 ) -> std::io::Result<()> {
-    let reject = |origin: &Origin, e: InputError| -> Rejected {
-        match e {
-            InputError::Malformed(m) => Rejected {
-                origin: origin.clone(),
-                field: None,
-                message: format!("malformed JSON: {m}"),
-            },
-            InputError::Invalid(v) => Rejected {
-                origin: origin.clone(),
-                field: Some(v.field),
-                message: v.message,
-            },
+    read_items(file, |mut origin, item| {
+        match ingest::validate(&mut origin, item, config) {
+            Ok(a) => each(origin, Ok(a)),
+            Err(r) => each(origin.clone(), Err(Rejected::new(origin, r))),
         }
-    };
-    let validate = |origin: Origin, text: &str| -> (Origin, Result<Article, Rejected>) {
-        let r = parse_input(text)
-            .and_then(|i| Article::from_input(i, config).map_err(InputError::Invalid))
-            .map_err(|e| reject(&origin, e));
-        (origin, r)
-    };
-    if is_ndjson(file) {
-        let reader = BufReader::new(std::fs::File::open(file)?);
-        for (i, line) in reader.lines().enumerate() {
-            let origin = Origin {
-                file: file.to_path_buf(),
-                line: i + 1,
-                is_item: false,
-            };
-            let line = match line {
-                Ok(l) => l,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    each(
-                        origin.clone(),
-                        Err(Rejected {
-                            origin,
-                            field: None,
-                            message: "not UTF-8".into(),
-                        }),
-                    );
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let (o, r) = validate(origin, &line);
-            each(o, r);
-        }
-        return Ok(());
-    }
-    let bytes = std::fs::read(file)?;
-    let origin = Origin {
-        file: file.to_path_buf(),
-        line: 1,
-        is_item: false,
-    };
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(_) => {
-            each(
-                origin.clone(),
-                Err(Rejected {
-                    origin,
-                    field: None,
-                    message: "not UTF-8".into(),
-                }),
-            );
-            return Ok(());
-        }
-    };
-    if text.trim_start().starts_with('[') {
-        match serde_json::from_str::<Vec<Box<serde_json::value::RawValue>>>(&text) {
-            Ok(items) => {
-                for (i, raw) in items.iter().enumerate() {
-                    let (o, r) = validate(
-                        Origin {
-                            file: file.to_path_buf(),
-                            line: i + 1,
-                            is_item: true,
-                        },
-                        raw.get(),
-                    );
-                    each(o, r);
-                }
-            }
-            Err(e) => {
-                let o = Origin {
-                    line: e.line(),
-                    ..origin
-                };
-                each(
-                    o.clone(),
-                    Err(Rejected {
-                        origin: o,
-                        field: None,
-                        message: format!("malformed JSON: {e}"),
-                    }),
-                );
-            }
-        }
-    } else {
-        let (o, r) = validate(origin, &text);
-        // Point a validation error at the line where the field's value is, when it can be found.
-        let r = r.map_err(|mut rej| {
-            if let Some(field) = rej.field.as_deref() {
-                let key = field.split(['.', '[']).next().unwrap_or(field);
-                if let Some(pos) = text.find(&format!("\"{key}\"")) {
-                    rej.origin.line = text[..pos].matches('\n').count() + 1;
-                }
-            }
-            rej
-        });
-        each(o, r);
-    }
-    Ok(())
+    })
 }
 
 /// What the reading thread hands to the writer.
 enum Read {
-    Batch(Vec<(Origin, Article)>),
-    Rejected(Rejected),
+    Items(Vec<(Origin, Item)>),
     FileDone(u64),
 }
 
-/// Imports `files` through `app`, reporting each rejected record. Files are read and validated
-/// on a blocking thread while the previous batch is being written, and handed over in batches of
-/// [`BATCH`] through a short queue, so memory stays bounded whatever the file size. Store failures
-/// abort (nothing after the failed transaction is written; everything before it is).
+/// Counts outcomes into the report.
+struct ReportSink {
+    report: Report,
+    config: Arc<Config>,
+}
+
+impl Sink<Origin> for ReportSink {
+    fn outcome(&mut self, done: Done<Origin>) {
+        let r = &mut self.report;
+        match done.outcome {
+            Outcome::Created => r.created += 1,
+            Outcome::Updated => r.updated += 1,
+            Outcome::Unchanged => r.unchanged += 1,
+            Outcome::Stale {
+                stored_updated_at, ..
+            } => r.rejected.push(Rejected {
+                origin: done.origin,
+                field: Some("updated_at".into()),
+                message: format!(
+                    "the stored version of `{}` is newer ({}); this older one was not loaded",
+                    done.id.unwrap_or_default(),
+                    self.config.zone.rfc3339(stored_updated_at)
+                ),
+            }),
+            Outcome::Rejected(why) => r.rejected.push(Rejected::new(done.origin, why)),
+        }
+    }
+}
+
+/// Imports `files` through `app`, reporting each rejected record. Files are read on a blocking
+/// thread and handed over in batches through a short queue to the [`ingest`] pipeline, which
+/// validates a chunk on the blocking pool while the previous one is written, in transactions of
+/// [`BATCH`]; so memory stays bounded whatever the file size. Store failures abort (nothing
+/// after the failed transaction is written; everything before it is).
 pub async fn import(app: &App, files: &[PathBuf], progress: bool) -> Result<Report, ImportError> {
-    let mut report = Report::default();
     let bar = if progress && std::io::stderr().is_terminal() {
         let total: u64 = files
             .iter()
@@ -281,41 +281,57 @@ pub async fn import(app: &App, files: &[PathBuf], progress: bool) -> Result<Repo
         None
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Read>(2);
-    let config = app.config.clone();
     let files = files.to_vec();
     let reader = tokio::task::spawn_blocking(move || -> Result<(), ImportError> {
-        let mut batch = Vec::with_capacity(BATCH);
+        let (mut batch, mut bytes) = (Vec::with_capacity(BATCH), 0usize);
         for file in &files {
             // A send fails only when the writer gave up (a store error); stop reading then.
             let mut open = true;
-            read_records(file, &config, |origin, r| match r {
-                Ok(a) => {
-                    batch.push((origin, a));
-                    if batch.len() >= BATCH {
-                        open &= tx
-                            .blocking_send(Read::Batch(std::mem::take(&mut batch)))
-                            .is_ok();
-                    }
+            read_items(file, |origin, item| {
+                bytes += match &item {
+                    Item::Json(b) => b.len(),
+                    _ => 0,
+                };
+                batch.push((origin, item));
+                if open && (batch.len() >= BATCH || bytes >= ingest::CHUNK_BYTES) {
+                    bytes = 0;
+                    open = tx
+                        .blocking_send(Read::Items(std::mem::take(&mut batch)))
+                        .is_ok();
                 }
-                Err(rej) => open &= tx.blocking_send(Read::Rejected(rej)).is_ok(),
+                if !open {
+                    batch.clear();
+                }
             })
             .map_err(|e| ImportError::Io(file.clone(), e))?;
+            if !batch.is_empty() {
+                bytes = 0;
+                open &= tx
+                    .blocking_send(Read::Items(std::mem::take(&mut batch)))
+                    .is_ok();
+            }
             let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
             if !open || tx.blocking_send(Read::FileDone(size)).is_err() {
                 return Ok(());
             }
         }
-        if !batch.is_empty() {
-            let _ = tx.blocking_send(Read::Batch(batch));
-        }
         Ok(())
     });
+    let mut sink = ReportSink {
+        report: Report::default(),
+        config: app.config.clone(),
+    };
+    let mut ingest = Ingest::new(app, &mut sink).with_chunk_items(BATCH);
     while let Some(msg) = rx.recv().await {
         match msg {
-            Read::Batch(mut batch) => flush(app, &mut batch, &mut report).await?,
-            Read::Rejected(r) => report.rejected.push(r),
+            Read::Items(items) => {
+                for (origin, item) in items {
+                    ingest.push(origin, item).await?;
+                }
+            }
             Read::FileDone(size) => {
                 if let Some(bar) = &bar {
+                    let report = &ingest.sink().report;
                     bar.inc(size);
                     bar.set_message(format!(
                         "{} loaded, {} rejected",
@@ -326,42 +342,15 @@ pub async fn import(app: &App, files: &[PathBuf], progress: bool) -> Result<Repo
             }
         }
     }
+    ingest.finish().await?;
     reader
         .await
         .map_err(|e| ImportError::Io(PathBuf::new(), std::io::Error::other(e)))??;
+    let report = sink.report;
     if let Some(bar) = bar {
         bar.finish_with_message(report.to_string());
     }
     Ok(report)
-}
-
-async fn flush(
-    app: &App,
-    pending: &mut Vec<(Origin, Article)>,
-    report: &mut Report,
-) -> Result<(), ImportError> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let articles: Vec<Article> = pending.iter().map(|(_, a)| a.clone()).collect();
-    let outcomes = app.put_batch(&articles).await.map_err(ImportError::Store)?;
-    for ((origin, a), outcome) in pending.drain(..).zip(outcomes) {
-        match outcome {
-            Upsert::Created => report.created += 1,
-            Upsert::Updated { .. } => report.updated += 1,
-            Upsert::Unchanged => report.unchanged += 1,
-            Upsert::Stale { stored_updated_at } => report.rejected.push(Rejected {
-                origin,
-                field: Some("updated_at".into()),
-                message: format!(
-                    "the stored version of `{}` is newer ({}); this older one was not loaded",
-                    a.id,
-                    app.config.zone.rfc3339(stored_updated_at)
-                ),
-            }),
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -369,5 +358,5 @@ pub enum ImportError {
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
     #[error(transparent)]
-    Store(StoreError),
+    Ingest(#[from] IngestError),
 }

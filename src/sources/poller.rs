@@ -34,8 +34,8 @@ use crate::store::{StoreError, Upsert};
 /// The longest a scheduler sleeps without looking again (a source added by another replica's
 /// config, a clock step).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-/// Articles written per store transaction.
-const WRITE_CHUNK: usize = 1000;
+/// Stored articles looked up per query (to keep first-seen times).
+const LOOKUP_CHUNK: usize = 1000;
 /// How long a replica waits before retrying a store that failed under the scheduler.
 const STORE_RETRY: Duration = Duration::from_secs(5);
 
@@ -339,11 +339,11 @@ async fn apply(
                     st.last_error = report.rejected;
                     "updated"
                 }
-                Err(IngestError::Feed(message)) => {
+                Err(PollError::Feed(message)) => {
                     fail(st, cfg, cap, now, false, message);
                     "error"
                 }
-                Err(IngestError::Store(e)) => {
+                Err(PollError::Store(e)) => {
                     fail(
                         st,
                         cfg,
@@ -418,11 +418,11 @@ fn fail(
     st.next_poll = now + to_chrono(delay);
 }
 
-enum IngestError {
+enum PollError {
     /// The body is not a feed: the source's fault.
     Feed(String),
-    /// The store failed: ours, transient.
-    Store(StoreError),
+    /// The store failed (reading the stored copies, or writing): ours, transient.
+    Store(String),
 }
 
 struct IngestReport {
@@ -440,7 +440,7 @@ async fn ingest(
     feed_url: &Url,
     body: Vec<u8>,
     now: DateTime<Utc>,
-) -> Result<IngestReport, IngestError> {
+) -> Result<IngestReport, PollError> {
     let zone = app.config.zone;
     let url = feed_url.clone();
     let source_id = cfg.id.clone();
@@ -455,16 +455,16 @@ async fn ingest(
         Ok::<_, String>((parsed, ids))
     })
     .await
-    .map_err(|e| IngestError::Feed(format!("the parser failed: {e}")))?
-    .map_err(|e| IngestError::Feed(format!("not a feed: {e}")))?;
+    .map_err(|e| PollError::Feed(format!("the parser failed: {e}")))?
+    .map_err(|e| PollError::Feed(format!("not a feed: {e}")))?;
 
     let mut stored: HashMap<String, Article> = HashMap::new();
-    for chunk in ids.chunks(WRITE_CHUNK) {
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
         for a in app
             .store
             .get_many(chunk)
             .await
-            .map_err(IngestError::Store)?
+            .map_err(|e| PollError::Store(e.to_string()))?
         {
             stored.insert(a.id.clone(), a);
         }
@@ -477,16 +477,16 @@ async fn ingest(
         (articles, rejected, credit.title)
     })
     .await
-    .map_err(|e| IngestError::Feed(format!("mapping failed: {e}")))?;
+    .map_err(|e| PollError::Feed(format!("mapping failed: {e}")))?;
 
-    let mut created = 0u64;
-    for chunk in articles.chunks(WRITE_CHUNK) {
-        let outcomes = app.put_batch(chunk).await.map_err(IngestError::Store)?;
-        created += outcomes
-            .iter()
-            .filter(|o| matches!(o, Upsert::Created))
-            .count() as u64;
-    }
+    // The body limit bounds how many articles one poll holds, so they are written in one go
+    // through the ingest layer (transactions, invalidation, NOTIFY, WebSub, CDN purges).
+    let created = crate::ingest::ingest_articles(app, &articles)
+        .await
+        .map_err(|e| PollError::Store(e.to_string()))?
+        .iter()
+        .filter(|o| matches!(o, Upsert::Created))
+        .count() as u64;
     let rejected = (!rejected.is_empty()).then(|| {
         let first = &rejected[0];
         format!(

@@ -638,3 +638,226 @@ async fn conformance_of_times_ids_auth_schema_and_404s() {
         );
     }
 }
+
+/// POSTs a batch over a raw connection in chunked transfer encoding (no declared length), each
+/// `parts` element one chunk, and reads the response until the server closes the connection.
+/// With `ask_close`, the request asks for the connection to end after the answer. Returns the
+/// status line, the head and the de-chunked body.
+async fn chunked_batch(
+    app: &TestApp,
+    parts: Vec<String>,
+    ask_close: bool,
+) -> (String, String, Vec<u8>) {
+    let addr = app.server.addr;
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        let mut req = format!(
+            "POST /api/v1/articles HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n{}\r\n",
+            if ask_close { "Connection: close\r\n" } else { "" }
+        )
+        .into_bytes();
+        for p in &parts {
+            req.extend_from_slice(format!("{:x}\r\n{p}\r\n", p.len()).as_bytes());
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        s.write_all(&req).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)
+            .expect("the server ends the connection after the answer");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+        let mut rest = &raw[split + 4..];
+        let mut body = Vec::new();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{head}"
+        );
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+                    .unwrap();
+            rest = &rest[eol + 2..];
+            if len == 0 {
+                break;
+            }
+            body.extend_from_slice(&rest[..len]);
+            rest = &rest[len + 2..];
+        }
+        (head.lines().next().unwrap().to_string(), head, body)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_long_line_inside_one_chunk_is_refused() {
+    let app = spawn(Options {
+        articles_dir: None,
+        max_article_bytes: Some(1024),
+        ..Default::default()
+    })
+    .await;
+    let good1 = article("line-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    let mut long = article("line-2", "vi", "kinh-te", "2026-11-25T08:00:00");
+    long["content_html"] = format!("<p>{}</p>", "dài ".repeat(500)).into();
+    let good3 = article("line-3", "en", "kinh-te", "2026-11-25T08:00:00");
+    let body = format!("{good1}\n{long}\n{good3}\n");
+    assert!(long.to_string().len() > 1024 && good1.to_string().len() < 1024);
+    // One chunk carries the whole body, the long line whole inside it: the case the limit once
+    // skipped (it only looked at a line still open at the end of a chunk).
+    let (status, _, out) = chunked_batch(&app, vec![body], true).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{v}");
+    assert_eq!(results[1]["line"], 2);
+    assert_eq!(results[1]["status"], "invalid");
+    assert_eq!(results[1]["error"]["code"], "body_too_large");
+    assert_eq!(results[1]["error"]["field"], "(line)");
+    assert_eq!(v["summary"]["created"], 2, "{v}");
+    assert_eq!(v["summary"]["invalid"], 1, "{v}");
+    assert_eq!(app.server.app.store.get("line-2").await.unwrap(), None);
+    assert!(app.server.app.store.get("line-3").await.unwrap().is_some());
+
+    // And through an ordinary client (a declared length), the same.
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{long}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("post", MANY, r.status().as_u16()), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"][0]["error"]["field"], "(line)", "{v}");
+}
+
+#[tokio::test]
+async fn a_chunked_batch_over_the_limit_ends_its_document_with_an_error() {
+    let limit = 4096;
+    let app = spawn(Options {
+        articles_dir: None,
+        max_batch_bytes: Some(limit),
+        ..Default::default()
+    })
+    .await;
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            article(
+                &format!("cap-{i:02}"),
+                "vi",
+                "kinh-te",
+                "2026-11-25T08:00:00",
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    // Lines that end within the limit are stored; the one it cuts and all after are not.
+    let mut end = 0;
+    let within = lines
+        .iter()
+        .take_while(|l| {
+            end += l.len();
+            end <= limit
+        })
+        .count();
+    assert!(within > 0 && within < lines.len());
+    let parts: Vec<String> = lines.chunks(3).map(|c| c.concat()).collect();
+    let (status, head, out) = chunked_batch(&app, parts, false).await;
+    // The status went out before the body was known to be too large.
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+    assert_eq!(v["summary"]["created"], within, "{v}");
+    assert_eq!(v["results"].as_array().unwrap().len(), within);
+    assert_eq!(app.server.app.store.count().await.unwrap(), within as u64);
+}
+
+/// The resident set of this process (the test server runs in it), in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn half_a_million_bad_lines_stream_their_results() {
+    const LINES: usize = 500_000;
+    /// What the batch may add to the process at most (it once took 1.2 GB): the body and the
+    /// listed results are a few MB, and the server holds a few 500-line chunks.
+    const BOUND: u64 = 100 << 20;
+    let app = spawn(Options {
+        articles_dir: None,
+        ..Default::default()
+    })
+    .await;
+    let body = "x\n".repeat(LINES);
+    let before = rss();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("post", MANY, r.status().as_u16()), 200);
+    let v: Value = r.json().await.unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    let grew = peak.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let s = &v["summary"];
+    assert_eq!(s["invalid"], LINES, "{s}");
+    assert_eq!(s["created"], 0);
+    let listed = v["results"].as_array().unwrap();
+    let max = bantin::http::api::MAX_LISTED_RESULTS;
+    assert_eq!(listed.len(), max);
+    assert_eq!(s["results_omitted"], LINES - max);
+    assert!(
+        listed
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r["line"] == i + 1 && r["error"]["code"] == "malformed_json"),
+        "results are listed in line order"
+    );
+    assert!(
+        grew < BOUND,
+        "the batch grew the process by {} MB",
+        grew >> 20
+    );
+    eprintln!(
+        "{LINES} bad lines: {:.1} s, resident set grew by {} MB",
+        started.elapsed().as_secs_f64(),
+        grew >> 20
+    );
+}
