@@ -16,17 +16,14 @@ pub mod schedule;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::store::upstream::SourceState;
+use crate::store::upstream::{SourceState, SourceStatus};
 
 /// `GET /api/v1/sources` and `bantin sources`: every configured source with its state, times
 /// in the site zone (RFC 3339, +07:00). A source not yet recorded (the poller has not started)
 /// shows as `pending`.
 pub fn status(config: &Config, states: &[SourceState]) -> Value {
     let zone = config.zone;
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.filter(|t| *t < chrono::DateTime::<chrono::Utc>::MAX_UTC)
-            .map(|t| zone.rfc3339(t))
-    };
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| zone.rfc3339(t));
     let sources: Vec<Value> = config
         .sources
         .iter()
@@ -38,7 +35,7 @@ pub fn status(config: &Config, states: &[SourceState]) -> Value {
                 "last_attempt": time(st.last_attempt),
                 "last_success": time(st.last_success),
                 "last_error": st.last_error,
-                "next_poll": time(Some(st.next_poll)),
+                "next_poll": (st.status != SourceStatus::Gone).then(|| zone.rfc3339(st.next_poll)),
                 "consecutive_failures": st.consecutive_failures,
                 "items": st.items,
             }),

@@ -360,7 +360,7 @@ async fn apply(
             st.status = SourceStatus::Gone;
             st.consecutive_failures += 1;
             st.last_error = Some("410 Gone: the upstream removed this feed; not polled again until its url changes in site.toml".into());
-            st.next_poll = DateTime::<Utc>::MAX_UTC;
+            st.next_poll = crate::store::upstream::never();
             tracing::warn!(source = %st.id, url = %st.url, "upstream feed gone (410); polling stopped");
             "gone"
         }

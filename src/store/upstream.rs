@@ -105,6 +105,12 @@ impl SourceState {
     }
 }
 
+/// The `next_poll` of a source that is never polled again (410 Gone): far enough for any
+/// schedule, near enough for every time arithmetic and zone conversion.
+pub fn never() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_370_764_800, 0).expect("9999-01-01 is a valid instant")
+}
+
 /// Milliseconds since the epoch: the `next_poll` column in both backends.
 pub fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
