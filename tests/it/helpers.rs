@@ -117,6 +117,10 @@ pub fn config(opts: &Options, db_url: &str) -> Config {
 pub fn client() -> reqwest::Client {
     bantin::outbox::install_tls_provider();
     reqwest::Client::builder()
+        // The tests look at the encodings bantin chose; reqwest would otherwise decode gzip and
+        // br itself (bantin's upstream fetcher enables those features) and hide them.
+        .no_gzip()
+        .no_brotli()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
