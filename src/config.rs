@@ -827,8 +827,8 @@ fn validate_sources(
             ));
         }
         let every = r.every.parse().map_err(|p| err(&at("every"), p))?;
-        if every < Duration::from_secs(1) {
-            return Err(err(&at("every"), "must be at least 1s".into()));
+        if !(Duration::from_secs(1)..=Duration::from_secs(30 * 86_400)).contains(&every) {
+            return Err(err(&at("every"), "must be from 1s to 30 days".into()));
         }
         let content = match r.content.as_deref() {
             None | Some("summary") => SourceContent::Summary,
@@ -870,14 +870,42 @@ fn validate_upstream(
             v => Ok(v),
         }
     };
+    // Bounded both ways: a zero would poll in a loop, a typo of years would overflow instants.
+    let within = |v: Duration, key: &str, lo: u64, hi: u64| {
+        if (Duration::from_secs(lo)..=Duration::from_secs(hi)).contains(&v) {
+            Ok(v)
+        } else {
+            Err(err(
+                &format!("upstream.{key}"),
+                format!(
+                    "must be from {} to {}",
+                    humantime::format_duration(Duration::from_secs(lo)),
+                    humantime::format_duration(Duration::from_secs(hi))
+                ),
+            ))
+        }
+    };
+    let timeout = within(dur(&raw.timeout, "timeout", d.timeout)?, "timeout", 1, 600)?;
+    let connect_timeout = within(
+        dur(&raw.connect_timeout, "connect_timeout", d.connect_timeout)?,
+        "connect_timeout",
+        1,
+        600,
+    )?
+    .min(timeout);
     Ok(UpstreamConfig {
         concurrency: positive(raw.concurrency, "concurrency", 1024)?
             .map_or(d.concurrency, |n| n as usize),
-        connect_timeout: dur(&raw.connect_timeout, "connect_timeout", d.connect_timeout)?,
-        timeout: dur(&raw.timeout, "timeout", d.timeout)?,
+        connect_timeout,
+        timeout,
         max_body_bytes: positive(raw.max_body_bytes, "max_body_bytes", 1 << 30)?
             .map_or(d.max_body_bytes, |n| n as u64),
-        max_backoff: dur(&raw.max_backoff, "max_backoff", d.max_backoff)?,
+        max_backoff: within(
+            dur(&raw.max_backoff, "max_backoff", d.max_backoff)?,
+            "max_backoff",
+            1,
+            7 * 86_400,
+        )?,
     })
 }
 
@@ -1383,6 +1411,8 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert_eq!(c.sources[0].content, SourceContent::Summary);
         assert_eq!(c.upstream.max_backoff, Duration::from_secs(600));
         assert_eq!(c.upstream.timeout, Duration::from_secs(30));
+        let e = parse_err(&format!("{MINIMAL}[upstream]\ntimeout = \"20y\"\n"));
+        assert_eq!(e.key, "upstream.timeout", "{e}");
 
         let good = format!(
             "id = \"a\"\nurl = \"http://a.example/\"\nlang = \"vi\"\ncategory = \"{CAT}\"\nevery = \"15m\"\n"
@@ -1397,6 +1427,7 @@ name = { vi = "Quốc phòng", en = "Defence" }
             (b.replace("\"vi\"", "\"fr\""), "sources[1].lang"),
             (b.replace(CAT, "nope"), "sources[1].category"),
             (b.replace("15m", "soon"), "sources[1].every"),
+            (b.replace("15m", "400days"), "sources[1].every"),
             (b.clone() + "content = \"all\"\n", "sources[1].content"),
             (good.clone(), "sources[1].id"),
         ];

@@ -1,5 +1,8 @@
 //! Ingest: the one way articles get into the store in bulk — the API's NDJSON batches, `bantin
-//! import` (and the start-up sync of `feeds/articles/`), and the upstream-feed poller.
+//! import` (and the start-up sync of `feeds/articles/`), and the upstream-feed poller. The poller
+//! validates while mapping entries (with the same [`Article::from_input`], since it must add the
+//! credit and keep first-seen times) and writes through [`ingest_articles`]; everything after
+//! validation is the same path.
 //!
 //! Every source hands over items, each tagged with where it came from (a line number, a file and
 //! line, a feed entry): raw JSON text, an already deserialised [`ArticleInput`], an [`Article`]

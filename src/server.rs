@@ -44,6 +44,9 @@ pub struct Server {
 impl Server {
     /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(poller) = self.poller.take() {
+            poller.stop().await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -63,6 +66,9 @@ impl Server {
     ) -> std::io::Result<()> {
         signal.await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
+        if let Some(poller) = self.poller.take() {
+            poller.stop().await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -134,17 +134,25 @@ impl Fetcher {
                 else {
                     return failed(false, format!("{status} without a usable Location"));
                 };
+                // Only a permanent move that keeps (or upgrades to) https is remembered: one
+                // forged plain-HTTP answer must not downgrade a source for good.
                 permanent &= matches!(
                     status,
                     StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
-                );
+                ) && !(url.scheme() == "https" && next.scheme() == "http");
                 url = next;
                 continue;
             }
             return match status {
                 StatusCode::OK => self.body(resp, moved_to).await,
                 StatusCode::NOT_MODIFIED => Outcome::NotModified { moved_to },
-                StatusCode::GONE => Outcome::Gone,
+                // Gone for good only when every hop was permanent: a 410 behind a temporary
+                // redirect says nothing about the source's own URL.
+                StatusCode::GONE if permanent => Outcome::Gone,
+                StatusCode::GONE => failed(
+                    false,
+                    format!("410 Gone at {url}, reached through a temporary redirect"),
+                ),
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                     Outcome::Throttled {
                         status: status.as_u16(),

@@ -30,6 +30,10 @@ const DERIVED_SUMMARY_CHARS: usize = 300;
 /// A title cut from the summary when an item has none (RSS allows items with only a description).
 const DERIVED_TITLE_CHARS: usize = 100;
 const MAX_TAGS: usize = 50;
+/// Longest upstream feed id or home page URL kept in a credit, in bytes.
+const MAX_CREDIT_URL: usize = 2_000;
+/// Entries taken from one upstream document at most (its first: feeds list the newest first).
+pub const MAX_ENTRIES: usize = 10_000;
 const MAX_TAG_CHARS: usize = 100;
 
 /// A parsed upstream document: its credit and its entries.
@@ -125,15 +129,19 @@ pub fn credit(parsed: &Parsed, feed_url: &Url) -> Credit {
         .find(|l| is_page_link(l))
         .and_then(|l| feed_url.join(&l.href).ok())
         .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .map(String::from);
+        .map(String::from)
+        .filter(|u| u.len() <= MAX_CREDIT_URL);
+    // The credit is copied into every article of the feed, so each part is cleaned and bounded
+    // like a validated field (an upstream could send a megabyte of `<id>`).
+    let id = crate::text::clean_line(&feed.id);
     Credit {
         title: truncate(&title, 200),
         feed_url: feed_url.to_string(),
         home_page_url,
-        id: if feed.id.trim().is_empty() {
+        id: if id.is_empty() || id.len() > MAX_CREDIT_URL {
             feed_url.to_string()
         } else {
-            feed.id.trim().to_string()
+            id
         },
     }
 }

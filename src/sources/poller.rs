@@ -36,6 +36,8 @@ use crate::store::{StoreError, Upsert};
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Stored articles looked up per query (to keep first-seen times).
 const LOOKUP_CHUNK: usize = 1000;
+/// Fetched documents parsed, mapped and written at once (process-wide).
+static PARSING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// How long a replica waits before retrying a store that failed under the scheduler.
 const STORE_RETRY: Duration = Duration::from_secs(5);
 
@@ -54,15 +56,22 @@ pub struct Progress {
     pub polls: u64,
 }
 
-/// The running scheduler. Dropping it stops polling.
+/// How long [`Poller::stop`] lets polls in flight finish (their writes, invalidations and
+/// NOTIFYs) before abandoning them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The running scheduler. [`Poller::stop`] stops it gracefully; dropping it aborts it.
 pub struct Poller {
     progress: watch::Receiver<Progress>,
-    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -73,8 +82,22 @@ impl Poller {
             return None;
         }
         let (tx, rx) = watch::channel(Progress::default());
-        let task = tokio::spawn(run(app, clock, tx));
-        Some(Poller { progress: rx, task })
+        let (stop, stopping) = watch::channel(false);
+        let task = tokio::spawn(run(app, clock, tx, stopping));
+        Some(Poller {
+            progress: rx,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// Starts no more polls and waits (up to [`STOP_GRACE`]) for those in flight, so a shutdown
+    /// does not cut a poll between its write and the invalidation that must follow it.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 
     pub fn progress(&self) -> Progress {
@@ -94,7 +117,12 @@ impl Poller {
     }
 }
 
-async fn run(app: Arc<App>, clock: Arc<dyn Clock>, tx: watch::Sender<Progress>) {
+async fn run(
+    app: Arc<App>,
+    clock: Arc<dyn Clock>,
+    tx: watch::Sender<Progress>,
+    mut stopping: watch::Receiver<bool>,
+) {
     let fetcher = Arc::new(Fetcher::new(&app.config));
     let configured: HashMap<String, SourceConfig> = app
         .config
@@ -107,7 +135,7 @@ async fn run(app: Arc<App>, clock: Arc<dyn Clock>, tx: watch::Sender<Progress>) 
         tokio::time::sleep(STORE_RETRY).await;
     }
     let concurrency = app.config.upstream.concurrency;
-    let lease = to_chrono(lease_of(&app));
+    let lease = lease_of(&app);
     // The schedule as this replica knows it. It is read from the store at start and then every
     // `MAX_SLEEP` of clock time (other replicas' polls); in between it is kept from this
     // replica's own polls, so a pass costs no query however many sources finish.
@@ -165,6 +193,14 @@ async fn run(app: Arc<App>, clock: Arc<dyn Clock>, tx: watch::Sender<Progress>) 
             p.polls = polls;
         });
         tokio::select! {
+            _ = stopping.changed() => {
+                let drain = async { while running.join_next().await.is_some() {} };
+                if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
+                    tracing::warn!("source polls still running at shutdown were abandoned");
+                    running.abort_all();
+                }
+                return;
+            }
             _ = clock.sleep_until(next_wake) => {}
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                 polls += 1;
@@ -180,7 +216,7 @@ async fn run(app: Arc<App>, clock: Arc<dyn Clock>, tx: watch::Sender<Progress>) 
                             // would run out, and learn its schedule at the next reload.
                             Claimed::Elsewhere => {
                                 if let Some(s) = states.get_mut(&id) {
-                                    s.next_poll = now + lease;
+                                    s.next_poll = schedule::after(now, lease);
                                 }
                             }
                         }
@@ -254,7 +290,7 @@ async fn poll(
     cfg: SourceConfig,
     now: DateTime<Utc>,
 ) -> (String, Claimed) {
-    let lease = now + to_chrono(lease_of(&app));
+    let lease = schedule::after(now, lease_of(&app));
     let mut st = match app.store.claim_source(&cfg.id, now, lease).await {
         Ok(Some(st)) => st,
         Ok(None) => return (cfg.id, Claimed::Elsewhere),
@@ -277,12 +313,19 @@ async fn poll(
         })
         .inc();
     // The schedule counts from the attempt (`now`), even if the fetch took a while.
-    if let Err(e) = app.store.save_source(&st).await {
-        tracing::warn!(source = %cfg.id, error = %e, "cannot save the source's state; the lease will expire and it is polled again");
-        // What the store still holds: the lease.
-        st.next_poll = lease;
+    match app.store.finish_source(&st, lease).await {
+        Ok(true) => (cfg.id, Claimed::Polled(Box::new(st))),
+        Ok(false) => {
+            tracing::warn!(source = %cfg.id, "the poll outlived its lease (another replica polled since); its state was not saved");
+            (cfg.id, Claimed::Elsewhere)
+        }
+        Err(e) => {
+            tracing::warn!(source = %cfg.id, error = %e, "cannot save the source's state; the lease will expire and it is polled again");
+            // What the store still holds: the lease.
+            st.next_poll = lease;
+            (cfg.id, Claimed::Polled(Box::new(st)))
+        }
     }
-    (cfg.id, Claimed::Polled(Box::new(st)))
 }
 
 /// Turns what the fetch found into the source's new state; returns the metric's outcome label.
@@ -344,13 +387,15 @@ async fn apply(
                     "error"
                 }
                 Err(PollError::Store(e)) => {
+                    // The store's own text (SQL, driver) goes to the log, not to API clients.
+                    tracing::warn!(source = %cfg.id, error = %e, "could not store a source's items");
                     fail(
                         st,
                         cfg,
                         cap,
                         now,
                         true,
-                        format!("could not store the items: {e}"),
+                        "could not store the items (the store is unavailable; see the log)".into(),
                     );
                     "failed"
                 }
@@ -370,17 +415,23 @@ async fn apply(
         } => {
             st.consecutive_failures += 1;
             st.status = SourceStatus::Backoff;
-            let delay = retry_after.unwrap_or_else(|| {
-                schedule::backoff_delay(&st.id, cfg.every, st.consecutive_failures, cap, now)
-            });
+            // At least what the upstream asked, and never sooner than the regular interval: a
+            // `Retry-After: 0` (or a date already past, from a slow clock) must not turn the next
+            // poll into an immediate one, again and again.
+            let delay = match retry_after {
+                Some(d) => d.max(cfg.every),
+                None => {
+                    schedule::backoff_delay(&st.id, cfg.every, st.consecutive_failures, cap, now)
+                }
+            };
             st.last_error = Some(match retry_after {
-                Some(d) => format!(
-                    "upstream answered {status}; retrying after {} as it asked",
-                    humantime::format_duration(d)
+                Some(_) => format!(
+                    "upstream answered {status}; retrying after {} (its Retry-After, at least every)",
+                    humantime::format_duration(delay)
                 ),
                 None => format!("upstream answered {status}"),
             });
-            st.next_poll = now + to_chrono(delay);
+            st.next_poll = schedule::after(now, delay);
             "throttled"
         }
         Outcome::Failed { transient, message } => {
@@ -415,13 +466,14 @@ fn fail(
     let delay = schedule::backoff_delay(&st.id, cfg.every, st.consecutive_failures, cap, now);
     tracing::warn!(source = %st.id, failures = st.consecutive_failures, retry_in = %humantime::format_duration(delay), error = %message, "source poll failed");
     st.last_error = Some(message);
-    st.next_poll = now + to_chrono(delay);
+    st.next_poll = schedule::after(now, delay);
 }
 
 enum PollError {
     /// The body is not a feed: the source's fault.
     Feed(String),
-    /// The store failed (reading the stored copies, or writing): ours, transient.
+    /// The store failed (reading the stored copies, or writing): ours, transient. The text is
+    /// the store's, for the log only.
     Store(String),
 }
 
@@ -441,18 +493,29 @@ async fn ingest(
     body: Vec<u8>,
     now: DateTime<Utc>,
 ) -> Result<IngestReport, PollError> {
+    // Parsing and mapping hold a document's entries and articles in memory: a few at once,
+    // however many fetches run, so memory is bounded by the body limit times this, not times
+    // `[upstream] concurrency`.
+    let _permit = PARSING.acquire().await.ok();
     let zone = app.config.zone;
     let url = feed_url.clone();
     let source_id = cfg.id.clone();
-    let (parsed, ids) = tokio::task::spawn_blocking(move || {
-        let parsed = mapping::parse(&body, &url, zone)?;
+    let (parsed, ids, cut) = tokio::task::spawn_blocking(move || {
+        let mut parsed = mapping::parse(&body, &url, zone)?;
+        drop(body);
+        let cut = parsed
+            .feed
+            .entries
+            .len()
+            .saturating_sub(mapping::MAX_ENTRIES);
+        parsed.feed.entries.truncate(mapping::MAX_ENTRIES);
         let ids: Vec<String> = parsed
             .feed
             .entries
             .iter()
             .map(|e| mapping::article_id(&source_id, e))
             .collect();
-        Ok::<_, String>((parsed, ids))
+        Ok::<_, String>((parsed, ids, cut))
     })
     .await
     .map_err(|e| PollError::Feed(format!("the parser failed: {e}")))?
@@ -487,15 +550,31 @@ async fn ingest(
         .iter()
         .filter(|o| matches!(o, Upsert::Created))
         .count() as u64;
-    let rejected = (!rejected.is_empty()).then(|| {
+    if articles.is_empty() && !rejected.is_empty() {
         let first = &rejected[0];
-        format!(
+        return Err(PollError::Feed(format!(
+            "no item could be stored ({} rejected); item {}: {}",
+            rejected.len(),
+            first.item,
+            first.error
+        )));
+    }
+    let mut notes = Vec::new();
+    if let Some(first) = rejected.first() {
+        notes.push(format!(
             "{} item(s) skipped; item {}: {}",
             rejected.len(),
             first.item,
             first.error
-        )
-    });
+        ));
+    }
+    if cut > 0 {
+        notes.push(format!(
+            "{cut} item(s) past the first {} not read",
+            mapping::MAX_ENTRIES
+        ));
+    }
+    let rejected = (!notes.is_empty()).then(|| notes.join("; "));
     if let Some(r) = &rejected {
         tracing::warn!(source = %cfg.id, "{r}");
     }

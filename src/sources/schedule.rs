@@ -34,7 +34,7 @@ pub fn jitter(id: &str, attempt: u32, now: DateTime<Utc>) -> f64 {
 pub fn after_success(id: &str, every: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
     let spread = every.mul_f64(JITTER_FRACTION).min(MAX_JITTER);
     let offset = spread.mul_f64(2.0 * jitter(id, 0, now));
-    now + to_chrono(every.saturating_sub(spread) + offset)
+    after(now, every.saturating_sub(spread) + offset)
 }
 
 /// The delay after the `failures`-th consecutive failure: `every` doubled per failure, capped,
@@ -64,8 +64,18 @@ pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some(delay.min(MAX_RETRY_AFTER))
 }
 
+/// A std duration as chrono's, saturating (chrono's range is narrower).
 pub fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// `now + d`, saturating at [`never`](crate::store::upstream::never) instead of overflowing:
+/// durations come from configuration and upstream headers.
+pub fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    let never = crate::store::upstream::never();
+    now.checked_add_signed(to_chrono(d))
+        .filter(|t| *t < never)
+        .unwrap_or(never)
 }
 
 #[cfg(test)]
@@ -135,5 +145,10 @@ mod tests {
         );
         assert_eq!(retry_after("99999999999", t0()), Some(MAX_RETRY_AFTER));
         assert_eq!(retry_after("soon", t0()), None);
+        // Far-off instants saturate rather than overflow.
+        assert_eq!(
+            after(t0(), Duration::from_secs(u64::MAX)),
+            crate::store::upstream::never()
+        );
     }
 }

@@ -102,6 +102,14 @@ async fn source_lease(store: &dyn Store) {
     polled.last_success = Some(now);
     polled.items = 30;
     polled.next_poll = now + Duration::minutes(15);
+    // Written under the lease it holds; a second write under the same (now spent) lease is
+    // refused, as is one under a lease never taken.
+    assert!(store.finish_source(&polled, lease).await.unwrap());
+    let mut late = polled.clone();
+    late.items = 1;
+    assert!(!store.finish_source(&late, lease).await.unwrap());
+    assert!(!store.finish_source(&late, now).await.unwrap());
+    assert_eq!(store.source_states().await.unwrap(), vec![polled.clone()]);
     store.save_source(&polled).await.unwrap();
     assert_eq!(store.source_states().await.unwrap(), vec![polled.clone()]);
     // The saved schedule replaces the lease.

@@ -169,6 +169,16 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a source's state (inserting it if needed).
     async fn save_source(&self, state: &SourceState) -> Result<(), StoreError>;
 
+    /// Writes the state of a source polled under the lease `lease` (what
+    /// [`Store::claim_source`] set), only if the lease is still held: a poll that outlived its
+    /// lease (another replica has polled since) must not roll the state back. `false` when it
+    /// was not written.
+    async fn finish_source(
+        &self,
+        state: &SourceState,
+        lease: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Tells other processes serving from this database which feeds a write changed. A no-op
     /// for a store only one process serves from.
     async fn announce(&self, _feeds: &BTreeSet<FeedKey>) -> Result<(), StoreError> {

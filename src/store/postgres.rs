@@ -666,6 +666,27 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn finish_source(
+        &self,
+        state: &SourceState,
+        lease: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let n = client
+            .execute(
+                "UPDATE sources SET next_poll = $1, doc = $2 WHERE id = $3 AND next_poll = $4",
+                &[
+                    &millis(state.next_poll),
+                    &state.to_doc(),
+                    &state.id,
+                    &millis(lease),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(n == 1)
+    }
+
     async fn readership_secret(&self) -> Result<[u8; 16], StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let fresh = super::random_secret();

@@ -719,6 +719,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn finish_source(
+        &self,
+        state: &SourceState,
+        lease: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (id, next, doc) = (state.id.clone(), millis(state.next_poll), state.to_doc());
+        let lease = millis(lease);
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE sources SET next_poll = ?1, doc = ?2 WHERE id = ?3 AND next_poll = ?4",
+                    params![next, doc, id, lease],
+                )
+                .map_err(unavailable)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn readership_secret(&self) -> Result<[u8; 16], StoreError> {
         self.write(|conn| {
             conn.execute(
