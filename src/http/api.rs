@@ -40,7 +40,7 @@ pub const ROUTES: &[(&str, &str, &[u16])] = &[
         "/api/v1/articles/{id}",
         &[204, 401, 403, 404, 503],
     ),
-    ("post", "/api/v1/articles", &[200, 401, 403, 413, 415]),
+    ("post", "/api/v1/articles", &[200, 401, 403, 413, 415, 503]),
     ("get", "/api/v1/openapi.json", &[200]),
     ("get", "/api/v1/stats", &[200, 400, 401, 403, 503]),
     ("get", "/api/v1/sources", &[200, 401, 403, 503]),
@@ -373,6 +373,10 @@ async fn post_batch(
     {
         return Err(too_large(limit));
     }
+    // Once the answer has begun it is a 200 whatever happens; a store that is down already is
+    // told now, as a 503 with Retry-After, so a client retries the batch rather than reading
+    // an error at the end of a document.
+    app.store.ping().await?;
     let (tx, rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
     tokio::spawn(run_batch(app, body, tx));
     let out = futures::stream::unfold(rx, |mut rx| async move {

@@ -249,6 +249,18 @@ async fn a_database_outage_keeps_cached_feeds_up_and_recovers_without_restart() 
         .await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());
+    // So does a batch, before its answer begins.
+    let r = app
+        .client
+        .post(app.url("/api/v1/articles"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(article("outage-2", "vi", "kinh-te", "2026-11-25T10:00:00").to_string() + "\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
 
     cut_off(&db, true).await;
     let back = Instant::now();
