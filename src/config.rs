@@ -175,6 +175,8 @@ pub struct SourceConfig {
 pub struct UpstreamConfig {
     /// Sources fetched at once.
     pub concurrency: usize,
+    /// Sources of one upstream host fetched at once.
+    pub per_host: usize,
     pub connect_timeout: Duration,
     /// Whole request, redirects and body included.
     pub timeout: Duration,
@@ -188,6 +190,7 @@ impl Default for UpstreamConfig {
     fn default() -> Self {
         UpstreamConfig {
             concurrency: 32,
+            per_host: 4,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             max_body_bytes: 10 << 20,
@@ -320,6 +323,7 @@ struct RawSource {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     concurrency: Option<i64>,
+    per_host: Option<i64>,
     connect_timeout: Option<RawDuration>,
     timeout: Option<RawDuration>,
     max_body_bytes: Option<i64>,
@@ -896,6 +900,7 @@ fn validate_upstream(
     Ok(UpstreamConfig {
         concurrency: positive(raw.concurrency, "concurrency", 1024)?
             .map_or(d.concurrency, |n| n as usize),
+        per_host: positive(raw.per_host, "per_host", 256)?.map_or(d.per_host, |n| n as usize),
         connect_timeout,
         timeout,
         max_body_bytes: positive(raw.max_body_bytes, "max_body_bytes", 1 << 30)?

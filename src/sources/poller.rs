@@ -12,7 +12,7 @@
 //! and stored, so a 304 after a body that failed to parse cannot turn a source back to `ok`;
 //! failures back off ([`super::schedule`]) and are retried forever; 410 stops the source.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,6 +135,7 @@ async fn run(
         tokio::time::sleep(STORE_RETRY).await;
     }
     let concurrency = app.config.upstream.concurrency;
+    let per_host_limit = app.config.upstream.per_host;
     let lease = lease_of(&app);
     // The schedule as this replica knows it. It is read from the store at start and then every
     // `MAX_SLEEP` of clock time (other replicas' polls); in between it is kept from this
@@ -142,7 +143,8 @@ async fn run(
     let mut states: HashMap<String, SourceState> = HashMap::new();
     let mut loaded_at: Option<DateTime<Utc>> = None;
     let mut running: JoinSet<(String, Claimed)> = JoinSet::new();
-    let mut inflight: HashSet<String> = HashSet::new();
+    // Polls running: source id → upstream host.
+    let mut inflight: HashMap<String, String> = HashMap::new();
     let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut polls = 0u64;
     loop {
@@ -163,16 +165,34 @@ async fn run(
         let mut due: Vec<&SourceState> = states
             .values()
             .filter(|s| {
-                s.status != SourceStatus::Gone && s.next_poll <= now && !inflight.contains(&s.id)
+                s.status != SourceStatus::Gone
+                    && s.next_poll <= now
+                    && !inflight.contains_key(&s.id)
             })
             .collect();
         // Longest overdue first, so a backlog drains in schedule order.
         due.sort_by_key(|s| (s.next_poll, s.id.clone()));
         let room = concurrency.saturating_sub(inflight.len());
-        let start: Vec<String> = due.iter().take(room).map(|s| s.id.clone()).collect();
-        for id in start {
+        // Politeness per upstream host: sister sites often serve many feeds from one server.
+        let mut per_host: HashMap<String, usize> = HashMap::new();
+        for host in inflight.values() {
+            *per_host.entry(host.clone()).or_default() += 1;
+        }
+        let mut start: Vec<(String, String)> = Vec::new();
+        for st in due {
+            if start.len() >= room {
+                break;
+            }
+            let host = host_of(&st.url);
+            let n = per_host.entry(host.clone()).or_default();
+            if *n < per_host_limit {
+                *n += 1;
+                start.push((st.id.clone(), host));
+            }
+        }
+        for (id, host) in start {
             let cfg = configured[&id].clone();
-            inflight.insert(id.clone());
+            inflight.insert(id.clone(), host);
             let handle = running.spawn(poll(app.clone(), fetcher.clone(), cfg, now));
             tasks.insert(handle.id(), id);
         }
@@ -181,7 +201,8 @@ async fn run(
             next_wake = now + to_chrono(STORE_RETRY);
         }
         for s in states.values() {
-            if s.status != SourceStatus::Gone && !inflight.contains(&s.id) && s.next_poll > now {
+            if s.status != SourceStatus::Gone && !inflight.contains_key(&s.id) && s.next_poll > now
+            {
                 next_wake = next_wake.min(s.next_poll);
             }
         }
@@ -234,6 +255,14 @@ async fn run(
             }
         }
     }
+}
+
+/// The host (and port) of a source's URL, for the per-host limit.
+fn host_of(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_default()
 }
 
 /// What a poll task did.

@@ -38,6 +38,8 @@ enum Reply {
     Huge,
     /// Accepts the request and never answers.
     Hang,
+    /// A feed answered after a delay (to see how many requests overlap).
+    Slow(Duration, String),
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ struct Hit {
 struct Upstream {
     replies: Arc<Mutex<HashMap<String, Reply>>>,
     hits: Arc<Mutex<Vec<Hit>>>,
+    /// Requests being answered now, and the most at once.
+    active: Arc<std::sync::atomic::AtomicUsize>,
+    max_active: Arc<std::sync::atomic::AtomicUsize>,
     base: String,
 }
 
@@ -162,6 +167,14 @@ async fn answer(State(up): State<Upstream>, uri: Uri, headers: HeaderMap) -> Res
         Some(Reply::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             r.body(Body::empty()).unwrap()
+        }
+        Some(Reply::Slow(delay, body)) => {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = up.active.fetch_add(1, SeqCst) + 1;
+            up.max_active.fetch_max(now, SeqCst);
+            tokio::time::sleep(delay).await;
+            up.active.fetch_sub(1, SeqCst);
+            r.body(Body::from(body)).unwrap()
         }
     }
 }
@@ -578,6 +591,45 @@ async fn a_body_that_fails_to_parse_keeps_the_last_good_validators() {
             .iter()
             .all(|h| h.if_none_match.as_deref() == Some("\"good\"")),
         "{hits:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_upstream_host_gets_at_most_per_host_requests_at_once() {
+    let up = Upstream::start().await;
+    let ids: Vec<String> = (0..8).map(|i| format!("h{i}")).collect();
+    for id in &ids {
+        up.set(
+            &format!("/{id}.xml"),
+            Reply::Slow(
+                Duration::from_millis(200),
+                rss(&[(id.as_str(), "Chậm", "Fri, 09 Jan 2026 08:00:00 +0700")]),
+            ),
+        );
+    }
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    let s = start(
+        ids.iter()
+            .map(|id| source(id, &up.url(&format!("/{id}.xml")), "1h"))
+            .collect(),
+        UpstreamConfig {
+            per_host: 2,
+            ..fast_upstream()
+        },
+        clock,
+        None,
+    )
+    .await;
+    s.settle().await;
+    let all = s.sources().await;
+    assert!(
+        ids.iter().all(|id| all[id.as_str()]["state"] == "ok"),
+        "{all:?}"
+    );
+    assert_eq!(
+        up.max_active.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "never more than per_host requests at once to one host"
     );
 }
 
