@@ -66,6 +66,13 @@ impl Fetcher {
         let limits = config.upstream.clone();
         let client = reqwest::Client::builder()
             .user_agent(agent)
+            // Some CMSs negotiate the feed format on Accept; all of these are read.
+            .default_headers(reqwest::header::HeaderMap::from_iter([(
+                reqwest::header::ACCEPT,
+                reqwest::header::HeaderValue::from_static(
+                    "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, application/json;q=0.8, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5",
+                ),
+            )]))
             .redirect(reqwest::redirect::Policy::none())
             // The whole fetch (redirects and body included) has one deadline, in `fetch`.
             .connect_timeout(limits.connect_timeout)

@@ -386,7 +386,13 @@ async fn apply(
                 );
                 return "error";
             }
+            // The stored body is still the upstream's: a note about its skipped items still
+            // holds (a failure's message does not).
+            let note = (st.status == SourceStatus::Ok)
+                .then(|| st.last_error.take())
+                .flatten();
             succeed(st, cfg, now);
+            st.last_error = note;
             "not_modified"
         }
         Outcome::Body {

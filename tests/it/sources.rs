@@ -45,6 +45,7 @@ enum Reply {
 #[derive(Debug, Clone)]
 struct Hit {
     path: String,
+    accept: String,
     if_none_match: Option<String>,
     if_modified_since: Option<String>,
     user_agent: String,
@@ -102,6 +103,7 @@ async fn answer(State(up): State<Upstream>, uri: Uri, headers: HeaderMap) -> Res
     let path = uri.path().to_string();
     up.hits.lock().unwrap().push(Hit {
         path: path.clone(),
+        accept: h("accept").unwrap_or_default(),
         if_none_match: h("if-none-match"),
         if_modified_since: h("if-modified-since"),
         user_agent: h("user-agent").unwrap_or_default(),
@@ -327,6 +329,11 @@ async fn polls_import_then_304_then_edits_update_and_nothing_duplicates() {
     let hits = up.hits("/rss.xml");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].if_none_match, None);
+    assert!(
+        hits[0].accept.starts_with("application/rss+xml"),
+        "{}",
+        hits[0].accept
+    );
     let ua = &hits[0].user_agent;
     assert!(
         ua.starts_with("bantin/") && ua.contains("https://baolongan.example/"),
@@ -591,6 +598,45 @@ async fn a_body_that_fails_to_parse_keeps_the_last_good_validators() {
             .iter()
             .all(|h| h.if_none_match.as_deref() == Some("\"good\"")),
         "{hits:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_skipped_item_is_named_and_the_rest_stored_even_after_a_304() {
+    let up = Upstream::start().await;
+    let body = r#"<rss version="2.0"><channel><title>Nửa</title><link>https://nua.example/</link>
+<item><guid>ok-1</guid><title>Được</title><link>https://nua.example/1</link></item>
+<item><guid>bad-2</guid><link>https://nua.example/2</link></item></channel></rss>"#;
+    up.set(
+        "/half.xml",
+        Reply::Feed {
+            body: body.into(),
+            etag: Some("\"h\"".into()),
+            last_modified: None,
+        },
+    );
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    let s = start(
+        vec![source("half", &up.url("/half.xml"), "2s")],
+        fast_upstream(),
+        clock,
+        None,
+    )
+    .await;
+    s.settle().await;
+    for poll in 0..2 {
+        let src = s.source("half").await;
+        assert_eq!(src["state"], "ok");
+        assert_eq!(src["items"], 1);
+        assert_eq!(
+            src["last_error"], "1 item(s) skipped; item 2: title: must not be empty",
+            "poll {poll}"
+        );
+        s.advance(Duration::from_millis(2200)).await;
+    }
+    assert_eq!(
+        up.hits("/half.xml")[1].if_none_match.as_deref(),
+        Some("\"h\"")
     );
 }
 
