@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::error::HttpError;
@@ -16,10 +16,5 @@ pub async fn list(State(state): State<super::State>, headers: HeaderMap) -> Resp
         Ok::<_, HttpError>(Json(crate::sources::status(&app.config, &states)).into_response())
     }
     .await;
-    let mut r = result.unwrap_or_else(IntoResponse::into_response);
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    r
+    super::private_no_store(result.unwrap_or_else(IntoResponse::into_response))
 }

@@ -94,12 +94,7 @@ pub async fn api(
         Ok::<_, HttpError>(Json(json!({"days": figures, "impolite": impolite})).into_response())
     }
     .await;
-    let mut r = result.unwrap_or_else(|e| challenge(e.into_response()));
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    r
+    super::private_no_store(result.unwrap_or_else(|e| challenge(e.into_response())))
 }
 
 /// `GET /stats?days=N`: the page for the newsroom.
@@ -116,7 +111,7 @@ pub async fn page(
         Ok::<_, HttpError>(render(app, &figures, &impolite))
     }
     .await;
-    let mut r = match result {
+    let r = match result {
         Ok(html) => {
             let mut r = (StatusCode::OK, html).into_response();
             r.headers_mut().insert(
@@ -132,11 +127,7 @@ pub async fn page(
             challenge(r)
         }
     };
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    r
+    super::private_no_store(r)
 }
 
 /// A byte count for people: `1.2 MB`.

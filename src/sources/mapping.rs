@@ -173,18 +173,19 @@ pub fn article_id(source: &str, entry: &feed_rs::model::Entry) -> String {
     )
 }
 
-/// Maps every entry to an article (or a rejection naming the item and field). `stored` holds
+/// Maps every entry to an article credited to `credit` (see [`credit`]), or to a rejection
+/// naming the item and field. `stored` holds
 /// the articles these ids already have, so undated items keep their first-seen time; `now` is
 /// that time for items seen for the first time.
 pub fn articles(
     parsed: &Parsed,
+    credit: &Credit,
     source: &SourceConfig,
     feed_url: &Url,
     config: &Config,
     stored: &HashMap<String, Article>,
     now: DateTime<Utc>,
 ) -> (Vec<Article>, Vec<Rejected>) {
-    let credit = credit(parsed, feed_url);
     let home = credit
         .home_page_url
         .as_deref()
@@ -454,7 +455,15 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-11-30T05:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        articles(&parsed, &source(content), &url, &c, &HashMap::new(), now)
+        articles(
+            &parsed,
+            &credit(&parsed, &url),
+            &source(content),
+            &url,
+            &c,
+            &HashMap::new(),
+            now,
+        )
     }
 
     const RSS: &str = r#"<?xml version="1.0"?>
@@ -523,6 +532,7 @@ mod tests {
         let t1 = Utc::now();
         let (first, rej) = articles(
             &parsed,
+            &credit(&parsed, &url),
             &source(SourceContent::Summary),
             &url,
             &c,
@@ -538,6 +548,7 @@ mod tests {
         let later = t1 + chrono::Duration::hours(2);
         let (again, _) = articles(
             &parsed,
+            &credit(&parsed, &url),
             &source(SourceContent::Summary),
             &url,
             &c,

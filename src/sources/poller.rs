@@ -196,10 +196,10 @@ async fn run(
             let handle = running.spawn(poll(app.clone(), fetcher.clone(), cfg, now));
             tasks.insert(handle.id(), id);
         }
-        let mut next_wake = loaded_at.map_or(now, |at| at + to_chrono(MAX_SLEEP));
-        if loaded_at.is_none() {
-            next_wake = now + to_chrono(STORE_RETRY);
-        }
+        let mut next_wake = match loaded_at {
+            Some(at) => at + to_chrono(MAX_SLEEP),
+            None => now + to_chrono(STORE_RETRY),
+        };
         for s in states.values() {
             if s.status != SourceStatus::Gone && !inflight.contains_key(&s.id) && s.next_poll > now
             {
@@ -571,7 +571,8 @@ async fn ingest(
     let (cfg2, url) = (cfg.clone(), feed_url.clone());
     let (articles, rejected, title) = tokio::task::spawn_blocking(move || {
         let credit = mapping::credit(&parsed, &url);
-        let (articles, rejected) = mapping::articles(&parsed, &cfg2, &url, &config, &stored, now);
+        let (articles, rejected) =
+            mapping::articles(&parsed, &credit, &cfg2, &url, &config, &stored, now);
         (articles, rejected, credit.title)
     })
     .await

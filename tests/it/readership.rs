@@ -79,6 +79,8 @@ async fn stats(app: &TestApp, days: u32) -> Value {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Readership figures are the newsroom's: no shared or browser cache keeps them.
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
     r.json().await.unwrap()
 }
 

@@ -64,13 +64,12 @@ struct Upstream {
 impl Upstream {
     async fn start() -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut up = Upstream {
+        let up = Upstream {
             base: format!("http://{}", listener.local_addr().unwrap()),
             ..Default::default()
         };
         let router = axum::Router::new().fallback(answer).with_state(up.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
-        up.base = up.base.clone();
         up
     }
 
@@ -252,6 +251,7 @@ impl Setup {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "private, no-store");
         let v: Value = r.json().await.unwrap();
         v["sources"]
             .as_array()
