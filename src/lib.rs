@@ -22,6 +22,8 @@
 //! - [`cache`]: the moka cache: single render per miss, exact invalidation, scheduled expiry,
 //!   stale-if-error.
 //! - [`app`]: the application layer the handlers and the CLI call.
+//! - [`slots`]: render slots shared fairly: page 1 and the lists of feeds before deep pages, deep
+//!   pages on at most half of them and one at a time per client.
 //! - [`background`]: bounded, lowest-priority background threads (best-ratio recompression).
 //! - [`http`]: thread-per-core workers; the edge (`http::edge`: deadlines, the connection cap,
 //!   lingering close); the poll fast path (`http::fast`: cached feed hits
@@ -54,6 +56,7 @@ pub mod outbox;
 pub mod readership;
 pub mod render;
 pub mod server;
+pub mod slots;
 pub mod sources;
 pub mod store;
 pub mod text;
