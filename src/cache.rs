@@ -741,6 +741,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn previews_go_with_their_feed_and_lists_with_any_write() {
+        let c = cache();
+        let vi = FeedKey::new("vi", Selector::All);
+        let preview = |lang: &str| Key::Preview {
+            feed: FeedKey::new(lang, Selector::All),
+            page: 1,
+        };
+        let lists = [List::Opml, List::PartnerOpml(0), List::Index].map(Key::List);
+        for k in lists.iter().cloned().chain([preview("vi"), preview("en")]) {
+            c.get_or_render(k, || async { rendered("x", None) })
+                .await
+                .unwrap();
+        }
+        c.invalidate([&vi]);
+        assert!(!c.contains_current(preview("vi")).await);
+        assert!(c.contains_current(preview("en")).await);
+        for k in &lists {
+            assert!(!c.contains_current(k).await, "{k:?} lists every feed");
+            assert!(c.holds(k).await, "kept stale for stale-if-error");
+        }
+        for k in &lists {
+            let (_, s) = c
+                .get_or_render(k, || async { rendered("y", None) })
+                .await
+                .unwrap();
+            assert_eq!(s, Source::Rendered);
+        }
+        c.invalidate_all();
+        assert!(!c.contains_current(preview("en")).await);
+        assert!(!c.contains_current(&lists[0]).await);
+    }
+
+    #[tokio::test]
     async fn a_render_that_began_before_a_write_is_not_served_after_it() {
         let c = Arc::new(cache());
         let k = key("vi", 1);

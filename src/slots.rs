@@ -409,6 +409,10 @@ impl RenderSlots {
         self.lock().scheduler.stats()
     }
 
+    pub fn policy(&self) -> Policy {
+        self.lock().scheduler.policy
+    }
+
     /// Clients with a deep request running or waiting.
     pub fn clients(&self) -> usize {
         self.lock().scheduler.clients()
