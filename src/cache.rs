@@ -27,7 +27,8 @@
 //!   once a worker serves the entry a second time, the entry is recompressed at the best ratio in
 //!   the background ([`crate::background`]: lowest priority, bounded) and swapped in if it is still
 //!   the cached one. Entries with under [`MIN_PAYBACK`] left to live are not worth it and skipped.
-//!   Both versions answer 304 to either's ETag (see `http::conditional`).
+//!   Both versions answer 304 to either's ETag (see `http::conditional`). Previews and lists are
+//!   answered on the axum path, not from workers' references, and keep their fast bodies.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -3,8 +3,8 @@
 //!
 //! A feed is a language plus a selector (everything, a category, a tag, a byline); each is served
 //! in three formats and paged. Loading a page is the only place that talks to the store; the
-//! renderers (`rss`, `atom`, `json`, `opml`) are pure functions of a [`FeedPage`] and the
-//! configuration, with no clock inside, so every replica renders identical bytes for the same
+//! renderers (`rss`, `atom`, `json`, `opml`, `html`) are pure functions of a [`FeedPage`] (or of
+//! the bounded [`listing`] of feeds) and the configuration, with no clock inside, so every replica renders identical bytes for the same
 //! data and ETags agree across a fleet.
 
 use std::collections::{BTreeMap, BTreeSet};
