@@ -68,6 +68,26 @@ pub struct CacheConfig {
     pub stale_if_error: u64,
 }
 
+/// What the lists of feeds (`/feeds.opml`, a partner's OPML, the HTML index `/`) name (`[opml]`).
+/// The configured feeds (each language and category) are always listed; then tags and bylines
+/// with at least `min_articles` visible articles, the most used first, until the list holds
+/// `max_outlines` feeds. So a corpus of half a million tags and bylines still makes a list of a
+/// few thousand outlines (about 300 bytes each), cached in `[cache] max_bytes` like any feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpmlConfig {
+    pub max_outlines: usize,
+    pub min_articles: u64,
+}
+
+impl Default for OpmlConfig {
+    fn default() -> Self {
+        OpmlConfig {
+            max_outlines: 5_000,
+            min_articles: 2,
+        }
+    }
+}
+
 /// Limits of the publishing API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -132,6 +152,8 @@ pub struct Config {
     /// Directory of article files synced into the store at start, if any.
     pub articles_dir: Option<PathBuf>,
     pub cache: CacheConfig,
+    /// What the lists of feeds name (`[opml]`).
+    pub opml: OpmlConfig,
     pub hubs: Vec<Url>,
     /// Receivers of a JSON purge request after each write (`[cdn] purge_urls`).
     pub purge_urls: Vec<Url>,
@@ -289,6 +311,8 @@ struct RawConfig {
     #[serde(default)]
     cache: RawCache,
     #[serde(default)]
+    opml: RawOpml,
+    #[serde(default)]
     websub: RawWebSub,
     #[serde(default)]
     cdn: RawCdn,
@@ -415,6 +439,13 @@ struct RawCache {
     max_age: Option<u64>,
     stale_while_revalidate: Option<u64>,
     stale_if_error: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOpml {
+    max_outlines: Option<i64>,
+    min_articles: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -667,6 +698,7 @@ impl Config {
             items_per_feed: items_per_feed as usize,
             articles_dir: raw.articles_dir.map(|d| dir.join(d)),
             cache,
+            opml: validate_opml(&raw.opml, &err)?,
             hubs,
             purge_urls,
             api,
@@ -744,6 +776,37 @@ fn validate_server(
         body_timeout: duration("body_timeout", &raw.body_timeout, d.body_timeout)?,
         max_connections,
         max_head_bytes,
+    })
+}
+
+fn validate_opml(
+    raw: &RawOpml,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<OpmlConfig, ConfigError> {
+    let d = OpmlConfig::default();
+    let max_outlines = match raw.max_outlines {
+        Some(n) if (1..=100_000).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(err(
+                "opml.max_outlines",
+                format!("{n} is outside 1..=100000"),
+            ));
+        }
+        None => d.max_outlines,
+    };
+    let min_articles = match raw.min_articles {
+        Some(n) if n >= 1 => n as u64,
+        Some(n) => {
+            return Err(err(
+                "opml.min_articles",
+                format!("{n} is below 1 (a listed feed has an article)"),
+            ));
+        }
+        None => d.min_articles,
+    };
+    Ok(OpmlConfig {
+        max_outlines,
+        min_articles,
     })
 }
 
@@ -1226,6 +1289,21 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert!(c.api.tokens.is_empty());
         assert_eq!(c.tag_authority, "baolongan.example,2026");
         assert_eq!(c.public_base().as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn opml_bounds_have_defaults_and_limits() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.opml, OpmlConfig::default());
+        let c = parse(&format!(
+            "{MINIMAL}[opml]\nmax_outlines = 300\nmin_articles = 3\n"
+        ))
+        .unwrap();
+        assert_eq!((c.opml.max_outlines, c.opml.min_articles), (300, 3));
+        let e = parse_err(&format!("{MINIMAL}[opml]\nmax_outlines = 0\n"));
+        assert_eq!(e.key, "opml.max_outlines");
+        let e = parse_err(&format!("{MINIMAL}[opml]\nmin_articles = 0\n"));
+        assert_eq!(e.key, "opml.min_articles");
     }
 
     #[test]

@@ -22,6 +22,18 @@ pub struct SourcePollLabel {
     pub outcome: &'static str,
 }
 
+/// What was rendered: `feed`, `preview`, `opml`, `partner_opml`, `index`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+/// A render lane: `front` (page 1, the lists) or `deep` (older pages).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LaneLabel {
+    pub lane: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedLabel {
     pub feed: String,
@@ -36,6 +48,13 @@ pub struct Metrics {
     pub render_seconds: Histogram,
     pub store_errors: Counter,
     pub page_queries: Counter,
+    /// Renders by what was rendered (a miss of any cached document).
+    pub renders: Family<KindLabel, Counter>,
+    /// Deep pages refused by the render slots (503).
+    pub renders_refused: Counter,
+    /// Render slots in use and renders waiting, per lane (set when `/metrics` is read).
+    pub render_slots_busy: Family<LaneLabel, Gauge>,
+    pub renders_waiting: Family<LaneLabel, Gauge>,
     pub api_writes: Family<ResultLabel, Counter>,
     pub websub_pings: Family<ResultLabel, Counter>,
     pub cdn_purges: Family<ResultLabel, Counter>,
@@ -70,6 +89,10 @@ impl Metrics {
             render_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             store_errors: Counter::default(),
             page_queries: Counter::default(),
+            renders: Family::default(),
+            renders_refused: Counter::default(),
+            render_slots_busy: Family::default(),
+            renders_waiting: Family::default(),
             api_writes: Family::default(),
             websub_pings: Family::default(),
             cdn_purges: Family::default(),
@@ -118,6 +141,26 @@ impl Metrics {
             "feed_page_queries",
             "Feed pages read from the store (a miss that got past the item-count check)",
             m.page_queries.clone(),
+        );
+        registry.register(
+            "renders",
+            "Renders by kind (feed, preview, opml, partner_opml, index): misses that reached the store",
+            m.renders.clone(),
+        );
+        registry.register(
+            "renders_refused",
+            "Older pages refused because their client had too many in flight or too many waited",
+            m.renders_refused.clone(),
+        );
+        registry.register(
+            "render_slots_busy",
+            "Render slots in use, by lane (front: page 1 and the lists; deep: older pages)",
+            m.render_slots_busy.clone(),
+        );
+        registry.register(
+            "renders_waiting",
+            "Renders waiting for a slot, by lane",
+            m.renders_waiting.clone(),
         );
         registry.register(
             "api_writes",

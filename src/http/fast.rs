@@ -646,7 +646,9 @@ async fn miss(
 ) -> Out {
     let app = &state.app;
     let seen = app.cache.generation();
-    match app.feed(key).await {
+    let forwarded_for = head.forwarded_for.as_ref().map(|r| &buf[r.clone()]);
+    let client = super::feeds::client_key(app, head.peer, forwarded_for);
+    match app.feed_from(key, client).await {
         Ok((entry, source)) => {
             if source != Source::Stale {
                 app.cache.keep_hot(key, &entry, seen);
@@ -657,6 +659,15 @@ async fn miss(
             StatusCode::NOT_FOUND,
             &msg,
             false,
+            head.keep_alive,
+            head.http10,
+            head.head_only,
+            out,
+        ),
+        Err(FeedError::Busy) => simple(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::app::BUSY_TEXT,
+            true,
             head.keep_alive,
             head.http10,
             head.head_only,

@@ -17,6 +17,7 @@ use crate::cache::{CacheKey, Entry, Source};
 use crate::config::Config;
 use crate::feed::{FeedKey, Format, Selector};
 use crate::render::Representation;
+use crate::slots::ClientKey;
 use crate::store::StoreError;
 
 /// What a GET path names.
@@ -218,6 +219,36 @@ pub fn denied() -> Response {
     )
 }
 
+/// Whose deep pages a request's are ([`crate::slots`]): the client's address as the peer, or a
+/// trusted proxy, gives it.
+pub fn client_key(
+    app: &crate::app::App,
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: Option<&[u8]>,
+) -> ClientKey {
+    ClientKey::of(peer.map(|p| {
+        crate::access::client_address(p, forwarded_for, &app.config.access.trusted_proxies)
+    }))
+}
+
+/// The answer to a document that could not be served: 404 with what exists, 503 with
+/// `Retry-After` for a deep page refused by the render slots, or the store's failure.
+pub fn feed_error(e: FeedError) -> Response {
+    match e {
+        FeedError::NotFound(msg) => text_response(StatusCode::NOT_FOUND, msg),
+        FeedError::Busy => {
+            let mut r = text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::app::BUSY_TEXT.to_string(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        FeedError::Store(e) => store_failure(e),
+    }
+}
+
 /// The fallback handler: feeds, OPML and the HTML pages.
 pub async fn serve(State(state): State<super::State>, req: Request) -> Response {
     // Taken apart rather than extracted: a `HeaderMap` extractor would clone the headers.
@@ -234,6 +265,15 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
         return r;
     }
     let app = &state.app;
+    let client = || {
+        client_key(
+            app,
+            peer,
+            headers
+                .get(header::HeaderName::from_static("x-forwarded-for"))
+                .map(HeaderValue::as_bytes),
+        )
+    };
     let target = match parse_path(&app.config, uri.path()) {
         Ok(t) => t,
         Err(msg) => return text_response(StatusCode::NOT_FOUND, msg),
@@ -254,7 +294,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                 content: app.content_for(access),
             };
             let seen = app.cache.generation();
-            match app.feed(&key).await {
+            match app.feed_from(&key, client()).await {
                 Ok((entry, source)) => {
                     if source != Source::Stale {
                         app.cache.keep_hot(&key, &entry, seen);
@@ -269,17 +309,18 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                     count(app, uri.path(), headers, &resp, peer, access);
                     resp
                 }
-                Err(FeedError::NotFound(msg)) => text_response(StatusCode::NOT_FOUND, msg),
-                Err(FeedError::Store(e)) => store_failure(e),
+                Err(e) => feed_error(e),
             }
         }
         Target::Opml => match access(app, uri, headers) {
             Err(_) => denied(),
             Ok(Access::Public) => match app.opml().await {
-                Ok(rep) => represent(&rep, method, headers, &state.cache_control, &app.metrics),
-                Err(e) => store_failure(e),
+                Ok((entry, _)) => {
+                    represent_entry(&entry, method, headers, &state.cache_control, &app.metrics)
+                }
+                Err(e) => feed_error(e),
             },
-            Ok(Access::Partner(_)) => {
+            Ok(Access::Partner(partner)) => {
                 let key = crate::access::presented_key(
                     uri.query(),
                     headers
@@ -288,20 +329,22 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                 )
                 .map(|k| String::from_utf8_lossy(&k).into_owned())
                 .unwrap_or_default();
-                match app.partner_opml(&key).await {
-                    Ok(rep) => represent(
-                        &rep,
+                match app.partner_opml(partner, &key).await {
+                    Ok((entry, _)) => represent_entry(
+                        &entry,
                         method,
                         headers,
                         &state.private_cache_control,
                         &app.metrics,
                     ),
-                    Err(e) => store_failure(e),
+                    Err(e) => feed_error(e),
                 }
             }
         },
-        Target::Home => super::pages::home(app).await,
-        Target::Preview(feed) => super::pages::preview(app, feed, page).await,
+        Target::Home => super::pages::home(&state, method, headers).await,
+        Target::Preview(feed) => {
+            super::pages::preview(&state, &feed, page, client(), method, headers).await
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{PageQuery, Store, Upsert};
+use super::{Facet, FacetBound, PageQuery, Store, Upsert};
 use crate::article::tests::config;
 use crate::article::{Article, ArticleInput};
 use crate::feed::{FeedKey, Selector};
@@ -311,7 +311,7 @@ async fn feed_pages(store: &dyn Store) {
     let nobody = FeedKey::new("vi", Selector::Tag("khong-co".into()));
     assert_eq!(store.count_visible(&nobody, now).await.unwrap(), 0);
 
-    let (tags, authors) = store.facets(now).await.unwrap();
+    let (tags, authors) = store.facets(now, FacetBound::ALL).await.unwrap();
     let tag_list: Vec<_> = tags
         .iter()
         .map(|f| (f.lang.as_str(), f.slug.as_str(), f.count))
@@ -331,6 +331,30 @@ async fn feed_pages(store: &dyn Store) {
             ("vi", "Hoàng Nam", 1),
             ("vi", "Minh Thư", 2)
         ]
+    );
+
+    // Bounded listings: the least used left out, then only the most used (ties by language
+    // and slug), still in the listing's order.
+    let slugs = |f: &[Facet]| -> Vec<(String, String)> {
+        f.iter().map(|f| (f.lang.clone(), f.slug.clone())).collect()
+    };
+    let bound = FacetBound {
+        min_articles: 2,
+        limit: 10,
+    };
+    let (tags, authors) = store.facets(now, bound).await.unwrap();
+    let pair = |l: &str, s: &str| (l.to_string(), s.to_string());
+    assert_eq!(slugs(&tags), [pair("vi", "gia-lua"), pair("vi", "tet")]);
+    assert_eq!(slugs(&authors), [pair("vi", "minh-thu")]);
+    let bound = FacetBound {
+        min_articles: 1,
+        limit: 2,
+    };
+    let (tags, authors) = store.facets(now, bound).await.unwrap();
+    assert_eq!(slugs(&tags), [pair("vi", "gia-lua"), pair("vi", "tet")]);
+    assert_eq!(
+        slugs(&authors),
+        [pair("en", "minh-thu"), pair("vi", "minh-thu")]
     );
 
     let many = store

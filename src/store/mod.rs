@@ -66,6 +66,39 @@ pub struct Facet {
     pub count: u64,
 }
 
+/// Which facets a listing asks for: those with at least `min_articles` visible articles, the
+/// `limit` most used of each kind (ties by language, then slug). Bounded so that a corpus with
+/// half a million tags and bylines costs the caller at most `limit` rows of each, whatever the
+/// store holds: the counting stays in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FacetBound {
+    pub min_articles: u64,
+    pub limit: usize,
+}
+
+impl FacetBound {
+    /// Every facet (the `export` command, which writes every feed anyway).
+    pub const ALL: FacetBound = FacetBound {
+        min_articles: 1,
+        limit: usize::MAX,
+    };
+
+    /// `limit` as SQL takes it.
+    pub fn sql_limit(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(i64::MAX)
+    }
+
+    pub fn sql_min(&self) -> i64 {
+        i64::try_from(self.min_articles).unwrap_or(i64::MAX)
+    }
+}
+
+/// A facet's display name is cut to this many characters, and a facet whose slug is longer than
+/// [`MAX_FACET_SLUG_BYTES`] is not listed (its feed still exists): a listing row then weighs at
+/// most a few kilobytes, whatever a byline holds.
+pub const MAX_FACET_NAME_CHARS: usize = 200;
+pub const MAX_FACET_SLUG_BYTES: usize = 200;
+
 /// One page of one feed at one instant: `limit` rows after skipping `offset`.
 #[derive(Debug, Clone)]
 pub struct PageQuery<'a> {
@@ -108,8 +141,14 @@ pub trait Store: Send + Sync + 'static {
     /// How many articles of one feed are visible at `now` (what its pages hold in all).
     async fn count_visible(&self, feed: &FeedKey, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Tags and bylines with visible articles, per language, ordered by language then slug.
-    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError>;
+    /// Tags and bylines with visible articles, within `bound` (each kind on its own), ordered by
+    /// language then slug; names cut to [`MAX_FACET_NAME_CHARS`], slugs over
+    /// [`MAX_FACET_SLUG_BYTES`] left out.
+    async fn facets(
+        &self,
+        now: DateTime<Utc>,
+        bound: FacetBound,
+    ) -> Result<(Vec<Facet>, Vec<Facet>), StoreError>;
 
     /// Number of stored articles (any status).
     async fn count(&self) -> Result<u64, StoreError>;

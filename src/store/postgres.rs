@@ -25,7 +25,10 @@ use super::readership::{
     ReadershipRows, StoredTotals, day_text, parse_day,
 };
 use super::upstream::{SourceState, millis};
-use super::{Change, Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, to_doc};
+use super::{
+    Change, Facet, FacetBound, MAX_FACET_NAME_CHARS, MAX_FACET_SLUG_BYTES, PageQuery, Store,
+    StoreError, Upsert, decide, from_doc, to_doc,
+};
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
 
@@ -557,20 +560,31 @@ impl Store for PgStore {
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
-    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
+    async fn facets(
+        &self,
+        now: DateTime<Utc>,
+        bound: FacetBound,
+    ) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let t = now.timestamp();
+        let (min, limit) = (bound.sql_min(), bound.sql_limit());
+        let (name_chars, slug_bytes) = (MAX_FACET_NAME_CHARS as i32, MAX_FACET_SLUG_BYTES as i32);
         let facet = |r: &tokio_postgres::Row| Facet {
             lang: r.get(0),
             slug: r.get(1),
             name: r.get(2),
             count: r.get::<_, i64>(3) as u64,
         };
+        // The most used first to apply the limit (a top-N sort), then in the listing's order.
         let tags = client
             .query(
-                "SELECT lang, tag_slug, MIN(tag), COUNT(*) FROM article_tags WHERE published_at <= $1
-                 GROUP BY lang, tag_slug ORDER BY lang, tag_slug",
-                &[&t],
+                "SELECT lang, slug, name, n FROM (
+                   SELECT lang, tag_slug AS slug, left(MIN(tag), $4) AS name, COUNT(*) AS n
+                   FROM article_tags WHERE published_at <= $1 AND octet_length(tag_slug) <= $5
+                   GROUP BY lang, tag_slug HAVING COUNT(*) >= $2
+                   ORDER BY n DESC, lang, tag_slug LIMIT $3) top
+                 ORDER BY lang, slug",
+                &[&t, &min, &limit, &name_chars, &slug_bytes],
             )
             .await
             .map_err(pg_error)?
@@ -579,10 +593,16 @@ impl Store for PgStore {
             .collect();
         let authors = client
             .query(
-                "SELECT lang, author_slug, MIN(doc::jsonb ->> 'author'), COUNT(*) FROM articles
-                 WHERE status = 'published' AND published_at <= $1 AND author_slug <> ''
-                 GROUP BY lang, author_slug ORDER BY lang, author_slug",
-                &[&t],
+                "SELECT lang, slug, name, n FROM (
+                   SELECT lang, author_slug AS slug, left(MIN(doc::jsonb ->> 'author'), $4) AS name,
+                          COUNT(*) AS n
+                   FROM articles
+                   WHERE status = 'published' AND published_at <= $1 AND author_slug <> ''
+                     AND octet_length(author_slug) <= $5
+                   GROUP BY lang, author_slug HAVING COUNT(*) >= $2
+                   ORDER BY n DESC, lang, author_slug LIMIT $3) top
+                 ORDER BY lang, slug",
+                &[&t, &min, &limit, &name_chars, &slug_bytes],
             )
             .await
             .map_err(pg_error)?

@@ -20,7 +20,8 @@ use super::readership::{
 };
 use super::upstream::{SourceState, millis};
 use super::{
-    Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, from_doc_bytes, to_doc,
+    Facet, FacetBound, MAX_FACET_NAME_CHARS, MAX_FACET_SLUG_BYTES, PageQuery, Store, StoreError,
+    Upsert, decide, from_doc, from_doc_bytes, to_doc,
 };
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
@@ -613,29 +614,59 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
+    async fn facets(
+        &self,
+        now: DateTime<Utc>,
+        bound: FacetBound,
+    ) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
         self.read(move |conn| {
-            let t = secs(now);
+            let params = rusqlite::params![
+                secs(now),
+                bound.sql_min(),
+                bound.sql_limit(),
+                MAX_FACET_NAME_CHARS as i64,
+                MAX_FACET_SLUG_BYTES as i64
+            ];
+            let facet = |r: &rusqlite::Row<'_>| {
+                Ok(Facet {
+                    lang: r.get(0)?,
+                    slug: r.get(1)?,
+                    name: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                })
+            };
+            // The most used first to apply the limit (SQLite keeps only `limit` rows while
+            // sorting), then in the listing's order.
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT lang, tag_slug, MIN(tag), COUNT(*) FROM article_tags WHERE published_at <= ?1
-                     GROUP BY lang, tag_slug ORDER BY lang, tag_slug",
+                    "SELECT lang, slug, name, n FROM (
+                       SELECT lang, tag_slug AS slug, substr(MIN(tag), 1, ?4) AS name, COUNT(*) AS n
+                       FROM article_tags WHERE published_at <= ?1 AND length(tag_slug) <= ?5
+                       GROUP BY lang, tag_slug HAVING COUNT(*) >= ?2
+                       ORDER BY n DESC, lang, tag_slug LIMIT ?3)
+                     ORDER BY lang, slug",
                 )
                 .map_err(unavailable)?;
             let tags = stmt
-                .query_map([t], |r| Ok(Facet { lang: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, count: r.get::<_, i64>(3)? as u64 }))
+                .query_map(params, facet)
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT lang, author_slug, MIN(json_extract(doc, '$.author')), COUNT(*) FROM articles
-                     WHERE status = 'published' AND published_at <= ?1 AND author_slug <> ''
-                     GROUP BY lang, author_slug ORDER BY lang, author_slug",
+                    "SELECT lang, slug, name, n FROM (
+                       SELECT lang, author_slug AS slug,
+                              substr(MIN(json_extract(doc, '$.author')), 1, ?4) AS name, COUNT(*) AS n
+                       FROM articles
+                       WHERE status = 'published' AND published_at <= ?1 AND author_slug <> ''
+                         AND length(author_slug) <= ?5
+                       GROUP BY lang, author_slug HAVING COUNT(*) >= ?2
+                       ORDER BY n DESC, lang, author_slug LIMIT ?3)
+                     ORDER BY lang, slug",
                 )
                 .map_err(unavailable)?;
             let authors = stmt
-                .query_map([t], |r| Ok(Facet { lang: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, count: r.get::<_, i64>(3)? as u64 }))
+                .query_map(params, facet)
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
