@@ -108,6 +108,8 @@ pub async fn start_with_clock(
         source,
     })?;
     let addr = listener.local_addr()?;
+    // The address as bound (port 0 becomes the real port): the upstream fetcher refuses it.
+    config.listen = addr;
     if config.public_url.is_none() {
         let host = if addr.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], addr.port()))
