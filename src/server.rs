@@ -93,7 +93,10 @@ pub async fn start_with_clock(
     clock: Arc<dyn crate::clock::Clock>,
 ) -> Result<Server, StartError> {
     let started = Instant::now();
-    let store = store::open(&config.database_url)
+    // The store's pools follow the HTTP workers (readers ≤ 2 × workers), and the HTTP layer
+    // reserves their descriptors below the file limit.
+    let bounds = store::pool::PoolBounds::for_workers(crate::http::worker_count());
+    let store = store::open_with(&config.database_url, bounds)
         .await
         .map_err(|source| StartError::Store {
             url: redact(&config.database_url),
