@@ -1066,6 +1066,38 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+    async fn the_pool_stays_bounded_and_idle_connections_close() {
+        let url = test_support::fresh_database().await;
+        let bounds = PoolBounds {
+            readers: 2,
+            wait: Duration::from_secs(2),
+            idle: Duration::from_secs(60),
+        };
+        let store = std::sync::Arc::new(PgStore::connect_with(&url, bounds).await.unwrap());
+        let reads = (0..40).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.count().await })
+        });
+        for r in futures::future::join_all(reads).await {
+            assert_eq!(r.unwrap().unwrap(), 0);
+        }
+        let open = store.open_connections();
+        assert!((1..=4).contains(&open), "{open} connections, at most 2 + 2");
+        assert_eq!(store.max_descriptors(), 5);
+        assert_eq!(store.close_idle(Duration::from_secs(60)), 0);
+        assert_eq!(store.close_idle(Duration::ZERO), open);
+        assert_eq!(store.open_connections(), 0);
+        assert_eq!(
+            store.count().await.unwrap(),
+            0,
+            "a new one is opened on demand"
+        );
+        drop(store);
+        test_support::drop_database(&url).await;
+    }
+
     #[tokio::test]
     #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
     async fn postgres_passes_the_store_contract() {
