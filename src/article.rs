@@ -426,7 +426,12 @@ fn normalise_tags(raw: &[String]) -> Result<Vec<String>, ValidationError> {
     Ok(tags)
 }
 
-fn normalise_image(img: ImageInput, article_url: &Url) -> Result<Image, ValidationError> {
+/// An image checked against its article's URL (upstream items validate it on its own, so an
+/// unusable image drops alone, not with its item).
+pub(crate) fn normalise_image(
+    img: ImageInput,
+    article_url: &Url,
+) -> Result<Image, ValidationError> {
     let url = absolute_http_url(&img.url, article_url)
         .map_err(|m| ValidationError::new("image.url", m))?;
     let mime = match img.mime.as_deref().map(str::trim).filter(|m| !m.is_empty()) {

@@ -206,6 +206,10 @@ pub struct UpstreamConfig {
     pub max_body_bytes: u64,
     /// Longest delay between attempts after failures.
     pub max_backoff: Duration,
+    /// Whether upstream fetches (and their redirects) may reach loopback, private, link-local
+    /// and other non-public addresses. Off by default: only a source's own configured origin may
+    /// be one (see `sources::address`).
+    pub allow_private: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -217,6 +221,7 @@ impl Default for UpstreamConfig {
             timeout: Duration::from_secs(30),
             max_body_bytes: 10 << 20,
             max_backoff: Duration::from_secs(6 * 3600),
+            allow_private: false,
         }
     }
 }
@@ -352,6 +357,7 @@ struct RawUpstream {
     timeout: Option<RawDuration>,
     max_body_bytes: Option<i64>,
     max_backoff: Option<RawDuration>,
+    allow_private: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -974,6 +980,7 @@ fn validate_upstream(
             1,
             7 * 86_400,
         )?,
+        allow_private: raw.allow_private.unwrap_or(d.allow_private),
     })
 }
 
@@ -1494,6 +1501,14 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert_eq!(c.sources[0].content, SourceContent::Summary);
         assert_eq!(c.upstream.max_backoff, Duration::from_secs(600));
         assert_eq!(c.upstream.timeout, Duration::from_secs(30));
+        assert!(
+            !c.upstream.allow_private,
+            "private targets are refused by default"
+        );
+        let open = parse(&format!("{MINIMAL}[upstream]\nallow_private = true\n")).unwrap();
+        assert!(open.upstream.allow_private);
+        let e = parse_err(&format!("{MINIMAL}[upstream]\nallow_private = \"yes\"\n"));
+        assert!(e.to_string().contains("expected a boolean"), "{e}");
         let e = parse_err(&format!("{MINIMAL}[upstream]\ntimeout = \"20y\"\n"));
         assert_eq!(e.key, "upstream.timeout", "{e}");
 

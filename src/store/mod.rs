@@ -9,7 +9,8 @@
 //!
 //! The decision of what an upsert means ([`decide`]) is a pure function shared by both backends,
 //! so they cannot disagree on idempotence or on the 409 rule; each backend only applies it inside
-//! its own transaction. [`contract`] holds the tests both backends must pass.
+//! its own transaction. [`contract`] holds the tests both backends must pass. Both hold their
+//! connections in bounded pools ([`pool`]) whose descriptors the HTTP layer reserves.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +23,7 @@ use crate::feed::{FeedKey, Selector};
 use readership::{ClosedDay, ReadershipBatch, ReadershipRows};
 use upstream::SourceState;
 
+pub mod pool;
 pub mod postgres;
 pub mod readership;
 pub mod sqlite;
@@ -112,6 +114,10 @@ pub struct PageQuery<'a> {
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+
+    /// File descriptors this store's connections may hold at most (its pools are bounded), so
+    /// the HTTP layer can keep them out of the connection cap ([`crate::http::fd_budget`]).
+    fn max_descriptors(&self) -> usize;
 
     /// Inserts or replaces one article, applying [`decide`] atomically.
     async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError>;
@@ -321,17 +327,28 @@ pub(crate) fn random_secret() -> [u8; 16] {
     out
 }
 
-/// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`.
+/// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`, with the default
+/// pool bounds (one HTTP worker per core).
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    open_with(url, pool::PoolBounds::default()).await
+}
+
+/// [`open`], with its connection pools bounded by `bounds`.
+pub async fn open_with(
+    url: &str,
+    bounds: pool::PoolBounds,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+            sqlite::SqliteStore::open_with(std::path::Path::new(path), bounds).await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::connect_with(url, bounds).await?,
+        ))
     } else {
         Err(StoreError::Backend(format!(
             "unsupported database URL `{url}`"

@@ -8,6 +8,10 @@
 //! Cross-replica invalidation rides on `LISTEN/NOTIFY` (see [`PgStore::announce`] and
 //! [`PgStore::changes`]): a dedicated connection listens, and when it is lost and comes back the
 //! replica is told to drop its whole cache, since notifications may have been missed meanwhile.
+//!
+//! The pool is bounded by [`PoolBounds`] (the readers plus two for writes: six with two HTTP
+//! workers), a caller waits at most two seconds for a connection, and a task closes connections
+//! idle for a minute, so a burst's sockets do not stay counted against the file limit.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -20,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::pool::PoolBounds;
 use super::readership::{
     AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
     ReadershipRows, StoredTotals, day_text, parse_day,
@@ -49,6 +54,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct PgStore {
     pool: Pool,
+    bounds: PoolBounds,
     config: tokio_postgres::Config,
     /// Tells this replica's own notifications apart from the others'.
     instance: String,
@@ -322,13 +328,22 @@ async fn add_readership(
     Ok(())
 }
 
+fn close_idle(pool: &Pool, idle: Duration) -> usize {
+    pool.retain(|_, m| m.last_used() < idle).removed.len()
+}
+
 fn day_of(s: &str) -> Result<chrono::NaiveDate, StoreError> {
     parse_day(s).ok_or_else(|| StoreError::Backend(format!("bad readership day `{s}`")))
 }
 
 impl PgStore {
-    /// Connects, builds the pool and runs pending migrations.
+    /// Connects, builds the pool and runs pending migrations, with the default pool bounds.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect_with(url, PoolBounds::default()).await
+    }
+
+    /// [`PgStore::connect`] with a pool of `bounds.postgres_size()` connections at most.
+    pub async fn connect_with(url: &str, bounds: PoolBounds) -> Result<PgStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
         config.connect_timeout(TIMEOUT);
@@ -351,20 +366,44 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(16)
+            .max_size(bounds.postgres_size())
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(TIMEOUT))
+            .wait_timeout(Some(bounds.wait.min(TIMEOUT)))
             .create_timeout(Some(TIMEOUT))
             .recycle_timeout(Some(TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         let store = PgStore {
             pool,
+            bounds,
             config,
             instance: format!("{:016x}", rand_u64()),
         };
         store.migrate().await?;
+        // Closes idle connections for as long as the pool lives (a weak handle: dropping the
+        // store ends the task).
+        let weak = store.pool.weak();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(pool) = weak.upgrade() else { break };
+                close_idle(&pool, bounds.idle);
+            }
+        });
         Ok(store)
+    }
+
+    /// Connections in the pool now (in use or idle).
+    pub fn open_connections(&self) -> usize {
+        self.pool.status().size
+    }
+
+    /// Closes the pooled connections idle for `idle` or longer; returns how many.
+    pub fn close_idle(&self, idle: Duration) -> usize {
+        close_idle(&self.pool, idle)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -449,6 +488,10 @@ fn parse_payload(p: &str) -> Option<(String, Change)> {
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn max_descriptors(&self) -> usize {
+        self.bounds.postgres_descriptors()
     }
 
     async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError> {
@@ -1041,6 +1084,38 @@ mod tests {
             parse_payload(&payload("abc", &many)).unwrap().1,
             Change::All
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+    async fn the_pool_stays_bounded_and_idle_connections_close() {
+        let url = test_support::fresh_database().await;
+        let bounds = PoolBounds {
+            readers: 2,
+            wait: Duration::from_secs(2),
+            idle: Duration::from_secs(60),
+        };
+        let store = std::sync::Arc::new(PgStore::connect_with(&url, bounds).await.unwrap());
+        let reads = (0..40).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.count().await })
+        });
+        for r in futures::future::join_all(reads).await {
+            assert_eq!(r.unwrap().unwrap(), 0);
+        }
+        let open = store.open_connections();
+        assert!((1..=4).contains(&open), "{open} connections, at most 2 + 2");
+        assert_eq!(store.max_descriptors(), 5);
+        assert_eq!(store.close_idle(Duration::from_secs(60)), 0);
+        assert_eq!(store.close_idle(Duration::ZERO), open);
+        assert_eq!(store.open_connections(), 0);
+        assert_eq!(
+            store.count().await.unwrap(),
+            0,
+            "a new one is opened on demand"
+        );
+        drop(store);
+        test_support::drop_database(&url).await;
     }
 
     #[tokio::test]

@@ -2,18 +2,27 @@
 //!
 //! rusqlite is synchronous, so every call runs on tokio's blocking pool. One writer connection
 //! behind a mutex serialises writes in this process (SQLite allows one writer anyway; the busy
-//! timeout covers a concurrent `bantin import`), and a small pool of reader connections lets feed
-//! misses run in parallel with each other and with writes, which WAL permits.
+//! timeout covers a concurrent `bantin import`), and a bounded pool of reader connections lets
+//! feed misses run in parallel with each other and with writes, which WAL permits.
+//!
+//! The readers are bounded ([`PoolBounds`]: twice the HTTP workers): a read first waits, off the
+//! blocking pool, for one of that many permits, up to [`PoolBounds::wait`], and only then takes
+//! an idle reader or opens one, so the connections never outnumber the permits and a burst of
+//! misses queues (then fails as *unavailable*) instead of opening a descriptor pair each. Idle
+//! readers are taken newest first, so the oldest age out: a task closes those unused for
+//! [`PoolBounds::idle`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::pool::PoolBounds;
 use super::readership::{
     AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
     ReadershipRows, StoredTotals, day_text, parse_day,
@@ -43,7 +52,89 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Readers,
+    bounds: PoolBounds,
+}
+
+/// The bounded reader pool.
+struct Readers {
+    /// One per reader that may exist; a read holds one from before it takes a connection
+    /// until after it gives it back.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Readers not in use, with when each was last given back (the newest last).
+    idle: Mutex<Vec<(Connection, Instant)>>,
+    /// Readers open, in use or idle.
+    open: AtomicUsize,
+}
+
+impl Readers {
+    fn new(max: usize) -> Readers {
+        Readers {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            idle: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// An idle reader, or a new one. The caller holds a permit, so this never exceeds the bound.
+    fn take(&self, path: &Path) -> Result<Reader<'_>, StoreError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some((c, _)) => c,
+            None => {
+                let c = open_connection(path)?;
+                self.open.fetch_add(1, Ordering::Relaxed);
+                c
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            pool: self,
+        })
+    }
+
+    /// Closes the readers idle for `idle` or longer; returns how many.
+    fn close_idle(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let expired: Vec<(Connection, Instant)> = {
+            let mut list = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let keep = list
+                .iter()
+                .position(|(_, at)| now.duration_since(*at) < idle)
+                .unwrap_or(list.len());
+            list.drain(..keep).collect()
+        };
+        self.open.fetch_sub(expired.len(), Ordering::Relaxed);
+        // Closed outside the lock: a close may touch the files.
+        expired.len()
+    }
+}
+
+/// A reader in use: back to the pool when the read succeeded, closed otherwise (it may be
+/// broken), also when the read panicked.
+struct Reader<'a> {
+    conn: Option<Connection>,
+    pool: &'a Readers,
+}
+
+impl Reader<'_> {
+    fn give_back(mut self) {
+        if let Some(c) = self.conn.take() {
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((c, Instant::now()));
+        }
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if self.conn.take().is_some() {
+            self.pool.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -415,10 +506,16 @@ fn read_readership(
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and runs pending migrations.
+    /// Opens (creating if needed) the database file and runs pending migrations, with the
+    /// default pool bounds.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, PoolBounds::default()).await
+    }
+
+    /// [`SqliteStore::open`] with at most `bounds.readers` reader connections.
+    pub async fn open_with(path: &Path, bounds: PoolBounds) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || {
+        let store = tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -426,16 +523,38 @@ impl SqliteStore {
             }
             let mut writer = open_connection(&path)?;
             migrate(&mut writer)?;
-            Ok(SqliteStore {
+            Ok::<_, StoreError>(SqliteStore {
                 inner: Arc::new(Inner {
                     path,
                     writer: Mutex::new(writer),
-                    readers: Mutex::new(Vec::new()),
+                    readers: Readers::new(bounds.readers.max(1)),
+                    bounds,
                 }),
             })
         })
         .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        // Closes idle readers for as long as the store lives (it holds no reference to it).
+        let weak = Arc::downgrade(&store.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let _ = tokio::task::spawn_blocking(move || {
+                    inner.readers.close_idle(inner.bounds.idle)
+                })
+                .await;
+            }
+        });
+        Ok(store)
+    }
+
+    /// Reader connections open now (in use or idle).
+    pub fn open_readers(&self) -> usize {
+        self.inner.readers.open.load(Ordering::Relaxed)
     }
 
     async fn read<R: Send + 'static>(
@@ -443,24 +562,28 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let inner = self.inner.clone();
+        let wait = inner.bounds.wait;
+        // Waiting happens here, on the caller's task, not on a blocking thread.
+        let permit = tokio::time::timeout(wait, inner.readers.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no database reader came free within {} (all {} busy)",
+                    humantime::format_duration(wait),
+                    inner.bounds.readers
+                ))
+            })?
+            .map_err(|_| StoreError::Backend("the reader pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_connection(&inner.path)?,
-            };
-            let result = f(&conn);
-            // A connection that failed may be broken; let it drop rather than return it.
+            let _permit = permit;
+            let reader = inner.readers.take(&inner.path)?;
+            let conn = reader
+                .conn
+                .as_ref()
+                .expect("a reader taken holds its connection");
+            let result = f(conn);
             if result.is_ok() {
-                inner
-                    .readers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(conn);
+                reader.give_back();
             }
             result
         })
@@ -486,6 +609,10 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn max_descriptors(&self) -> usize {
+        self.inner.bounds.sqlite_descriptors()
     }
 
     async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError> {
@@ -906,6 +1033,205 @@ mod tests {
             .await
             .unwrap();
         crate::store::contract::run_all(&store).await;
+    }
+
+    fn bounds(readers: usize, wait_ms: u64, idle_ms: u64) -> PoolBounds {
+        PoolBounds {
+            readers,
+            wait: Duration::from_millis(wait_ms),
+            idle: Duration::from_millis(idle_ms),
+        }
+    }
+
+    async fn store_with(dir: &tempfile::TempDir, b: PoolBounds) -> Arc<SqliteStore> {
+        Arc::new(
+            SqliteStore::open_with(&dir.path().join("bantin.db"), b)
+                .await
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_stay_within_the_bound_however_many_read_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(&dir, bounds(3, 5_000, 60_000)).await;
+        let now = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads = (0..40).map(|_| {
+            let (store, now, most) = (store.clone(), now.clone(), most.clone());
+            tokio::spawn(async move {
+                store
+                    .read(move |conn| {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(5));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        conn.query_row("SELECT COUNT(*) FROM articles", [], |r| r.get::<_, i64>(0))
+                            .map_err(unavailable)
+                    })
+                    .await
+            })
+        });
+        for r in futures::future::join_all(reads).await {
+            assert_eq!(r.unwrap().unwrap(), 0);
+        }
+        assert!(most.load(Ordering::SeqCst) <= 3, "{most:?} reads at once");
+        assert!(
+            store.open_readers() <= 3,
+            "{} readers",
+            store.open_readers()
+        );
+        assert!(store.open_readers() >= 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waits_for_a_reader_then_the_store_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(&dir, bounds(1, 50, 60_000)).await;
+        let (held, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            std::sync::mpsc::channel(),
+        );
+        let (tx, rx) = release;
+        let rx = Mutex::new(rx);
+        let h = held.clone();
+        let busy = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .read(move |_| {
+                        h.wait();
+                        let _ = rx.lock().unwrap().recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || held.wait())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let e = store.count().await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("no database reader came free"),
+            "{e}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(store.open_readers(), 1, "no second reader was opened");
+        tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(
+            store.count().await.unwrap(),
+            0,
+            "served again once one is free"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_readers_are_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(&dir, bounds(4, 5_000, 60_000)).await;
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let reads = (0..4).map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                store
+                    .read(move |_| {
+                        barrier.wait();
+                        Ok(())
+                    })
+                    .await
+            })
+        });
+        for r in futures::future::join_all(reads).await {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(store.open_readers(), 4);
+        assert_eq!(
+            store.inner.readers.close_idle(Duration::from_secs(60)),
+            0,
+            "not idle long enough"
+        );
+        assert_eq!(store.inner.readers.close_idle(Duration::ZERO), 4);
+        assert_eq!(store.open_readers(), 0);
+
+        // And by the store's own task, after the idle time.
+        let store = store_with(&dir, bounds(4, 5_000, 40)).await;
+        store.count().await.unwrap();
+        assert_eq!(store.open_readers(), 1);
+        let closed = async {
+            while store.open_readers() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the idle reader is closed");
+    }
+
+    /// What the budget reserves covers what SQLite really holds open.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_descriptors_claimed_cover_every_reader_and_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bounds(4, 5_000, 60_000);
+        let store = store_with(&dir, b).await;
+        let a = crate::article::Article::from_input(
+            crate::article::tests::input(),
+            &crate::article::tests::config(),
+        )
+        .unwrap();
+        store.upsert(&a).await.unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let held = Arc::new(std::sync::Barrier::new(5));
+        let reads: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, barrier, held) = (store.clone(), barrier.clone(), held.clone());
+                tokio::spawn(async move {
+                    store
+                        .read(move |conn| {
+                            conn.query_row("SELECT COUNT(*) FROM articles", [], |r| {
+                                r.get::<_, i64>(0)
+                            })
+                            .map_err(unavailable)?;
+                            barrier.wait();
+                            held.wait();
+                            held.wait();
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let held2 = held.clone();
+        tokio::task::spawn_blocking(move || held2.wait())
+            .await
+            .unwrap();
+        // Every reader is open and inside a read: count this directory's descriptors.
+        let ours = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|p| p.starts_with(dir.path()))
+            .count();
+        eprintln!("{ours} descriptors for 4 readers and the writer");
+        let held2 = held.clone();
+        tokio::task::spawn_blocking(move || held2.wait())
+            .await
+            .unwrap();
+        for r in reads {
+            r.await.unwrap().unwrap();
+        }
+        assert_eq!(store.open_readers(), 4);
+        assert!(
+            ours <= store.max_descriptors(),
+            "{ours} descriptors open, {} claimed",
+            store.max_descriptors()
+        );
+        assert!(
+            ours >= 2 * 5,
+            "each connection holds the database and its WAL: {ours}"
+        );
     }
 
     #[tokio::test]
