@@ -33,6 +33,7 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
+pub mod paths;
 pub mod sources;
 pub mod stats;
 
