@@ -47,6 +47,8 @@ pub struct App {
     purge_permits: Arc<tokio::sync::Semaphore>,
     /// Poll counting and subscriber figures.
     pub readership: crate::readership::Readership,
+    /// Failed API logins per client network (bounded; see [`crate::access::LoginThrottle`]).
+    pub logins: crate::access::LoginThrottle,
     /// The OPML list, with when it was made and the write count it reflects.
     opml: tokio::sync::Mutex<Option<(Instant, u64, Arc<Representation>)>>,
     writes: AtomicU64,
@@ -86,6 +88,7 @@ impl App {
             outbox,
             opml: tokio::sync::Mutex::new(None),
             writes: AtomicU64::new(0),
+            logins: Default::default(),
         }
     }
 

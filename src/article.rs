@@ -767,7 +767,10 @@ pub(crate) mod tests {
         }
         let mut i = input();
         i.published_at = format!("2026-04-12T08:30:00{}", "0".repeat(MAX_TIME_CHARS));
-        assert_eq!(Article::from_input(i, &c).unwrap_err().field, "published_at");
+        assert_eq!(
+            Article::from_input(i, &c).unwrap_err().field,
+            "published_at"
+        );
     }
 
     #[test]
@@ -779,11 +782,17 @@ pub(crate) mod tests {
         assert_eq!(e.field, "category");
         assert!(e.message.len() < 200, "{}", e.message);
         let e = invalid(Article::from_json(
-            &format!(r#"{{"id":"a","lang":"vi","category":"kinh-te","title":"t","url":"/x","published_at":"2026-01-01T00:00:00","image":{{"url":"/a.jpg","length":"{}"}}}}"#, "9".repeat(100_000)),
+            &format!(
+                r#"{{"id":"a","lang":"vi","category":"kinh-te","title":"t","url":"/x","published_at":"2026-01-01T00:00:00","image":{{"url":"/a.jpg","length":"{}"}}}}"#,
+                "9".repeat(100_000)
+            ),
             &c,
         ));
         assert_eq!(e.field, "image.length");
-        assert!(e.message.chars().count() <= MAX_MESSAGE_CHARS, "serde's message is cut too");
+        assert!(
+            e.message.chars().count() <= MAX_MESSAGE_CHARS,
+            "serde's message is cut too"
+        );
     }
 
     fn invalid(r: Result<Article, InputError>) -> ValidationError {

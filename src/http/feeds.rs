@@ -127,8 +127,67 @@ fn count(
     });
 }
 
-/// The answer to a key that is no partner's: 403, one plain line, nothing of the feed.
-pub fn denied() -> Response {
+/// The methods every feed, page and the OPML answer.
+const METHODS: &str = "GET, HEAD, OPTIONS";
+
+/// `OPTIONS` on a feed, the OPML or a page: a CORS preflight (Fetch standard §3.2.2) for a
+/// browser-based reader that sends `If-None-Match` or `If-Modified-Since` (which are not
+/// CORS-safelisted, so the browser asks first), and the `Allow` list for anyone else. Nothing is
+/// read or rendered: the answer is the same for every path that names a target, and the
+/// browser keeps it for `Access-Control-Max-Age` (a day; browsers cap it lower themselves).
+pub fn cors_preflight() -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static(METHODS));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(METHODS),
+    );
+    // `Authorization` must be named (a `*` would not cover it): a partner's reader may send
+    // its key as a Bearer token. `Cache-Control` is what readers send to ask for a fresh copy.
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("If-None-Match, If-Modified-Since, Cache-Control, Authorization"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
+}
+
+/// A non-canonical spelling of a target: `301` to its one path (built from the parsed target by
+/// [`super::paths::canonical_location`]), the query kept so a partner's `key` and a `page` still
+/// apply. Cacheable like any permanent redirect; never counted.
+fn moved(path: String, query: Option<&str>) -> Response {
+    let location = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let Ok(value) = HeaderValue::from_str(&location) else {
+        return text_response(StatusCode::NOT_FOUND, "No feed at this path.".into());
+    };
+    let mut r = text_response(
+        StatusCode::MOVED_PERMANENTLY,
+        format!("This feed's one address is {location}"),
+    );
+    r.headers_mut().insert(header::LOCATION, value);
+    r
+}
+
+/// The answer to a key that is no partner's: 403, one plain line, nothing of the feed. Counted
+/// as a failed authentication (`endpoint="feeds"`); not logged, as a poller with an old key
+/// would fill the log.
+pub fn denied(app: &crate::app::App) -> Response {
+    app.metrics
+        .auth_failures
+        .get_or_create(&crate::metrics::EndpointLabel { endpoint: "feeds" })
+        .inc();
     text_response(
         StatusCode::FORBIDDEN,
         crate::access::DENIED_TEXT.to_string(),
@@ -141,20 +200,29 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     let (parts, _) = req.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let peer = parts.extensions.get::<super::Peer>().map(|p| p.0);
-    if method != Method::GET && method != Method::HEAD {
+    let app = &state.app;
+    let preflight = method == Method::OPTIONS;
+    if method != Method::GET && method != Method::HEAD && !preflight {
         let mut r = text_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed here; feeds answer GET and HEAD."),
+            format!("{method} is not allowed here; feeds answer GET, HEAD and OPTIONS."),
         );
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            .insert(header::ALLOW, HeaderValue::from_static(METHODS));
         return r;
     }
-    let app = &state.app;
     let target = match parse_path(&app.config, uri.path()) {
         Ok(t) => t,
-        Err(msg) => return text_response(StatusCode::NOT_FOUND, msg),
+        Err(msg) => {
+            return match super::paths::canonical_location(&app.config, uri.path()) {
+                Some(path) => moved(path, uri.query()),
+                None => text_response(StatusCode::NOT_FOUND, msg),
+            };
+        }
     };
+    if preflight {
+        return cors_preflight();
+    }
     let page = match parse_page(uri.query()) {
         Ok(p) => p,
         Err(msg) => return text_response(StatusCode::NOT_FOUND, msg),
@@ -162,7 +230,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     match target {
         Target::Feed(feed, format) => {
             let Ok(access) = access(app, uri, headers) else {
-                return denied();
+                return denied(app);
             };
             let key = CacheKey {
                 feed,
@@ -191,7 +259,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
             }
         }
         Target::Opml => match access(app, uri, headers) {
-            Err(_) => denied(),
+            Err(_) => denied(app),
             Ok(Access::Public) => match app.opml().await {
                 Ok(rep) => represent(&rep, method, headers, &state.cache_control, &app.metrics),
                 Err(e) => store_failure(e),
@@ -285,6 +353,9 @@ pub fn each_header<'a>(
 ) {
     static VARY: HeaderValue = HeaderValue::from_static("Accept-Encoding");
     static ANY: HeaderValue = HeaderValue::from_static("*");
+    // `ETag` and `Link` are not CORS-safelisted response headers (`Last-Modified` is): without
+    // this a browser-based reader could not read the validator it must send back, nor the hub.
+    static EXPOSE: HeaderValue = HeaderValue::from_static("ETag, Link");
     static GZIP: HeaderValue = HeaderValue::from_static("gzip");
     static BR: HeaderValue = HeaderValue::from_static("br");
     static SURROGATE_KEY: header::HeaderName = header::HeaderName::from_static("surrogate-key");
@@ -299,6 +370,7 @@ pub fn each_header<'a>(
         f(header::LAST_MODIFIED, lm);
     }
     f(header::ACCESS_CONTROL_ALLOW_ORIGIN, &ANY);
+    f(header::ACCESS_CONTROL_EXPOSE_HEADERS, &EXPOSE);
     if !rep.link_header.is_empty() {
         f(header::LINK, &rep.link_header);
     }

@@ -26,6 +26,7 @@ use crate::app::App;
 use edge::{Admitted, Conn, Limits, Phase, Registry, Tracked};
 
 pub mod api;
+pub mod auth;
 pub mod conditional;
 pub mod edge;
 pub mod error;

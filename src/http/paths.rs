@@ -59,8 +59,7 @@ fn is_slug(s: &str, max: usize) -> bool {
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
         && !b.windows(2).any(|w| w == b"--")
-        && b
-            .iter()
+        && b.iter()
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
@@ -457,9 +456,34 @@ mod tests {
     /// Paths made of the pieces feed paths are made of, and the pieces of their misspellings.
     fn path_strategy() -> impl Strategy<Value = String> {
         let piece = prop::sample::select(vec![
-            "/", "/", "/", "vi", "en", "fr", "tag", "author", "kinh-te", "economy", "defence",
-            "gia-lua", "Gia", "-", "--", ".", "..", "%2E", "%2F", "%76", "%", "rss.xml",
-            "atom.xml", "feed.json", "feeds.opml", "x", ";", "?",
+            "/",
+            "/",
+            "/",
+            "vi",
+            "en",
+            "fr",
+            "tag",
+            "author",
+            "kinh-te",
+            "economy",
+            "defence",
+            "gia-lua",
+            "Gia",
+            "-",
+            "--",
+            ".",
+            "..",
+            "%2E",
+            "%2F",
+            "%76",
+            "%",
+            "rss.xml",
+            "atom.xml",
+            "feed.json",
+            "feeds.opml",
+            "x",
+            ";",
+            "?",
         ]);
         prop::collection::vec(piece, 0..10).prop_map(|v| v.concat())
     }

@@ -46,12 +46,10 @@ struct Inner {
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(
-            DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure | PermissionDenied
-            | ReadOnly,
-        ) => StoreError::Unavailable(e.to_string()),
+        Some(code) if super::sqlite_code_is_unavailable(code) => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -416,6 +414,16 @@ fn read_readership(
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs pending migrations.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_capped(path, None).await
+    }
+
+    /// [`SqliteStore::open`], with the database held to `max_bytes` (`sqlite://PATH?max_bytes=N`):
+    /// past it a write fails as on a full disk (`SQLITE_FULL`, answered 503 with `Retry-After`)
+    /// and rolls back whole, while reads go on. A cap below the present size holds it there.
+    pub async fn open_capped(
+        path: &Path,
+        max_bytes: Option<u64>,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -425,6 +433,20 @@ impl SqliteStore {
             }
             let mut writer = open_connection(&path)?;
             migrate(&mut writer)?;
+            if let Some(max) = max_bytes {
+                // Only the writer grows the file; the limit is per connection, not stored.
+                let page: i64 = writer
+                    .query_row("PRAGMA page_size", [], |r| r.get(0))
+                    .map_err(unavailable)?;
+                let page = page.max(1) as u64;
+                writer
+                    .query_row(
+                        &format!("PRAGMA max_page_count = {}", (max / page).max(1)),
+                        [],
+                        |_| Ok(()),
+                    )
+                    .map_err(unavailable)?;
+            }
             Ok(SqliteStore {
                 inner: Arc::new(Inner {
                     path,
