@@ -55,10 +55,16 @@ fn pg_error(e: tokio_postgres::Error) -> StoreError {
     let transient = e.is_closed()
         || e.code()
             .is_none_or(|c| super::sqlstate_is_unavailable(c.code()));
+    // The driver's own text is just "db error"; the server's SQLSTATE and message are what an
+    // operator reading the log needs (they never reach a client).
+    let text = match e.as_db_error() {
+        Some(db) => format!("{e} {}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
     if transient {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(text)
     } else {
-        StoreError::Backend(e.to_string())
+        StoreError::Backend(text)
     }
 }
 
@@ -1064,7 +1070,7 @@ mod tests {
         let c = crate::article::tests::config();
         let a = Article::from_input(crate::article::tests::input(), &c).unwrap();
         match store.upsert(&a).await {
-            Err(StoreError::Unavailable(m)) => assert!(m.contains("read-only"), "{m}"),
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("25006"), "{m}"),
             other => panic!("a write to a read-only database: {other:?}"),
         }
         assert_eq!(store.get(&a.id).await.unwrap(), None, "nothing was written");
