@@ -109,6 +109,8 @@ fn count(
     access: Access,
 ) {
     use axum::body::HttpBody;
+    // Only a canonical path reaches here (`paths`), so readership never sees two spellings.
+    debug_assert!(parse_path(&app.config, path).is_ok(), "{path}");
     let Some(peer) = peer else { return };
     let get = |h: header::HeaderName| headers.get(h).map(HeaderValue::as_bytes);
     app.readership.count(&crate::readership::Poll {
