@@ -66,6 +66,8 @@ pub struct App {
     purge_permits: Arc<tokio::sync::Semaphore>,
     /// Poll counting and subscriber figures.
     pub readership: crate::readership::Readership,
+    /// Failed API logins per client network (bounded; see [`crate::access::LoginThrottle`]).
+    pub logins: crate::access::LoginThrottle,
 }
 
 /// Pages of one feed listed by URL in a purge at most.
@@ -98,6 +100,7 @@ impl App {
             store,
             metrics,
             outbox,
+            logins: Default::default(),
         }
     }
 

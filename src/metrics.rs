@@ -35,6 +35,12 @@ pub struct LaneLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    /// `api`, `stats` or `feeds` (a partner key on a feed or the OPML).
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedLabel {
     pub feed: String,
 }
@@ -70,6 +76,10 @@ pub struct Metrics {
     /// Polls of upstream sources by outcome (`updated`, `not_modified`, `gone`, `throttled`,
     /// `failed`, `error`).
     pub source_polls: Family<SourcePollLabel, Counter>,
+    /// Wrong API tokens and partner keys presented, by endpoint (a fixed set of labels).
+    pub auth_failures: Family<EndpointLabel, Counter>,
+    /// Requests refused 429 because their network had failed too often.
+    pub auth_throttled: Family<EndpointLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -105,6 +115,8 @@ impl Metrics {
             connections_refused: Counter::default(),
             feed_subscribers: Family::default(),
             source_polls: Family::default(),
+            auth_failures: Family::default(),
+            auth_throttled: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -221,6 +233,16 @@ impl Metrics {
             "source_polls",
             "Polls of upstream sources by outcome",
             m.source_polls.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Wrong API tokens and partner keys presented, by endpoint",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused (429) after too many failed authentications from their network",
+            m.auth_throttled.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -1,9 +1,9 @@
 //! The HTTP layer: an axum router over [`App`], and the server loop with graceful shutdown.
 //!
 //! Handlers are thin: they parse the request into domain terms, call the application, and map
-//! the answer to a response. Feed paths are parsed by a pure function ([`feeds::parse_path`])
-//! rather than a tree of axum routes, so a wrong path gets a 404 that says what exists, and the
-//! parser is unit-tested without a server.
+//! the answer to a response. Feed paths are parsed by a pure function ([`paths::parse_path`])
+//! rather than a tree of axum routes, so a wrong path gets a 404 that says what exists (or a 301
+//! to the one spelling of the feed it meant), and the parser is unit-tested without a server.
 //!
 //! Serving is thread-per-core, as nginx is: one single-threaded tokio runtime per worker thread,
 //! each accepting from the same listening socket and keeping its connections to itself. Each
@@ -26,6 +26,7 @@ use crate::app::App;
 use edge::{Admitted, Conn, Limits, Phase, Registry, Tracked};
 
 pub mod api;
+pub mod auth;
 pub mod conditional;
 pub mod edge;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
+pub mod paths;
 pub mod sources;
 pub mod stats;
 

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::auth::Caller;
 use super::error::HttpError;
 use crate::app::App;
 use crate::readership::figures::{DayFigures, ImpoliteFigure};
@@ -24,33 +25,8 @@ const PAGE_DAYS: u32 = 30;
 /// Most days one request may ask for.
 const MAX_DAYS: u32 = 366;
 
-fn check_token(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
-    let tokens = &app.config.api.tokens;
-    if tokens.is_empty() {
-        return Err(HttpError::new(
-            StatusCode::FORBIDDEN,
-            "api_disabled",
-            "readership figures need an API token: set BANTIN_API_TOKEN or BANTIN_API_TOKEN_FILE",
-        ));
-    }
-    let presented = crate::access::presented_token(
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    );
-    match presented {
-        Some(t) if crate::access::token_matches(tokens, &t) => Ok(()),
-        Some(_) => Err(HttpError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the token is not valid",
-        )),
-        None => Err(HttpError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing `Authorization: Bearer <token>` (or the token as the password of HTTP Basic)",
-        )),
-    }
+fn check_token(app: &App, headers: &HeaderMap, caller: Caller) -> Result<(), HttpError> {
+    super::auth::require_token(app, headers, caller, super::auth::Endpoint::Stats)
 }
 
 /// `days=N` from the query: 1..=366, or the default.
@@ -83,12 +59,13 @@ fn challenge(mut r: Response) -> Response {
 /// `GET /api/v1/stats?days=N`.
 pub async fn api(
     State(state): State<super::State>,
+    caller: Caller,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     let app = &state.app;
     let result = async {
-        check_token(app, &headers)?;
+        check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), API_DAYS)?;
         let (figures, impolite) = app.readership.stats(&*app.store, days).await?;
         Ok::<_, HttpError>(Json(json!({"days": figures, "impolite": impolite})).into_response())
@@ -100,12 +77,13 @@ pub async fn api(
 /// `GET /stats?days=N`: the page for the newsroom.
 pub async fn page(
     State(state): State<super::State>,
+    caller: Caller,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     let app = &state.app;
     let result = async {
-        check_token(app, &headers)?;
+        check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), PAGE_DAYS)?;
         let (figures, impolite) = app.readership.stats(&*app.store, days).await?;
         Ok::<_, HttpError>(render(app, &figures, &impolite))
@@ -122,8 +100,13 @@ pub async fn page(
         }
         Err(e) => {
             let status = e.status;
+            let retry = e.retry_after;
             let mut r = super::feeds::text_response(status, e.message);
             r.headers_mut().remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+            if let Some(secs) = retry {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             challenge(r)
         }
     };

@@ -33,14 +33,48 @@ pub mod upstream;
 pub(crate) mod contract;
 
 /// Why the store could not answer.
+///
+/// The line between the two is "would the same request succeed later, with nothing changed in
+/// it or in bantin?": a database out of reach, locked, out of disk or memory, or read-only (a
+/// standby, a remounted file system) will be fixed by its operator or by time, so the client is
+/// told 503 with `Retry-After` and keeps its write; a bad query or a corrupt row will not.
+/// [`sqlite_code_is_unavailable`] and [`sqlstate_is_unavailable`] draw the line for each backend.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached or is locked: worth a 503 and a retry.
+    /// The database cannot take the request now (unreachable, locked, disk full, out of memory,
+    /// read-only): worth a 503 and a retry.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The query failed for another reason (a bug, a corrupt row, a full disk).
+    /// The query failed for another reason (a bug, a corrupt row).
     #[error("store error: {0}")]
     Backend(String),
+}
+
+/// Whether a SQLite result code is a passing condition of the database rather than a fault of
+/// the query: busy or locked, cannot open, I/O failure, permission, read-only, disk full
+/// (`SQLITE_FULL`, also what `PRAGMA max_page_count` gives), out of memory.
+pub fn sqlite_code_is_unavailable(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        code,
+        DatabaseBusy
+            | DatabaseLocked
+            | CannotOpen
+            | SystemIoFailure
+            | PermissionDenied
+            | ReadOnly
+            | DiskFull
+            | OutOfMemory
+    )
+}
+
+/// Whether a PostgreSQL SQLSTATE is a passing condition of the server rather than a fault of the
+/// query: connection exceptions (class 08), operator intervention such as a shutdown or a
+/// cancelled query (57P), insufficient resources (class 53: disk full 53100, out of memory
+/// 53200, too many connections 53300), and a read-only transaction (25006: a standby, or
+/// `default_transaction_read_only` set while the disk is being dealt with).
+pub fn sqlstate_is_unavailable(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "25006"
 }
 
 /// What an upsert did.
@@ -327,8 +361,8 @@ pub(crate) fn random_secret() -> [u8; 16] {
     out
 }
 
-/// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`, with the default
-/// pool bounds (one HTTP worker per core).
+/// Opens the store a database URL names: `sqlite://PATH[?max_bytes=N]` or `postgres://…`, with
+/// the default pool bounds (one HTTP worker per core).
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     open_with(url, pool::PoolBounds::default()).await
 }
@@ -338,12 +372,24 @@ pub async fn open_with(
     url: &str,
     bounds: pool::PoolBounds,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if let Some(path) = url
+    if let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
+        let (path, max_bytes) = match rest.rsplit_once("?max_bytes=") {
+            Some((path, n)) => (
+                path,
+                Some(n.parse::<u64>().map_err(|_| {
+                    StoreError::Backend(format!(
+                        "`max_bytes={n}` in the SQLite URL is not a number of bytes"
+                    ))
+                })?),
+            ),
+            None => (rest, None),
+        };
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open_with(std::path::Path::new(path), bounds).await?,
+            sqlite::SqliteStore::open_capped(std::path::Path::new(path), max_bytes, bounds)
+                .await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(std::sync::Arc::new(
@@ -360,6 +406,37 @@ pub async fn open_with(
 mod tests {
     use super::*;
     use crate::article::tests::{config, input};
+
+    #[test]
+    fn full_disks_and_read_only_stores_are_unavailable() {
+        use rusqlite::ErrorCode::*;
+        for c in [
+            DiskFull,
+            ReadOnly,
+            OutOfMemory,
+            DatabaseBusy,
+            DatabaseLocked,
+            CannotOpen,
+        ] {
+            assert!(sqlite_code_is_unavailable(c), "{c:?}");
+        }
+        for c in [
+            ConstraintViolation,
+            DatabaseCorrupt,
+            TypeMismatch,
+            ApiMisuse,
+        ] {
+            assert!(!sqlite_code_is_unavailable(c), "{c:?}");
+        }
+        for c in [
+            "53100", "53200", "53300", "53000", "25006", "08006", "57P01", "57P03",
+        ] {
+            assert!(sqlstate_is_unavailable(c), "{c}");
+        }
+        for c in ["23505", "42P01", "22001", "25P02", "40001"] {
+            assert!(!sqlstate_is_unavailable(c), "{c}");
+        }
+    }
 
     #[test]
     fn decide_orders_versions_by_updated_at() {

@@ -62,14 +62,18 @@ pub struct PgStore {
 
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
     let transient = e.is_closed()
-        || e.code().is_none_or(|c| {
-            let c = c.code();
-            c.starts_with("08") || c.starts_with("57P") || c == "53300"
-        });
+        || e.code()
+            .is_none_or(|c| super::sqlstate_is_unavailable(c.code()));
+    // The driver's own text is just "db error"; the server's SQLSTATE and message are what an
+    // operator reading the log needs (they never reach a client).
+    let text = match e.as_db_error() {
+        Some(db) => format!("{e} {}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
     if transient {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(text)
     } else {
-        StoreError::Backend(e.to_string())
+        StoreError::Backend(text)
     }
 }
 
@@ -1124,6 +1128,47 @@ mod tests {
         let url = test_support::fresh_database().await;
         let store = PgStore::connect(&url).await.unwrap();
         crate::store::contract::run_all(&store).await;
+        drop(store);
+        test_support::drop_database(&url).await;
+    }
+
+    /// A database turned read-only (as an operator does while a disk is being dealt with, or a
+    /// standby is) makes writes unavailable, not failed: a 503 with `Retry-After`, not a 500.
+    #[tokio::test]
+    #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+    async fn a_read_only_database_is_unavailable_and_keeps_nothing() {
+        let url = test_support::fresh_database().await;
+        let name = test_support::name_of(&url);
+        let store = PgStore::connect(&url).await.unwrap();
+        let admin = test_support::admin().await;
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} SET default_transaction_read_only = on"
+            ))
+            .await
+            .unwrap();
+        // The pool's sessions took the old setting; end them so new ones take the new.
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        // Reads still work once the pool has replaced its connections.
+        let mut tries = 0;
+        while store.count().await.is_err() {
+            tries += 1;
+            assert!(tries < 50, "the pool never reconnected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let c = crate::article::tests::config();
+        let a = Article::from_input(crate::article::tests::input(), &c).unwrap();
+        match store.upsert(&a).await {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("25006"), "{m}"),
+            other => panic!("a write to a read-only database: {other:?}"),
+        }
+        assert_eq!(store.get(&a.id).await.unwrap(), None, "nothing was written");
         drop(store);
         test_support::drop_database(&url).await;
     }

@@ -138,12 +138,10 @@ impl Drop for Reader<'_> {
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(
-            DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure | PermissionDenied
-            | ReadOnly,
-        ) => StoreError::Unavailable(e.to_string()),
+        Some(code) if super::sqlite_code_is_unavailable(code) => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -514,6 +512,18 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with at most `bounds.readers` reader connections.
     pub async fn open_with(path: &Path, bounds: PoolBounds) -> Result<SqliteStore, StoreError> {
+        Self::open_capped(path, None, bounds).await
+    }
+
+    /// [`SqliteStore::open_with`], with the database held to `max_bytes`
+    /// (`sqlite://PATH?max_bytes=N`): past it a write fails as on a full disk (`SQLITE_FULL`,
+    /// answered 503 with `Retry-After`) and rolls back whole, while reads go on. A cap below the
+    /// present size holds it there.
+    pub async fn open_capped(
+        path: &Path,
+        max_bytes: Option<u64>,
+        bounds: PoolBounds,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
         let store = tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -523,6 +533,20 @@ impl SqliteStore {
             }
             let mut writer = open_connection(&path)?;
             migrate(&mut writer)?;
+            if let Some(max) = max_bytes {
+                // Only the writer grows the file; the limit is per connection, not stored.
+                let page: i64 = writer
+                    .query_row("PRAGMA page_size", [], |r| r.get(0))
+                    .map_err(unavailable)?;
+                let page = page.max(1) as u64;
+                writer
+                    .query_row(
+                        &format!("PRAGMA max_page_count = {}", (max / page).max(1)),
+                        [],
+                        |_| Ok(()),
+                    )
+                    .map_err(unavailable)?;
+            }
             Ok::<_, StoreError>(SqliteStore {
                 inner: Arc::new(Inner {
                     path,
