@@ -21,6 +21,7 @@
 
 pub mod agents;
 pub mod figures;
+pub mod sketch;
 pub mod tally;
 
 use std::collections::{BTreeMap, HashMap};
