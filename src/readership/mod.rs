@@ -86,7 +86,7 @@ pub struct Poll<'a> {
 }
 
 /// Snapshots queued from the workers to the aggregating task, at most.
-pub const QUEUE: usize = 4;
+pub const QUEUE: usize = 2;
 /// Longest a forced flush waits for the workers' counters.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// A day is closed this long after it ends, so flushes in flight at midnight land first.
@@ -150,8 +150,10 @@ struct Inner {
     reported_changed: Notify,
     next_worker: AtomicU64,
     running: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// What the aggregating task holds, in bytes (its own estimate, updated after each step).
+    /// What the aggregating task holds, in bytes (its own estimate, updated after each step),
+    /// and the most it has held.
     held: AtomicUsize,
+    held_peak: AtomicUsize,
 }
 
 /// What `/api/v1/stats` and `/stats` show.
@@ -194,6 +196,7 @@ impl Readership {
                 next_worker: AtomicU64::new(0),
                 running: Mutex::new(None),
                 held: AtomicUsize::new(0),
+                held_peak: AtomicUsize::new(0),
             }),
         }
     }
@@ -212,6 +215,11 @@ impl Readership {
     /// the classified User-Agents, the cross-thread fetch times and the verifier's cache.
     pub fn held_bytes(&self) -> usize {
         self.inner.held.load(Ordering::Relaxed)
+    }
+
+    /// The most [`Readership::held_bytes`] has been since the start.
+    pub fn held_peak_bytes(&self) -> usize {
+        self.inner.held_peak.load(Ordering::Relaxed)
     }
 
     /// Counts one feed answer on this thread's counters. The poll path calls this for every 200
@@ -756,6 +764,7 @@ impl Aggregator {
                     None => break,
                     Some(Msg::Snapshot { worker, generation, snapshot }) => {
                         self.merge(snapshot);
+                        self.note_held();
                         let i = &self.readership.inner;
                         if let Some(g) = i.reported.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&worker) {
                             *g = (*g).max(generation);
@@ -825,6 +834,7 @@ impl Aggregator {
         n += self.last_fetch.capacity() * 13;
         n += self.readership.inner.verifier.remembered() * 40;
         self.readership.inner.held.store(n, Ordering::Relaxed);
+        self.readership.inner.held_peak.fetch_max(n, Ordering::Relaxed);
         self.metrics.readership_bytes.set(n as i64);
     }
 
