@@ -45,6 +45,11 @@ pub struct FeedLabel {
     pub feed: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WhatLabel {
+    pub what: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub not_modified: Counter,
@@ -71,8 +76,14 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_shed: Counter,
     pub connections_refused: Counter,
-    /// Today's subscribers per feed (readership figures, recomputed every minute).
+    /// Today's subscribers per feed (readership figures, recomputed every minute): canonical,
+    /// existing feeds only, the largest [`crate::readership::MAX_GAUGE_FEEDS`].
     pub feed_subscribers: Family<FeedLabel, Gauge>,
+    /// What readership counting left out at its bounds (`polls`, `readers`, `claims`,
+    /// `impolite`, `feeds`).
+    pub readership_dropped: Family<WhatLabel, Counter>,
+    /// Bytes the readership aggregator holds (its bounded maps and sketches).
+    pub readership_bytes: Gauge,
     /// Polls of upstream sources by outcome (`updated`, `not_modified`, `gone`, `throttled`,
     /// `failed`, `error`).
     pub source_polls: Family<SourcePollLabel, Counter>,
@@ -114,6 +125,8 @@ impl Metrics {
             connections_shed: Counter::default(),
             connections_refused: Counter::default(),
             feed_subscribers: Family::default(),
+            readership_dropped: Family::default(),
+            readership_bytes: Gauge::default(),
             source_polls: Family::default(),
             auth_failures: Family::default(),
             auth_throttled: Family::default(),
@@ -226,8 +239,18 @@ impl Metrics {
         );
         registry.register(
             "feed_subscribers",
-            "Subscribers per feed today: aggregators' reported counts, partners and distinct readers over 7 days",
+            "Subscribers per feed today: believed aggregator claims, partners and distinct readers over 7 days (canonical existing feeds, the largest 200)",
             m.feed_subscribers.clone(),
+        );
+        registry.register(
+            "readership_dropped",
+            "Polls, readers, claims, impolite clients and feeds readership counting left out at its bounds",
+            m.readership_dropped.clone(),
+        );
+        registry.register(
+            "readership_bytes",
+            "Bytes held by the readership aggregator (bounded maps and sketches)",
+            m.readership_bytes.clone(),
         );
         registry.register(
             "source_polls",

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::article::Article;
 use crate::feed::{FeedKey, Selector};
-use readership::{ClosedDay, ReadershipBatch, ReadershipRows};
+use readership::{ClosedDay, ImpoliteSum, ReadershipBatch, StoredTotals, WindowRows};
 use upstream::SourceState;
 
 pub mod pool;
@@ -200,16 +200,38 @@ pub trait Store: Send + Sync + 'static {
     /// this database (so one reader polling two replicas is one reader).
     async fn readership_secret(&self) -> Result<[u8; 16], StoreError>;
 
-    /// Adds one flush of readership counts, in one transaction (see [`readership`] for how each
-    /// kind of row combines with what is stored).
+    /// Adds one flush of readership counts, in one transaction, within the bounds per
+    /// feed-day (see [`readership`] for how each kind of row combines with what is stored and
+    /// how concurrent writers are kept from losing each other's merges).
     async fn add_readership(&self, batch: &ReadershipBatch) -> Result<(), StoreError>;
 
-    /// Every readership row of the days `from..=to`.
-    async fn readership(
+    /// Day totals of `from..=to` in (day, feed) order after `after`, at most `limit` rows.
+    async fn readership_days(
         &self,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> Result<ReadershipRows, StoreError>;
+        after: Option<(chrono::NaiveDate, String)>,
+        limit: usize,
+    ) -> Result<Vec<StoredTotals>, StoreError>;
+
+    /// One page of the window `from..=to`: the first `feeds` feeds after `after` (in feed
+    /// order) with a day totals row in the range, and every row of theirs in the range.
+    async fn readership_window(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        after: Option<String>,
+        feeds: usize,
+    ) -> Result<WindowRows, StoreError>;
+
+    /// Impolite fetches of `from..=to` summed per feed and User-Agent, most too-soon first, at
+    /// most `limit` (summed by the database, saturating).
+    async fn readership_impolite(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<ImpoliteSum>, StoreError>;
 
     /// Days before `before` with a feed whose figures are not final yet, oldest first.
     async fn open_readership_days(
@@ -221,11 +243,11 @@ pub trait Store: Send + Sync + 'static {
     /// closing the same day at once agree anyway: they read the same rows).
     async fn close_readership_days(&self, days: &[ClosedDay]) -> Result<(), StoreError>;
 
-    /// Deletes reader rows of days before `readers_before` and every readership row of days
-    /// before `all_before`.
+    /// Deletes sketches and claims of days before `window_before` (the figures they made are
+    /// closed by then) and every readership row of days before `all_before`.
     async fn prune_readership(
         &self,
-        readers_before: chrono::NaiveDate,
+        window_before: chrono::NaiveDate,
         all_before: chrono::NaiveDate,
     ) -> Result<(), StoreError>;
 

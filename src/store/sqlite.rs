@@ -24,8 +24,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::pool::PoolBounds;
 use super::readership::{
-    AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
-    ReadershipRows, StoredTotals, day_text, parse_day,
+    self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls,
+    ReaderSketch, ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
 use super::upstream::{SourceState, millis};
 use super::{
@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_articles.sql")),
     (2, include_str!("migrations/sqlite/0002_sources.sql")),
     (3, include_str!("migrations/sqlite/0003_readership.sql")),
+    (4, include_str!("migrations/sqlite/0004_readership_bounded.sql")),
 ];
 
 /// How long a statement waits for a lock held by another connection or process before the store
@@ -320,78 +321,168 @@ fn upsert_one(conn: &Connection, a: &Article) -> Result<Upsert, StoreError> {
     Ok(outcome)
 }
 
+/// `col + add` saturating at `i64::MAX` (both are non-negative: no write stores a negative count).
+fn sat(col: &str, add: &str) -> String {
+    format!("min({col}, 9223372036854775807 - {add}) + {add}")
+}
+
 fn add_readership(conn: &Connection, b: &ReadershipBatch) -> Result<(), StoreError> {
-    let n = |v: u64| v.min(i64::MAX as u64) as i64;
+    // The day totals first, in (day, feed) order: every feed-day the flush touches has one.
+    let days = b.feed_days();
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO readership_days (day, feed, polls, not_modified, bytes) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (day, feed) DO UPDATE SET polls = polls + excluded.polls,
-               not_modified = not_modified + excluded.not_modified, bytes = bytes + excluded.bytes",
-        )
+             ON CONFLICT (day, feed) DO UPDATE SET polls = {}, not_modified = {}, bytes = {}",
+            sat("polls", "excluded.polls"),
+            sat("not_modified", "excluded.not_modified"),
+            sat("bytes", "excluded.bytes"),
+        ))
         .map_err(unavailable)?;
-    for t in &b.totals {
+    for t in &days {
         stmt.execute(params![
             day_text(t.day),
             t.feed,
-            n(t.polls),
-            n(t.not_modified),
-            n(t.bytes)
+            stored(t.polls),
+            stored(t.not_modified),
+            stored(t.bytes)
         ])
         .map_err(unavailable)?;
     }
+
+    // What is stored for the feed-days that need it, then the plan.
+    let mut existing = Existing::default();
+    let keys = |it: &mut dyn Iterator<Item = (chrono::NaiveDate, &str)>| {
+        it.map(|(d, f)| (d, f.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let mut stmt = conn
+        .prepare_cached("SELECT family, sketch FROM readership_sketches WHERE feed = ?1 AND day = ?2")
+        .map_err(unavailable)?;
+    for (day, feed) in keys(&mut b.sketches.iter().map(|s| (s.day, s.feed.as_str()))) {
+        let rows = stmt
+            .query_map(params![feed, day_text(day)], |r| {
+                Ok(ReaderSketch {
+                    day,
+                    feed: feed.clone(),
+                    family: r.get(0)?,
+                    sketch: r.get(1)?,
+                })
+            })
+            .map_err(unavailable)?;
+        for r in rows {
+            existing.sketches.push(r.map_err(unavailable)?);
+        }
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT aggregator, network, subscribers, first_seen, last_seen, verdict FROM readership_claims WHERE feed = ?1 AND day = ?2")
+        .map_err(unavailable)?;
+    for (day, feed) in keys(&mut b.claims.iter().map(|c| (c.day, c.feed.as_str()))) {
+        let rows = stmt
+            .query_map(params![feed, day_text(day)], |r| {
+                Ok(Claim {
+                    day,
+                    feed: feed.clone(),
+                    aggregator: r.get(0)?,
+                    network: r.get(1)?,
+                    subscribers: count(r.get(2)?),
+                    first_seen: r.get(3)?,
+                    last_seen: r.get(4)?,
+                    verdict: r.get(5)?,
+                })
+            })
+            .map_err(unavailable)?;
+        for r in rows {
+            existing.claims.push(r.map_err(unavailable)?);
+        }
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT user_agent FROM readership_impolite WHERE day = ?1 AND feed = ?2")
+        .map_err(unavailable)?;
+    for (day, feed) in keys(&mut b.impolite.iter().map(|i| (i.day, i.feed.as_str()))) {
+        let rows = stmt
+            .query_map(params![day_text(day), feed], |r| r.get::<_, String>(0))
+            .map_err(unavailable)?;
+        for r in rows {
+            existing
+                .impolite
+                .push((day, feed.clone(), r.map_err(unavailable)?));
+        }
+    }
+    let plan = readership::plan(b, existing);
+
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO readership_aggregators (day, feed, client, feed_id, subscribers, observed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (day, feed, client, feed_id) DO UPDATE SET subscribers = excluded.subscribers,
-               observed_at = excluded.observed_at WHERE excluded.observed_at >= readership_aggregators.observed_at",
+            "INSERT INTO readership_sketches (feed, day, family, sketch) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (feed, day, family) DO UPDATE SET sketch = excluded.sketch",
         )
         .map_err(unavailable)?;
-    for a in &b.aggregators {
+    for s in &plan.sketches {
+        stmt.execute(params![s.feed, day_text(s.day), s.family, s.sketch])
+            .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO readership_claims (feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (feed, day, aggregator, network) DO UPDATE SET subscribers = excluded.subscribers,
+               first_seen = excluded.first_seen, last_seen = excluded.last_seen, verdict = excluded.verdict",
+        )
+        .map_err(unavailable)?;
+    for c in &plan.claims {
         stmt.execute(params![
-            day_text(a.day),
-            a.feed,
-            a.client,
-            a.feed_id,
-            n(a.subscribers),
-            a.observed_at
+            c.feed,
+            day_text(c.day),
+            c.aggregator,
+            c.network,
+            stored(c.subscribers),
+            c.first_seen,
+            c.last_seen,
+            c.verdict
         ])
         .map_err(unavailable)?;
     }
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO readership_partners (day, feed, partner, polls) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, feed, partner) DO UPDATE SET polls = polls + excluded.polls",
-        )
+             ON CONFLICT (day, feed, partner) DO UPDATE SET polls = {}",
+            sat("polls", "excluded.polls")
+        ))
         .map_err(unavailable)?;
     for p in &b.partners {
-        stmt.execute(params![day_text(p.day), p.feed, p.partner, n(p.polls)])
+        stmt.execute(params![day_text(p.day), p.feed, p.partner, stored(p.polls)])
             .map_err(unavailable)?;
     }
     let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO readership_readers (day, feed, reader, client) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, feed, reader) DO NOTHING",
-        )
-        .map_err(unavailable)?;
-    for r in &b.readers {
-        stmt.execute(params![day_text(r.day), r.feed, r.reader, r.client])
-            .map_err(unavailable)?;
-    }
-    let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO readership_impolite (day, feed, user_agent, unconditional, too_soon) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = unconditional + excluded.unconditional,
-               too_soon = too_soon + excluded.too_soon",
-        )
+             ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = {}, too_soon = {}",
+            sat("unconditional", "excluded.unconditional"),
+            sat("too_soon", "excluded.too_soon")
+        ))
         .map_err(unavailable)?;
-    for i in &b.impolite {
+    for i in &plan.impolite {
         stmt.execute(params![
             day_text(i.day),
             i.feed,
             i.user_agent,
-            n(i.unconditional),
-            n(i.too_soon)
+            stored(i.unconditional),
+            stored(i.too_soon)
+        ])
+        .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE readership_days SET readers_folded = {}, claims_dropped = {} WHERE day = ?1 AND feed = ?2",
+            sat("readers_folded", "?3"),
+            sat("claims_dropped", "?4")
+        ))
+        .map_err(unavailable)?;
+    for (day, feed, o) in &plan.overflow {
+        stmt.execute(params![
+            day_text(*day),
+            feed,
+            stored(o.readers_folded),
+            stored(o.claims_dropped)
         ])
         .map_err(unavailable)?;
     }
@@ -408,93 +499,103 @@ fn day_of(s: String) -> rusqlite::Result<chrono::NaiveDate> {
     })
 }
 
-fn read_readership(
+const TOTALS_COLUMNS: &str =
+    "day, feed, polls, not_modified, bytes, subscribers, clients, readers_folded, claims_dropped";
+
+fn totals_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTotals> {
+    let subs: Option<i64> = r.get(5)?;
+    let clients: Option<String> = r.get(6)?;
+    Ok(StoredTotals {
+        totals: DayTotals {
+            day: day_of(r.get(0)?)?,
+            feed: r.get(1)?,
+            polls: count(r.get(2)?),
+            not_modified: count(r.get(3)?),
+            bytes: count(r.get(4)?),
+        },
+        closed: subs.map(|s| (count(s), clients.unwrap_or_else(|| "[]".into()))),
+        overflow: Overflow {
+            readers_folded: count(r.get(7)?),
+            claims_dropped: count(r.get(8)?),
+        },
+    })
+}
+
+fn read_window(
     conn: &Connection,
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
-) -> Result<ReadershipRows, StoreError> {
+    after: Option<&str>,
+    feeds: usize,
+) -> Result<WindowRows, StoreError> {
     let (f, t) = (day_text(from), day_text(to));
-    let u = |v: i64| v.max(0) as u64;
-    let mut rows = ReadershipRows::default();
+    let mut rows = WindowRows::default();
     let mut stmt = conn
-        .prepare_cached("SELECT day, feed, polls, not_modified, bytes, subscribers, clients FROM readership_days WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed")
+        .prepare_cached("SELECT DISTINCT feed FROM readership_days WHERE feed > ?1 AND day BETWEEN ?2 AND ?3 ORDER BY feed LIMIT ?4")
+        .map_err(unavailable)?;
+    rows.feeds = stmt
+        .query_map(params![after.unwrap_or(""), f, t, feeds as i64], |r| r.get(0))
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let (Some(first), Some(last)) = (rows.feeds.first().cloned(), rows.feeds.last().cloned())
+    else {
+        return Ok(rows);
+    };
+    // The page's feeds are consecutive in feed order, so a range of feeds selects exactly them.
+    let range = params![first, last, f, t];
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {TOTALS_COLUMNS} FROM readership_days WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4"))
         .map_err(unavailable)?;
     rows.totals = stmt
-        .query_map([&f, &t], |r| {
-            let subs: Option<i64> = r.get(5)?;
-            let clients: Option<String> = r.get(6)?;
-            Ok(StoredTotals {
-                totals: DayTotals {
-                    day: day_of(r.get(0)?)?,
-                    feed: r.get(1)?,
-                    polls: u(r.get(2)?),
-                    not_modified: u(r.get(3)?),
-                    bytes: u(r.get(4)?),
-                },
-                closed: subs.map(|s| (u(s), clients.unwrap_or_else(|| "[]".into()))),
+        .query_map(range, totals_row)
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT feed, day, family, sketch FROM readership_sketches WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4")
+        .map_err(unavailable)?;
+    rows.sketches = stmt
+        .query_map(range, |r| {
+            Ok(ReaderSketch {
+                feed: r.get(0)?,
+                day: day_of(r.get(1)?)?,
+                family: r.get(2)?,
+                sketch: r.get(3)?,
             })
         })
         .map_err(unavailable)?
         .collect::<Result<_, _>>()
         .map_err(unavailable)?;
     let mut stmt = conn
-        .prepare_cached("SELECT day, feed, client, feed_id, subscribers, observed_at FROM readership_aggregators WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, client, feed_id")
+        .prepare_cached("SELECT feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict FROM readership_claims WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4")
         .map_err(unavailable)?;
-    rows.aggregators = stmt
-        .query_map([&f, &t], |r| {
-            Ok(AggregatorCount {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
-                client: r.get(2)?,
-                feed_id: r.get(3)?,
-                subscribers: u(r.get(4)?),
-                observed_at: r.get(5)?,
+    rows.claims = stmt
+        .query_map(range, |r| {
+            Ok(Claim {
+                feed: r.get(0)?,
+                day: day_of(r.get(1)?)?,
+                aggregator: r.get(2)?,
+                network: r.get(3)?,
+                subscribers: count(r.get(4)?),
+                first_seen: r.get(5)?,
+                last_seen: r.get(6)?,
+                verdict: r.get(7)?,
             })
         })
         .map_err(unavailable)?
         .collect::<Result<_, _>>()
         .map_err(unavailable)?;
     let mut stmt = conn
-        .prepare_cached("SELECT day, feed, partner, polls FROM readership_partners WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, partner")
+        .prepare_cached("SELECT feed, day, partner, polls FROM readership_partners WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4")
         .map_err(unavailable)?;
     rows.partners = stmt
-        .query_map([&f, &t], |r| {
+        .query_map(range, |r| {
             Ok(PartnerPolls {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
+                feed: r.get(0)?,
+                day: day_of(r.get(1)?)?,
                 partner: r.get(2)?,
-                polls: u(r.get(3)?),
-            })
-        })
-        .map_err(unavailable)?
-        .collect::<Result<_, _>>()
-        .map_err(unavailable)?;
-    let mut stmt = conn
-        .prepare_cached("SELECT day, feed, reader, client FROM readership_readers WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, reader")
-        .map_err(unavailable)?;
-    rows.readers = stmt
-        .query_map([&f, &t], |r| {
-            Ok(ReaderSeen {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
-                reader: r.get(2)?,
-                client: r.get(3)?,
-            })
-        })
-        .map_err(unavailable)?
-        .collect::<Result<_, _>>()
-        .map_err(unavailable)?;
-    let mut stmt = conn
-        .prepare_cached("SELECT day, feed, user_agent, unconditional, too_soon FROM readership_impolite WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, user_agent")
-        .map_err(unavailable)?;
-    rows.impolite = stmt
-        .query_map([&f, &t], |r| {
-            Ok(Impolite {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
-                user_agent: r.get(2)?,
-                unconditional: u(r.get(3)?),
-                too_soon: u(r.get(4)?),
+                polls: count(r.get(3)?),
             })
         })
         .map_err(unavailable)?
@@ -952,17 +1053,75 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn readership(
+    async fn readership_days(
         &self,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> Result<ReadershipRows, StoreError> {
+        after: Option<(chrono::NaiveDate, String)>,
+        limit: usize,
+    ) -> Result<Vec<StoredTotals>, StoreError> {
         self.read(move |conn| {
-            // One snapshot for all five tables.
+            let (after_day, after_feed) = after
+                .map(|(d, f)| (day_text(d), f))
+                .unwrap_or_default();
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {TOTALS_COLUMNS} FROM readership_days WHERE day BETWEEN ?1 AND ?2 AND (day, feed) > (?3, ?4) ORDER BY day, feed LIMIT ?5"))
+                .map_err(unavailable)?;
+            stmt.query_map(
+                params![day_text(from), day_text(to), after_day, after_feed, limit as i64],
+                totals_row,
+            )
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn readership_window(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        after: Option<String>,
+        feeds: usize,
+    ) -> Result<WindowRows, StoreError> {
+        self.read(move |conn| {
+            // One snapshot for the page's tables.
             conn.execute_batch("BEGIN").map_err(unavailable)?;
-            let rows = read_readership(conn, from, to);
+            let rows = read_window(conn, from, to, after.as_deref(), feeds);
             let _ = conn.execute_batch("COMMIT");
             rows
+        })
+        .await
+    }
+
+    async fn readership_impolite(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<ImpoliteSum>, StoreError> {
+        self.read(move |conn| {
+            // total() is a float sum: it cannot fail on overflow, and the cast saturates it.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT feed, user_agent, CAST(min(total(unconditional), 9.2e18) AS INTEGER) AS u,
+                       CAST(min(total(too_soon), 9.2e18) AS INTEGER) AS s
+                     FROM readership_impolite WHERE day BETWEEN ?1 AND ?2
+                     GROUP BY feed, user_agent ORDER BY s DESC, feed, user_agent LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            stmt.query_map(params![day_text(from), day_text(to), limit as i64], |r| {
+                Ok(ImpoliteSum {
+                    feed: r.get(0)?,
+                    user_agent: r.get(1)?,
+                    unconditional: count(r.get(2)?),
+                    too_soon: count(r.get(3)?),
+                })
+            })
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
         })
         .await
     }
@@ -1001,7 +1160,7 @@ impl Store for SqliteStore {
                     )
                     .map_err(unavailable)?;
                 for d in &days {
-                    stmt.execute(params![day_text(d.day), d.feed, d.subscribers.min(i64::MAX as u64) as i64, d.clients])
+                    stmt.execute(params![day_text(d.day), d.feed, stored(d.subscribers), d.clients])
                         .map_err(unavailable)?;
                 }
             }
@@ -1012,19 +1171,20 @@ impl Store for SqliteStore {
 
     async fn prune_readership(
         &self,
-        readers_before: chrono::NaiveDate,
+        window_before: chrono::NaiveDate,
         all_before: chrono::NaiveDate,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let (r, a) = (day_text(readers_before), day_text(all_before));
-            tx.execute("DELETE FROM readership_readers WHERE day < ?1", [&r])
-                .map_err(unavailable)?;
+            let (w, a) = (day_text(window_before.max(all_before)), day_text(all_before));
+            for table in ["readership_sketches", "readership_claims"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE day < ?1"), [&w])
+                    .map_err(unavailable)?;
+            }
             for table in [
                 "readership_days",
-                "readership_aggregators",
                 "readership_partners",
                 "readership_impolite",
             ] {
