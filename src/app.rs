@@ -91,7 +91,7 @@ impl App {
                 c.max_bytes,
                 Duration::from_secs(c.ttl_secs),
                 Duration::from_secs(c.stale_if_error),
-                crate::http::worker_count(),
+                crate::config::worker_count(),
             ),
             slots: RenderSlots::new(crate::slots::Policy::for_cores(cores)),
             list_renders: tokio::sync::Mutex::new(()),
@@ -372,7 +372,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<Option<FeedPage>, FeedError> {
         self.metrics.page_queries.inc();
-        Ok(self.note_store(feed::load(&*self.store, &self.config, feed, page, now).await)?)
+        Ok(self.note_store(crate::pages::load(&*self.store, &self.config, feed, page, now).await)?)
     }
 
     fn rendered(&self, kind: &'static str, started: Instant) {

@@ -1036,6 +1036,19 @@ fn validate_partners(
 }
 
 /// 64 hex digits (either case) → 32 bytes.
+/// How many threads serve HTTP: `BANTIN_WORKERS`, or one per available core.
+pub fn worker_count() -> usize {
+    std::env::var("BANTIN_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;

@@ -37,7 +37,7 @@
 pub mod agents;
 pub mod claims;
 pub mod figures;
-pub mod sketch;
+pub use crate::sketch;
 pub mod tally;
 pub mod verify;
 
@@ -625,15 +625,13 @@ impl Readership {
 
     /// Whether `path` is a feed path as bantin writes it (`//vi/rss.xml`, `/vi/./rss.xml` are
     /// not), so a spelling never becomes a readership feed of its own.
-    fn canonical(&self, path: &str) -> Option<crate::feed::FeedKey> {
+    fn canonical(&self, path: &str) -> Option<crate::model::FeedKey> {
         if path.len() > MAX_PATH {
             return None;
         }
         let config = &self.inner.config;
-        match crate::http::feeds::parse_path(config, path) {
-            Ok(crate::http::feeds::Target::Feed(key, format))
-                if key.path(config, format) == path =>
-            {
+        match crate::routes::parse_path(config, path) {
+            Ok(crate::routes::Target::Feed(key, format)) if key.path(config, format) == path => {
                 Some(key)
             }
             _ => None,
@@ -1126,7 +1124,7 @@ impl Aggregator {
                 continue;
             };
             let exists = match key.selector {
-                crate::feed::Selector::All | crate::feed::Selector::Category(_) => true,
+                crate::model::Selector::All | crate::model::Selector::Category(_) => true,
                 _ => store.count_visible(&key, now).await? > 0,
             };
             if exists {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Facet, FacetBound, PageQuery, Store, Upsert};
 use crate::article::tests::config;
 use crate::article::{Article, ArticleInput};
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -480,7 +480,7 @@ async fn batch_and_delete(store: &dyn Store) {
 
 async fn readership_rows(store: &dyn Store) {
     use super::readership::*;
-    use crate::readership::sketch::{self, Sketch};
+    use crate::sketch::{self, Sketch};
     let day = |s: &str| parse_day(s).unwrap();
     let secret = store.readership_secret().await.unwrap();
     assert_ne!(secret, [0u8; 16]);

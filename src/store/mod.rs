@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::article::Article;
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 use readership::{ClosedDay, ImpoliteSum, ReadershipBatch, StoredTotals, WindowRows};
 use upstream::SourceState;
 
@@ -93,32 +93,10 @@ pub enum Upsert {
     },
 }
 
-/// A tag or byline that has published articles, for OPML and the HTML index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facet {
-    pub lang: String,
-    pub slug: String,
-    pub name: String,
-    pub count: u64,
-}
+pub use crate::model::{Facet, FacetBound};
 
-/// Which facets a listing asks for: those with at least `min_articles` visible articles, the
-/// `limit` most used of each kind (ties by language, then slug). Bounded so that a corpus with
-/// half a million tags and bylines costs the caller at most `limit` rows of each, whatever the
-/// store holds: the counting stays in the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FacetBound {
-    pub min_articles: u64,
-    pub limit: usize,
-}
-
+/// SQL forms of a [`FacetBound`].
 impl FacetBound {
-    /// Every facet (the `export` command, which writes every feed anyway).
-    pub const ALL: FacetBound = FacetBound {
-        min_articles: 1,
-        limit: usize::MAX,
-    };
-
     /// `limit` as SQL takes it.
     pub fn sql_limit(&self) -> i64 {
         i64::try_from(self.limit).unwrap_or(i64::MAX)

@@ -35,7 +35,7 @@ use super::{
     StoreError, Upsert, decide, from_doc, to_doc,
 };
 use crate::article::{Article, Status};
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_articles.sql")),
@@ -526,19 +526,13 @@ impl PgStore {
             instance: format!("{:016x}", rand_u64()),
         };
         store.migrate().await?;
-        // Closes idle connections for as long as the pool lives (a weak handle: dropping the
-        // store ends the task).
         let weak = store.pool.weak();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(pool) = weak.upgrade() else { break };
-                close_idle(&pool, bounds.idle);
-            }
-        });
+        bounds.close_idle_every(
+            move || weak.upgrade(),
+            |pool, idle| async move {
+                close_idle(&pool, idle);
+            },
+        );
         Ok(store)
     }
 

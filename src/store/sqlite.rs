@@ -33,7 +33,7 @@ use super::{
     Upsert, decide, from_doc, from_doc_bytes, to_doc,
 };
 use crate::article::{Article, Status};
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_articles.sql")),
@@ -666,21 +666,13 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))??;
-        // Closes idle readers for as long as the store lives (it holds no reference to it).
         let weak = Arc::downgrade(&store.inner);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                let _ = tokio::task::spawn_blocking(move || {
-                    inner.readers.close_idle(inner.bounds.idle)
-                })
-                .await;
-            }
-        });
+        bounds.close_idle_every(
+            move || weak.upgrade(),
+            |inner, idle| async move {
+                let _ = tokio::task::spawn_blocking(move || inner.readers.close_idle(idle)).await;
+            },
+        );
         Ok(store)
     }
 
