@@ -1,6 +1,6 @@
 //! The application layer between HTTP (or the CLI) and the parts: serve a feed from the cache or
 //! render it, and apply a write (store, then invalidate exactly the touched feeds, tell other
-//! replicas, ping the hubs). Handlers call these methods and only translate to and from HTTP.
+//! replicas, ping the external hubs, hand the changed topics to the built-in hub). Handlers call these methods and only translate to and from HTTP.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ pub struct App {
     pub cache: FeedCache,
     pub metrics: Arc<Metrics>,
     pub outbox: Outbox,
+    /// The built-in WebSub hub (disabled until [`App::with_hub`]).
+    pub hub: crate::hub::Hub,
     /// Renders at once at most: each holds a page of articles and its bodies in memory, so this
     /// bounds a miss storm's memory and keeps renders from crowding out the workers' cores.
     render_permits: tokio::sync::Semaphore,
@@ -84,6 +86,7 @@ impl App {
             store,
             metrics,
             outbox,
+            hub: crate::hub::Hub::disabled(),
             opml: tokio::sync::Mutex::new(None),
             writes: AtomicU64::new(0),
         }
@@ -92,6 +95,13 @@ impl App {
     /// The same application reading the time from `clock` for its readership days (tests).
     pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> App {
         self.readership = crate::readership::Readership::new(&self.config, clock);
+        self
+    }
+
+    /// The same application with its WebSub hub (the server starts it once the application is
+    /// shared).
+    pub fn with_hub(mut self, hub: crate::hub::Hub) -> App {
+        self.hub = hub;
         self
     }
 
@@ -305,6 +315,7 @@ impl App {
             .flat_map(|k| Format::ALL.map(|f| k.url(&self.config, f, 1)))
             .collect();
         self.outbox.publish(&topics, None);
+        self.hub.published(&topics);
         if self.outbox.purges() {
             // Listing the touched feeds' pages takes a count per feed: done beside the write, a
             // few at a time, never in it.

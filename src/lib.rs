@@ -31,6 +31,10 @@
 //!   fetches, backoff that never gives up, a lease so one replica polls each source, items
 //!   mapped to credited articles.
 //! - [`outbox`]: WebSub pings and CDN purges after writes, from per-endpoint background queues.
+//! - [`hub`]: bantin's own WebSub hub at `/websub`: verified, leased subscriptions in the
+//!   store, signed fat pings of page 1 after writes, retried until the lease ends.
+//! - [`netguard`]: which addresses the hub may send to (no loopback, private, link-local or
+//!   multicast ones), and the DNS resolver that enforces it.
 //! - [`readership`]: poll counting on every feed answer (per-thread counters, flushed), daily
 //!   totals in the store, and subscriber figures by the FeedPress rules.
 //! - [`export`]: every feed as static files, for a CDN or a plain web server.
@@ -47,9 +51,11 @@ pub mod config;
 pub mod export;
 pub mod feed;
 pub mod http;
+pub mod hub;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod netguard;
 pub mod outbox;
 pub mod readership;
 pub mod render;

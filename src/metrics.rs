@@ -2,7 +2,7 @@
 //! no global registry, no default TLS baggage).
 //!
 //! Hot-path metrics are label-free counters (one atomic add per request); labelled families are
-//! kept to rare events (store errors, WebSub pings, CDN purges).
+//! kept to rare events (store errors, WebSub pings and deliveries, CDN purges).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +19,11 @@ pub struct ResultLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourcePollLabel {
     pub source: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
@@ -51,6 +56,13 @@ pub struct Metrics {
     /// Polls of upstream sources by outcome (`updated`, `not_modified`, `gone`, `throttled`,
     /// `failed`, `error`).
     pub source_polls: Family<SourcePollLabel, Counter>,
+    /// The built-in WebSub hub: active subscriptions (recounted every minute), subscription
+    /// requests, verifications and deliveries by outcome, and how long a delivery request takes.
+    pub hub_subscriptions: Gauge,
+    pub hub_requests: Family<OutcomeLabel, Counter>,
+    pub hub_verifications: Family<OutcomeLabel, Counter>,
+    pub hub_deliveries: Family<OutcomeLabel, Counter>,
+    pub hub_delivery_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -82,6 +94,11 @@ impl Metrics {
             connections_refused: Counter::default(),
             feed_subscribers: Family::default(),
             source_polls: Family::default(),
+            hub_subscriptions: Gauge::default(),
+            hub_requests: Family::default(),
+            hub_verifications: Family::default(),
+            hub_deliveries: Family::default(),
+            hub_delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             registry: Registry::default(),
         };
         registry.register(
@@ -178,6 +195,31 @@ impl Metrics {
             "source_polls",
             "Polls of upstream sources by outcome",
             m.source_polls.clone(),
+        );
+        registry.register(
+            "hub_subscriptions",
+            "Active subscriptions of the built-in WebSub hub",
+            m.hub_subscriptions.clone(),
+        );
+        registry.register(
+            "hub_requests",
+            "Subscription requests to the built-in hub by outcome (accepted, verified, refused, rate_limited, busy, failed)",
+            m.hub_requests.clone(),
+        );
+        registry.register(
+            "hub_verifications",
+            "Verifications of intent by outcome (subscribed, unsubscribed, failed, denied)",
+            m.hub_verifications.clone(),
+        );
+        registry.register(
+            "hub_deliveries",
+            "Content deliveries to subscribers by outcome (ok, failed, gone, skipped)",
+            m.hub_deliveries.clone(),
+        );
+        registry.register(
+            "hub_delivery_seconds",
+            "Time of one delivery request to a subscriber",
+            m.hub_delivery_seconds.clone(),
         );
         Metrics { registry, ..m }
     }
