@@ -349,7 +349,8 @@ enum Sent {
 
 /// Why a claimed row was not delivered.
 enum Skip {
-    /// The topic has no document now (its last article went): nothing to send.
+    /// The topic has no document now (its last article went, or the feed is not configured):
+    /// nothing to send.
     Nothing,
     /// The callback is not allowed (any more).
     Refused(String),
@@ -373,8 +374,9 @@ async fn send(inner: &Inner, app: &App, claim: &Claim) -> Result<Sent, Skip> {
         }
     }
     let Ok((key, format)) = super::request::topic(config, &claim.topic) else {
-        // The feed is no longer configured (a category removed): nothing will ever be sent.
-        return Err(Skip::Refused("the topic is no longer one of this site's feeds".into()));
+        // The feed is not configured here (a category removed, or another public URL): nothing
+        // to send; the subscription lapses with its lease.
+        return Err(Skip::Nothing);
     };
     let cache_key = CacheKey {
         feed: key,
