@@ -208,7 +208,17 @@ pub(super) async fn run(
         }
         if claim {
             claim = false;
-            claim_more(&inner, &mut lanes).await;
+            let topics = claim_more(&inner, &mut lanes).await;
+            if inner.shared_store {
+                // Another replica's write is announced to this one's cache asynchronously; the
+                // mark that made these rows due is not. Render what they deliver afresh.
+                let feeds: Vec<_> = topics
+                    .iter()
+                    .filter_map(|t| super::request::topic(&app.config, t).ok())
+                    .map(|(key, _)| key)
+                    .collect();
+                app.cache.invalidate(&feeds);
+            }
         }
         for c in lanes.starts() {
             flights.push(deliver(inner.clone(), app.clone(), c));
@@ -276,12 +286,14 @@ async fn flush(inner: &Inner, done: &mut Vec<Finished>) {
     }
 }
 
-/// Claims due rows until the bounds are reached or nothing more is due.
-async fn claim_more(inner: &Inner, lanes: &mut Lanes) {
+/// Claims due rows until the bounds are reached or nothing more is due; returns the topics of
+/// the rows claimed.
+async fn claim_more(inner: &Inner, lanes: &mut Lanes) -> std::collections::BTreeSet<String> {
+    let mut topics = std::collections::BTreeSet::new();
     for _ in 0..MAX_CLAIMED / HOST_QUEUE {
         let room = MAX_CLAIMED.saturating_sub(lanes.claimed()).min(HOST_QUEUE);
         if room == 0 {
-            return;
+            break;
         }
         let now = inner.clock.now();
         let until = now + chrono::Duration::from_std(CLAIM_LEASE).expect("a small duration");
@@ -289,17 +301,19 @@ async fn claim_more(inner: &Inner, lanes: &mut Lanes) {
         match inner.store.claim_deliveries(now, until, room, &busy).await {
             Ok(claims) => {
                 let got = claims.len();
+                topics.extend(claims.iter().map(|c| c.topic.clone()));
                 lanes.add(claims);
                 if got < room {
-                    return;
+                    break;
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "hub: cannot claim deliveries; retrying shortly");
-                return;
+                break;
             }
         }
     }
+    topics
 }
 
 /// One delivery of the topic as it is now.

@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
+    /// Other replicas write to this store (PostgreSQL), so a delivery renders its document
+    /// afresh instead of trusting this replica's cache.
+    shared_store: bool,
     admission: Mutex<verify::Admission>,
     in_flight: Semaphore,
     dirty: Mutex<BTreeSet<String>>,
@@ -203,6 +206,7 @@ impl Hub {
                     config.websub.verifications_per_minute,
                 )),
                 in_flight: Semaphore::new(verify::IN_FLIGHT),
+                shared_store: store.backend() == "postgres",
                 config,
                 store,
                 metrics,

@@ -8,6 +8,7 @@ mod edge;
 mod feeds;
 mod fuzz;
 mod helpers;
+mod hub;
 mod partners;
 mod purge;
 mod readership;
