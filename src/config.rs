@@ -718,9 +718,11 @@ impl Config {
 
     /// The built-in hub's URL (`{public base}websub`), when it runs.
     pub fn builtin_hub(&self) -> Option<Url> {
-        self.websub
-            .builtin
-            .then(|| self.public_base().join("websub").expect("a relative path joins"))
+        self.websub.builtin.then(|| {
+            self.public_base()
+                .join("websub")
+                .expect("a relative path joins")
+        })
     }
 
     /// The hubs every feed advertises: the built-in one first (the one this site answers for),
@@ -808,7 +810,10 @@ fn validate_websub(
     let bounded = |key: &str, v: Option<i64>, max: i64, default: u64| match v {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n as u64),
-        Some(n) => Err(err(&format!("websub.{key}"), format!("{n} is outside 1..={max}"))),
+        Some(n) => Err(err(
+            &format!("websub.{key}"),
+            format!("{n} is outside 1..={max}"),
+        )),
     };
     let max_subscriptions = bounded(
         "max_subscriptions",
@@ -1381,7 +1386,10 @@ name = { vi = "Quốc phòng", en = "Defence" }
             ["https://feeds.example/news/websub", "https://hub.example/"]
         );
         assert_eq!(
-            (c.websub.max_subscriptions, c.websub.max_subscriptions_per_host),
+            (
+                c.websub.max_subscriptions,
+                c.websub.max_subscriptions_per_host
+            ),
             (50, 5)
         );
         assert!(c.websub.allow_private_callbacks);

@@ -115,27 +115,32 @@ pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The addresses `host` resolves to that a request may go to (every address when
 /// `allow_private`); an error when none is left. An address literal is judged as it is.
-pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Vec<SocketAddr>, Refused> {
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, Refused> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let found: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((bare, port)))
-            .await
-        {
-            Ok(Ok(addrs)) => addrs.collect(),
-            Ok(Err(e)) => {
-                return Err(Refused::Unresolved {
-                    host: host.to_string(),
-                    reason: e.to_string(),
-                });
+        Err(_) => {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((bare, port))).await
+            {
+                Ok(Ok(addrs)) => addrs.collect(),
+                Ok(Err(e)) => {
+                    return Err(Refused::Unresolved {
+                        host: host.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {
+                    return Err(Refused::Unresolved {
+                        host: host.to_string(),
+                        reason: format!("no answer within {} s", RESOLVE_TIMEOUT.as_secs()),
+                    });
+                }
             }
-            Err(_) => {
-                return Err(Refused::Unresolved {
-                    host: host.to_string(),
-                    reason: format!("no answer within {} s", RESOLVE_TIMEOUT.as_secs()),
-                });
-            }
-        },
+        }
     };
     filter(host, found, allow_private)
 }
@@ -287,11 +292,17 @@ mod tests {
     async fn literals_and_localhost_are_refused_unless_allowed() {
         assert!(matches!(
             resolve("127.0.0.1", 80, false).await,
-            Err(Refused::NotPublic { why: "loopback", .. })
+            Err(Refused::NotPublic {
+                why: "loopback",
+                ..
+            })
         ));
         assert!(matches!(
             resolve("[::1]", 80, false).await,
-            Err(Refused::NotPublic { why: "loopback", .. })
+            Err(Refused::NotPublic {
+                why: "loopback",
+                ..
+            })
         ));
         assert!(resolve("localhost", 80, false).await.is_err());
         assert_eq!(

@@ -127,7 +127,12 @@ pub async fn start_with_clock(
         config.purge_urls.clone(),
         metrics.clone(),
     );
-    let hub = crate::hub::Hub::new(config.clone(), store.clone(), metrics.clone(), clock.clone());
+    let hub = crate::hub::Hub::new(
+        config.clone(),
+        store.clone(),
+        metrics.clone(),
+        clock.clone(),
+    );
     let app = Arc::new(
         App::new(config.clone(), store.clone(), outbox, metrics.clone())
             .with_clock(clock.clone())

@@ -10,17 +10,25 @@ use axum::response::Response;
 use super::feeds::text_response;
 use crate::hub::request::MAX_BODY;
 
-pub async fn subscribe(State(state): State<super::State>, headers: HeaderMap, body: Body) -> Response {
+pub async fn subscribe(
+    State(state): State<super::State>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let app = &state.app;
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if app.hub.enabled() && !form {
         return text_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "A subscription request is a form: Content-Type: application/x-www-form-urlencoded.".into(),
+            "A subscription request is a form: Content-Type: application/x-www-form-urlencoded."
+                .into(),
         );
     }
     let declared = headers

@@ -63,9 +63,7 @@ pub const MAX_RETRY: Duration = Duration::from_secs(3600);
 /// with many subscriptions that came back is not hit by all of them at the same instant.
 pub fn retry_delay(failures: u32, seed: u64) -> Duration {
     let doublings = failures.saturating_sub(1).min(20);
-    let base = FIRST_RETRY
-        .saturating_mul(1u32 << doublings)
-        .min(MAX_RETRY);
+    let base = FIRST_RETRY.saturating_mul(1u32 << doublings).min(MAX_RETRY);
     let spread = 0.9 + 0.2 * ((seed % 10_000) as f64 / 10_000.0);
     base.mul_f64(spread)
 }
@@ -118,7 +116,11 @@ impl Lanes {
     pub fn add(&mut self, claims: Vec<Claim>) {
         for c in claims {
             self.claimed += 1;
-            self.hosts.entry(c.host.clone()).or_default().waiting.push_back(c);
+            self.hosts
+                .entry(c.host.clone())
+                .or_default()
+                .waiting
+                .push_back(c);
         }
     }
 
@@ -401,7 +403,11 @@ async fn send(inner: &Inner, app: &App, claim: &Claim) -> Result<Sent, Skip> {
     let entry = match app.feed(&cache_key).await {
         Ok((entry, _)) => entry,
         Err(FeedError::NotFound(_)) => return Err(Skip::Nothing),
-        Err(FeedError::Store(e)) => return Err(Skip::Failed(format!("the feed cannot be rendered now: {e}"))),
+        Err(FeedError::Store(e)) => {
+            return Err(Skip::Failed(format!(
+                "the feed cannot be rendered now: {e}"
+            )));
+        }
     };
     let rep = &entry.rep;
     let body: Bytes = rep.identity.bytes.clone();
@@ -434,7 +440,10 @@ async fn send(inner: &Inner, app: &App, claim: &Claim) -> Result<Sent, Skip> {
             Kind::Failed => Err(Skip::Failed(format!("answered {status}"))),
         },
         Ok(Err(e)) => Err(Skip::Failed(e)),
-        Err(_) => Err(Skip::Failed(format!("no answer within {} s", TIMEOUT.as_secs()))),
+        Err(_) => Err(Skip::Failed(format!(
+            "no answer within {} s",
+            TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -466,16 +475,20 @@ mod tests {
 
     #[test]
     fn retries_grow_to_an_hour_and_never_stop_growing_back() {
-        let plain: Vec<u64> = (1..=12)
-            .map(|n| retry_delay(n, 5_000).as_secs())
-            .collect();
-        assert_eq!(plain, [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]);
+        let plain: Vec<u64> = (1..=12).map(|n| retry_delay(n, 5_000).as_secs()).collect();
+        assert_eq!(
+            plain,
+            [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
         assert_eq!(retry_delay(u32::MAX, 5_000), MAX_RETRY);
         assert_eq!(retry_delay(1, 0), Duration::from_millis(4500));
         assert!(retry_delay(1, 9_999) < Duration::from_millis(5500));
         for n in 1..10 {
             assert!(retry_delay(n + 1, 9_999) > retry_delay(n, 9_999));
-            assert!(retry_delay(n + 1, 0) > retry_delay(n, 9_999), "growing whatever the spread");
+            assert!(
+                retry_delay(n + 1, 0) > retry_delay(n, 9_999),
+                "growing whatever the spread"
+            );
         }
     }
 
@@ -513,7 +526,11 @@ mod tests {
         assert_eq!(lanes.claimed(), PER_HOST + 2);
 
         let mut many = Lanes::default();
-        many.add((0..400).map(|i| claim(&format!("h{i}.example"), i)).collect());
+        many.add(
+            (0..400)
+                .map(|i| claim(&format!("h{i}.example"), i))
+                .collect(),
+        );
         assert_eq!(many.starts().len(), MAX_IN_FLIGHT);
     }
 }

@@ -201,7 +201,10 @@ mod tests {
         s.last_error = Some("answered 503".into());
         let text = table(&c, &[s]);
         assert!(text.contains("/vi/rss.xml"), "{text}");
-        assert!(text.contains("retrying") && text.contains("answered 503"), "{text}");
+        assert!(
+            text.contains("retrying") && text.contains("answered 503"),
+            "{text}"
+        );
         assert!(!text.contains("SECRET") && !text.contains("hush"), "{text}");
         assert_eq!(table(&c, &[]), "no active subscriptions\n");
     }
@@ -210,15 +213,35 @@ mod tests {
     fn push_subscribers_are_named_by_feed_path() {
         let c = config();
         let rows = vec![
-            ("https://feeds.example/en/feed.json".to_string(), "a.example".to_string(), 1),
-            ("https://feeds.example/vi/rss.xml".to_string(), "a.example".to_string(), 2),
-            ("https://feeds.example/vi/gone-category/rss.xml".to_string(), "b.example".to_string(), 1),
+            (
+                "https://feeds.example/en/feed.json".to_string(),
+                "a.example".to_string(),
+                1,
+            ),
+            (
+                "https://feeds.example/vi/rss.xml".to_string(),
+                "a.example".to_string(),
+                2,
+            ),
+            (
+                "https://feeds.example/vi/gone-category/rss.xml".to_string(),
+                "b.example".to_string(),
+                1,
+            ),
         ];
         assert_eq!(
             by_feed(&c, &rows),
             vec![
-                PushSubscribers { feed: "/en/feed.json".into(), host: "a.example".into(), subscriptions: 1 },
-                PushSubscribers { feed: "/vi/rss.xml".into(), host: "a.example".into(), subscriptions: 2 },
+                PushSubscribers {
+                    feed: "/en/feed.json".into(),
+                    host: "a.example".into(),
+                    subscriptions: 1
+                },
+                PushSubscribers {
+                    feed: "/vi/rss.xml".into(),
+                    host: "a.example".into(),
+                    subscriptions: 2
+                },
             ]
         );
     }

@@ -352,8 +352,11 @@ impl Inner {
                 .subscription(&topic, cb.url.as_str())
                 .await
                 .map_err(|_| {
-                    Answer::new(503, "The subscription store is unavailable; try again shortly.")
-                        .retry(5)
+                    Answer::new(
+                        503,
+                        "The subscription store is unavailable; try again shortly.",
+                    )
+                    .retry(5)
                 })?;
             if existing.is_none() {
                 return Ok(Answer::new(
@@ -523,7 +526,11 @@ impl Inner {
     /// subscriptions in all and per callback host (a renewal is always accepted).
     async fn validate(&self, job: &Job) -> Option<String> {
         let now = self.clock.now();
-        let renewal = match self.store.subscription(&job.topic, job.callback.as_str()).await {
+        let renewal = match self
+            .store
+            .subscription(&job.topic, job.callback.as_str())
+            .await
+        {
             Ok(s) => s.is_some_and(|s| s.expires_at > now),
             Err(_) => return Some("the subscription store is unavailable; try again later".into()),
         };
@@ -559,11 +566,10 @@ async fn mark(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => return,
         }
         loop {
-            let topics: Vec<String> = std::mem::take(
-                &mut *inner.dirty.lock().unwrap_or_else(|p| p.into_inner()),
-            )
-            .into_iter()
-            .collect();
+            let topics: Vec<String> =
+                std::mem::take(&mut *inner.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+                    .into_iter()
+                    .collect();
             if topics.is_empty() {
                 break;
             }
@@ -596,11 +602,17 @@ async fn upkeep(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         let now = inner.clock.now();
         match inner.store.purge_subscriptions(now).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "hub: subscriptions whose lease ended were removed"),
+            Ok(n) => tracing::info!(
+                purged = n,
+                "hub: subscriptions whose lease ended were removed"
+            ),
             Err(e) => tracing::warn!(error = %e, "hub: cannot purge expired subscriptions"),
         }
         if let Ok((all, _)) = inner.store.count_subscriptions("", now).await {
-            inner.metrics.hub_subscriptions.set(all.min(i64::MAX as u64) as i64);
+            inner
+                .metrics
+                .hub_subscriptions
+                .set(all.min(i64::MAX as u64) as i64);
         }
         let next = now + chrono::Duration::from_std(UPKEEP_EVERY).expect("a minute");
         let clock = inner.clock.clone();

@@ -181,10 +181,7 @@ pub fn parse(body: &[u8]) -> Result<Request, RequestError> {
             None => {
                 return Err(bad(
                     "hub.verify",
-                    format!(
-                        "`{}`: neither sync nor async",
-                        clip(&verify.join(", "))
-                    ),
+                    format!("`{}`: neither sync nor async", clip(&verify.join(", "))),
                 ));
             }
         }
@@ -401,7 +398,8 @@ mod tests {
         assert!(with("hub.mode", "publish").message.contains("not needed"));
         assert_eq!(field(with("hub.topic", "")), "hub.topic");
         assert_eq!(field(with("hub.callback", "")), "hub.callback");
-        let long: &'static str = Box::leak(format!("https://x.example/{}", "a".repeat(3000)).into_boxed_str());
+        let long: &'static str =
+            Box::leak(format!("https://x.example/{}", "a".repeat(3000)).into_boxed_str());
         assert_eq!(field(with("hub.callback", long)), "hub.callback");
         let secret: &'static str = Box::leak("s".repeat(200).into_boxed_str());
         let mut f = ok.to_vec();
@@ -436,7 +434,10 @@ mod tests {
     fn topics_are_the_feeds_self_urls() {
         let c = config();
         let (key, format) = topic(&c, "https://feeds.example/vi/rss.xml").unwrap();
-        assert_eq!((key.url(&c, format, 1).as_str(), format), ("https://feeds.example/vi/rss.xml", Format::Rss));
+        assert_eq!(
+            (key.url(&c, format, 1).as_str(), format),
+            ("https://feeds.example/vi/rss.xml", Format::Rss)
+        );
         for ok in [
             "https://feeds.example/en/feed.json",
             "https://feeds.example/vi/kinh-te/atom.xml",
@@ -459,14 +460,21 @@ mod tests {
         ] {
             let e = topic(&c, no).unwrap_err();
             assert_eq!(e.field, "hub.topic", "{no}");
-            assert!(e.message.contains("https://feeds.example/vi/rss.xml"), "{}", e.message);
+            assert!(
+                e.message.contains("https://feeds.example/vi/rss.xml"),
+                "{}",
+                e.message
+            );
         }
     }
 
     #[test]
     fn callbacks_keep_their_query_and_refuse_what_cannot_be_verified() {
         let cb = callback("https://Reader.Example:8443/push?id=7&sig=a%2Fb").unwrap();
-        assert_eq!(cb.url.as_str(), "https://reader.example:8443/push?id=7&sig=a%2Fb");
+        assert_eq!(
+            cb.url.as_str(),
+            "https://reader.example:8443/push?id=7&sig=a%2Fb"
+        );
         assert_eq!((cb.host.as_str(), cb.port), ("reader.example", 8443));
         assert_eq!(callback("http://[::1]/cb").unwrap().host, "[::1]");
         for no in [

@@ -83,12 +83,15 @@ impl Admission {
             }
         }
         let per_minute = self.per_minute;
-        let h = self.hosts.entry(host.to_string()).or_insert_with(|| HostState {
-            tokens: per_minute,
-            at: now,
-            pending: 0,
-            lane: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_HOST)),
-        });
+        let h = self
+            .hosts
+            .entry(host.to_string())
+            .or_insert_with(|| HostState {
+                tokens: per_minute,
+                at: now,
+                pending: 0,
+                lane: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_HOST)),
+            });
         refill(h, now, per_minute);
         if h.pending >= MAX_PENDING_PER_HOST {
             return Err(Refusal::Busy);
@@ -250,10 +253,23 @@ mod tests {
             url.as_str(),
             "https://reader.example/cb?feed=7&hub.mode=mine&hub.mode=subscribe&hub.topic=https%3A%2F%2Ffeeds.example%2Fvi%2Frss.xml&hub.challenge=abc&hub.lease_seconds=3600&hub.verify_token=tok+en"
         );
-        let url = verification_url(&Url::parse("https://r.example/cb").unwrap(), "unsubscribe", "t", "c", None, None);
-        assert_eq!(url.as_str(), "https://r.example/cb?hub.mode=unsubscribe&hub.topic=t&hub.challenge=c");
+        let url = verification_url(
+            &Url::parse("https://r.example/cb").unwrap(),
+            "unsubscribe",
+            "t",
+            "c",
+            None,
+            None,
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://r.example/cb?hub.mode=unsubscribe&hub.topic=t&hub.challenge=c"
+        );
         let url = denial_url(&cb, "t", "too many subscriptions");
-        assert!(url.as_str().ends_with("&hub.mode=denied&hub.topic=t&hub.reason=too+many+subscriptions"));
+        assert!(
+            url.as_str()
+                .ends_with("&hub.mode=denied&hub.topic=t&hub.reason=too+many+subscriptions")
+        );
     }
 
     #[test]
@@ -279,7 +295,10 @@ mod tests {
             a.admit("victim.example", now).unwrap();
             a.release("victim.example");
         }
-        assert_eq!(a.admit("victim.example", now).err(), Some(Refusal::RateLimited { retry_after: 10 }));
+        assert_eq!(
+            a.admit("victim.example", now).err(),
+            Some(Refusal::RateLimited { retry_after: 10 })
+        );
         // Another host has its own budget.
         assert!(a.admit("other.example", now).is_ok());
         // One more every 10 s (6 a minute), never a burst above 6.

@@ -214,8 +214,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// A write changed these topics: each active subscription to one becomes pending, due at
     /// `now` unless it already waits for a retry (its backoff is kept). Returns the rows marked.
-    async fn mark_published(&self, topics: &[String], now: DateTime<Utc>)
-    -> Result<u64, StoreError>;
+    async fn mark_published(
+        &self,
+        topics: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// The delivery lease: claims at most `limit` pending deliveries due at `now` (active, not
     /// claimed by anyone, callback host not in `busy`), the longest due first, by moving their
@@ -235,10 +238,7 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_deliveries(&self, done: &[Finished]) -> Result<usize, StoreError>;
 
     /// When the next pending delivery can be claimed (at once or later), if any is pending.
-    async fn next_delivery(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn next_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Deletes the subscriptions whose lease ended by `now`; returns how many.
     async fn purge_subscriptions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;

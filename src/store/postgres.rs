@@ -34,7 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_articles.sql")),
     (2, include_str!("migrations/postgres/0002_sources.sql")),
     (3, include_str!("migrations/postgres/0003_readership.sql")),
-    (5, include_str!("migrations/postgres/0005_subscriptions.sql")),
+    (
+        5,
+        include_str!("migrations/postgres/0005_subscriptions.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations across replicas ("bant" in ASCII).
@@ -971,10 +974,7 @@ impl Store for PgStore {
         Ok(written)
     }
 
-    async fn next_delivery(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let row = client
             .query_one(

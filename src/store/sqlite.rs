@@ -1035,10 +1035,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn next_delivery(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
         let now = millis(now);
         self.read(move |conn| {
             let next: Option<i64> = conn

@@ -104,7 +104,10 @@ pub enum Outcome {
     /// now): either way the updates it covered are done.
     Delivered,
     /// Anything else: tried again at `retry_at`.
-    Failed { error: String, retry_at: DateTime<Utc> },
+    Failed {
+        error: String,
+        retry_at: DateTime<Utc>,
+    },
     /// 410 Gone: the subscriber ended the subscription (or its callback is no longer allowed).
     Gone,
     /// Claimed and never sent (the replica is stopping): claimable again at once.

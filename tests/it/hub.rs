@@ -83,12 +83,7 @@ impl Subscriber {
                 let (tx, b) = (tx.clone(), b.clone());
                 async move {
                     let path = uri.path().to_string();
-                    let mut how = b
-                        .lock()
-                        .unwrap()
-                        .get(&path)
-                        .cloned()
-                        .unwrap_or_default();
+                    let mut how = b.lock().unwrap().get(&path).cloned().unwrap_or_default();
                     if method == Method::GET {
                         let query: Vec<(String, String)> =
                             url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -180,10 +175,7 @@ impl Subscriber {
 }
 
 fn param<'a>(query: &'a [(String, String)], k: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.as_str())
+    query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
 fn allow_private(c: &mut Config) {
@@ -367,7 +359,10 @@ async fn subscribe_verify_then_deliver_the_topics_bytes() {
         headers["link"].to_str().unwrap(),
         format!("<{hub}>; rel=\"hub\", <{topic}>; rel=\"self\"")
     );
-    assert!(headers.get("x-hub-signature").is_none(), "no secret, no signature");
+    assert!(
+        headers.get("x-hub-signature").is_none(),
+        "no secret, no signature"
+    );
     assert!(
         sub.drain(Duration::from_millis(700)).await.is_empty(),
         "one delivery per write"
@@ -376,12 +371,22 @@ async fn subscribe_verify_then_deliver_the_topics_bytes() {
     write(&app, "hub-2", "en", "kinh-te").await;
     assert!(sub.drain(Duration::from_millis(700)).await.is_empty());
 
-    assert_eq!(metric(&app, "bantin_hub_deliveries_total{outcome=\"ok\"}").await, 1.0);
     assert_eq!(
-        metric(&app, "bantin_hub_verifications_total{outcome=\"subscribed\"}").await,
+        metric(&app, "bantin_hub_deliveries_total{outcome=\"ok\"}").await,
         1.0
     );
-    assert_eq!(metric(&app, "bantin_hub_requests_total{outcome=\"accepted\"}").await, 1.0);
+    assert_eq!(
+        metric(
+            &app,
+            "bantin_hub_verifications_total{outcome=\"subscribed\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(&app, "bantin_hub_requests_total{outcome=\"accepted\"}").await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -406,7 +411,10 @@ async fn a_secret_signs_each_delivery_with_hmac_sha256() {
     wait_active(&app, &topic, &callback).await;
     write(&app, "hub-sig", "vi", "kinh-te").await;
     let (_, headers, body) = sub.next_post().await;
-    assert_eq!(headers["content-type"], "application/atom+xml; charset=utf-8");
+    assert_eq!(
+        headers["content-type"],
+        "application/atom+xml; charset=utf-8"
+    );
     let sig = headers["x-hub-signature"].to_str().unwrap();
     let hex = sig.strip_prefix("sha256=").expect("sha256=<hex>");
     // An HMAC that is not the hub's own implementation.
@@ -539,7 +547,12 @@ async fn a_json_feed_topic_is_delivered_as_json_feed() {
     assert_eq!(headers["content-type"], "application/feed+json");
     let feed: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(feed["feed_url"], topic);
-    assert_eq!(feed["items"][0]["id"].as_str().map(|s| s.contains("hub-json")), Some(true));
+    assert_eq!(
+        feed["items"][0]["id"]
+            .as_str()
+            .map(|s| s.contains("hub-json")),
+        Some(true)
+    );
     assert_eq!(body, app.get("/vi/feed.json").await.bytes().await.unwrap());
 }
 
@@ -560,7 +573,12 @@ async fn a_callback_that_does_not_echo_the_challenge_gets_nothing() {
     sub.next_get().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        app.server.app.store.subscription(&topic, &callback).await.unwrap(),
+        app.server
+            .app
+            .store
+            .subscription(&topic, &callback)
+            .await
+            .unwrap(),
         None
     );
     write(&app, "hub-silent", "vi", "kinh-te").await;
@@ -622,9 +640,13 @@ async fn a_failing_subscriber_is_retried_with_growing_delays_then_succeeds() {
     let mut delays = vec![];
     for failures in 1..=3u32 {
         sub.next_post().await;
-        let s = wait_for(&app, || clock.now(), &topic, &callback, |s| {
-            s.is_some_and(|s| s.attempts == failures)
-        })
+        let s = wait_for(
+            &app,
+            || clock.now(),
+            &topic,
+            &callback,
+            |s| s.is_some_and(|s| s.attempts == failures),
+        )
         .await
         .unwrap();
         let delay = s.next_attempt - s.last_attempt.unwrap();
@@ -636,9 +658,13 @@ async fn a_failing_subscriber_is_retried_with_growing_delays_then_succeeds() {
     }
     let (_, _, body) = sub.next_post().await;
     assert!(String::from_utf8_lossy(&body).contains("hub-flaky"));
-    let s = wait_for(&app, || clock.now(), &topic, &callback, |s| {
-        s.is_some_and(|s| !s.pending())
-    })
+    let s = wait_for(
+        &app,
+        || clock.now(),
+        &topic,
+        &callback,
+        |s| s.is_some_and(|s| !s.pending()),
+    )
     .await
     .unwrap();
     assert_eq!((s.attempts, s.last_success), (0, Some(clock.now())));
@@ -687,7 +713,11 @@ async fn leases_end_on_the_clock_and_are_purged() {
     let new_cb = new.url("/fresh");
     assert_eq!(subscribe(&app, &topic, &new_cb).await.status(), 202);
     let (_, q) = new.next_get().await;
-    assert_eq!(param(&q, "hub.lease_seconds"), Some("864000"), "10 days by default");
+    assert_eq!(
+        param(&q, "hub.lease_seconds"),
+        Some("864000"),
+        "10 days by default"
+    );
     wait_for(&app, || clock.now(), &topic, &new_cb, |s| s.is_some()).await;
     write(&app, "hub-lease", "vi", "kinh-te").await;
     new.next_post().await;
@@ -735,7 +765,10 @@ async fn private_callbacks_are_refused_by_default() {
             "{text}"
         );
     }
-    assert!(sub.drain(Duration::from_millis(500)).await.is_empty(), "nothing is sent");
+    assert!(
+        sub.drain(Duration::from_millis(500)).await.is_empty(),
+        "nothing is sent"
+    );
 }
 
 #[tokio::test]
@@ -808,7 +841,12 @@ async fn the_pubsubhubbub_0_3_form() {
     )
     .await;
     assert_eq!(r.status(), 409);
-    assert!(r.text().await.unwrap().contains("without echoing the challenge"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("without echoing the challenge")
+    );
     sub.next_get().await;
     // Both subscribers get the write.
     write(&app, "hub-03", "vi", "kinh-te").await;
@@ -834,7 +872,12 @@ async fn the_pubsubhubbub_0_3_form() {
         (Some("unsubscribe"), Some("nb-token-2"))
     );
     assert_eq!(
-        app.server.app.store.subscription(&topic, &callback).await.unwrap(),
+        app.server
+            .app
+            .store
+            .subscription(&topic, &callback)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -846,37 +889,80 @@ async fn bad_requests_get_a_plain_text_reason_naming_the_parameter() {
     let cb = sub.url("/cb");
     let topic = app.url("/vi/rss.xml");
     let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
-        (vec![("hub.topic", topic.clone()), ("hub.callback", cb.clone())], 400, "hub.mode:"),
-        (vec![("hub.mode", "subscribe".into()), ("hub.callback", cb.clone())], 400, "hub.topic:"),
-        (vec![("hub.mode", "subscribe".into()), ("hub.topic", topic.clone())], 400, "hub.callback:"),
         (
-            vec![("hub.mode", "subscribe".into()), ("hub.topic", "https://elsewhere.example/vi/rss.xml".into()), ("hub.callback", cb.clone())],
+            vec![("hub.topic", topic.clone()), ("hub.callback", cb.clone())],
+            400,
+            "hub.mode:",
+        ),
+        (
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.callback", cb.clone()),
+            ],
             400,
             "hub.topic:",
         ),
         (
-            vec![("hub.mode", "subscribe".into()), ("hub.topic", app.url("/vi/rss.xml?page=2")), ("hub.callback", cb.clone())],
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.topic", topic.clone()),
+            ],
+            400,
+            "hub.callback:",
+        ),
+        (
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.topic", "https://elsewhere.example/vi/rss.xml".into()),
+                ("hub.callback", cb.clone()),
+            ],
+            400,
+            "hub.topic:",
+        ),
+        (
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.topic", app.url("/vi/rss.xml?page=2")),
+                ("hub.callback", cb.clone()),
+            ],
             400,
             "hub.topic:",
         ),
         (
             // A tag with no article: not a feed (yet).
-            vec![("hub.mode", "subscribe".into()), ("hub.topic", app.url("/vi/tag/khong-co/rss.xml")), ("hub.callback", cb.clone())],
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.topic", app.url("/vi/tag/khong-co/rss.xml")),
+                ("hub.callback", cb.clone()),
+            ],
             400,
             "hub.topic:",
         ),
         (
-            vec![("hub.mode", "subscribe".into()), ("hub.topic", topic.clone()), ("hub.callback", "ftp://x.example/".into())],
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.topic", topic.clone()),
+                ("hub.callback", "ftp://x.example/".into()),
+            ],
             400,
             "hub.callback:",
         ),
         (
-            vec![("hub.mode", "subscribe".into()), ("hub.topic", topic.clone()), ("hub.callback", cb.clone()), ("hub.lease_seconds", "soon".into())],
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.topic", topic.clone()),
+                ("hub.callback", cb.clone()),
+                ("hub.lease_seconds", "soon".into()),
+            ],
             400,
             "hub.lease_seconds:",
         ),
         (
-            vec![("hub.mode", "subscribe".into()), ("hub.topic", topic.clone()), ("hub.callback", "http://no-such-host.invalid/cb".into())],
+            vec![
+                ("hub.mode", "subscribe".into()),
+                ("hub.topic", topic.clone()),
+                ("hub.callback", "http://no-such-host.invalid/cb".into()),
+            ],
             400,
             "hub.callback:",
         ),
@@ -983,7 +1069,10 @@ async fn a_burst_of_writes_sends_the_latest_document_not_one_per_write() {
     );
     let last = bodies.last().unwrap();
     for i in 0..20 {
-        assert!(last.contains(&format!("hub-burst-{i:02}")), "the last delivery is the latest document");
+        assert!(
+            last.contains(&format!("hub-burst-{i:02}")),
+            "the last delivery is the latest document"
+        );
     }
 }
 
@@ -1006,19 +1095,37 @@ async fn verification_requests_are_rate_limited_per_callback_host() {
     for i in 0..50 {
         let r = subscribe(&app, &topic, &victim.url(&format!("/flood/{i}"))).await;
         if r.status() == 429 {
-            let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            let after: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!((1..=60).contains(&after));
         }
         statuses.push(r.status().as_u16());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        5,
+        "{statuses:?}"
+    );
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 45);
     let seen = victim.drain(Duration::from_millis(1500)).await;
-    assert_eq!(seen.len(), 5, "the hub sent the victim 5 requests for 50 asked");
+    assert_eq!(
+        seen.len(),
+        5,
+        "the hub sent the victim 5 requests for 50 asked"
+    );
     // Another host has its own budget.
-    assert_eq!(subscribe(&app, &topic, &other.url("/ok")).await.status(), 202);
+    assert_eq!(
+        subscribe(&app, &topic, &other.url("/ok")).await.status(),
+        202
+    );
     other.next_get().await;
-    assert_eq!(metric(&app, "bantin_hub_requests_total{outcome=\"rate_limited\"}").await, 45.0);
+    assert_eq!(
+        metric(&app, "bantin_hub_requests_total{outcome=\"rate_limited\"}").await,
+        45.0
+    );
 }
 
 #[tokio::test]
@@ -1052,16 +1159,28 @@ async fn subscriptions_are_bounded_per_host_with_a_denial() {
     assert!(param(&q, "hub.challenge").is_none());
     // A renewal of one it holds is still accepted.
     assert_eq!(subscribe(&app, &topic, &sub.url("/a")).await.status(), 202);
-    assert_eq!(param(&sub.next_get().await.1, "hub.mode"), Some("subscribe"));
+    assert_eq!(
+        param(&sub.next_get().await.1, "hub.mode"),
+        Some("subscribe")
+    );
     // Another host fills the hub; a third host is denied by the total bound.
     let cb = other.url("/x");
     subscribed(&app, &mut other, &topic, &cb).await;
-    assert_eq!(subscribe(&app, &topic, &third.url("/y")).await.status(), 202);
+    assert_eq!(
+        subscribe(&app, &topic, &third.url("/y")).await.status(),
+        202
+    );
     let (_, q) = third.next_get().await;
     assert_eq!(param(&q, "hub.mode"), Some("denied"));
     assert!(param(&q, "hub.reason").unwrap().contains("maximum of 3"));
     assert_eq!(
-        app.server.app.store.subscriptions(Utc::now()).await.unwrap().len(),
+        app.server
+            .app
+            .store
+            .subscriptions(Utc::now())
+            .await
+            .unwrap()
+            .len(),
         3
     );
 }
@@ -1094,7 +1213,10 @@ async fn a_restart_keeps_subscriptions_and_bantin_subscriptions_lists_them() {
         .unwrap();
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("/vi/kinh-te/rss.xml") && table.contains("/kept?…"), "{table}");
+    assert!(
+        table.contains("/vi/kinh-te/rss.xml") && table.contains("/kept?…"),
+        "{table}"
+    );
     assert!(table.contains(" ok "), "{table}");
     assert!(!table.contains("SECRET-TOKEN"), "{table}");
 
@@ -1178,7 +1300,10 @@ async fn two_replicas_on_postgres_deliver_each_update_once() {
         article("hub-pg-3", "vi", "kinh-te", "2026-11-25T09:00:00"),
     );
     let (r1, r2) = tokio::join!(a.put("hub-pg-2", &two), b.put("hub-pg-3", &three));
-    assert_eq!((r1.status(), r2.status()), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(
+        (r1.status(), r2.status()),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
     let seen2 = sub.drain(Duration::from_secs(4)).await;
     let per2 = count(&seen2);
     assert_eq!(per2.len(), N);
@@ -1189,11 +1314,16 @@ async fn two_replicas_on_postgres_deliver_each_update_once() {
             .iter()
             .rev()
             .find_map(|s| match s {
-                Seen::Post { path: p, body, .. } if *p == path => Some(String::from_utf8_lossy(body).into_owned()),
+                Seen::Post { path: p, body, .. } if *p == path => {
+                    Some(String::from_utf8_lossy(body).into_owned())
+                }
                 _ => None,
             })
             .unwrap();
-        assert!(last.contains("hub-pg-2") && last.contains("hub-pg-3"), "{path}");
+        assert!(
+            last.contains("hub-pg-2") && last.contains("hub-pg-3"),
+            "{path}"
+        );
     }
     // What the replicas say they sent is what arrived: nothing sent twice.
     let sent = metric(&a, "bantin_hub_deliveries_total{outcome=\"ok\"}").await
