@@ -80,6 +80,9 @@ pub(crate) struct Inner {
     due: Notify,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The runtime the hub was made on: verifications run there, not on the HTTP worker that
+    /// took the request, so the client's connections live beside the delivery task's.
+    runtime: tokio::runtime::Handle,
 }
 
 /// The answer to a subscription request: a status and a plain-text reason.
@@ -163,7 +166,7 @@ impl Hub {
     }
 
     /// The hub `[websub]` configures (disabled unless `builtin`); nothing runs until
-    /// [`Hub::start`].
+    /// [`Hub::start`]. Call it on the runtime the hub is to run on.
     pub fn new(
         config: Arc<Config>,
         store: Arc<dyn Store>,
@@ -217,6 +220,7 @@ impl Hub {
                 due: Notify::new(),
                 stop,
                 tasks: Mutex::new(Vec::new()),
+                runtime: tokio::runtime::Handle::current(),
             })),
         }
     }
@@ -404,8 +408,16 @@ impl Inner {
             deny_by_callback: !sync,
         };
         if sync {
-            let _ticket = ticket;
-            return Ok(match self.verify(&job, lane).await {
+            let inner = self.clone();
+            let verified = self
+                .runtime
+                .spawn(async move {
+                    let _ticket = ticket;
+                    inner.verify(&job, lane).await
+                })
+                .await
+                .unwrap_or_else(|_| Verified::Failed("the verification was cut short".into()));
+            return Ok(match verified {
                 Verified::Done => Answer::new(204, ""),
                 Verified::Denied(why) => Answer::new(403, why),
                 Verified::Failed(why) => {
@@ -415,7 +427,7 @@ impl Inner {
         }
         let (inner, mut stop) = (self.clone(), self.stop.subscribe());
         let callback = job.callback.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let _ticket = ticket;
             tokio::select! {
                 _ = inner.verify(&job, lane) => {}

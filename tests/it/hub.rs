@@ -882,13 +882,16 @@ async fn the_pubsubhubbub_0_3_form() {
     );
 }
 
+/// A form's pairs, for tables of cases.
+type Form<'a> = Vec<(&'a str, String)>;
+
 #[tokio::test]
 async fn bad_requests_get_a_plain_text_reason_naming_the_parameter() {
     let app = hub_app().await;
     let sub = Subscriber::start().await;
     let cb = sub.url("/cb");
     let topic = app.url("/vi/rss.xml");
-    let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<(Form, u16, &str)> = vec![
         (
             vec![("hub.topic", topic.clone()), ("hub.callback", cb.clone())],
             400,
