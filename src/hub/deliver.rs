@@ -403,7 +403,7 @@ async fn send(inner: &Inner, app: &App, claim: &Claim) -> Result<Sent, Skip> {
     let entry = match app.feed(&cache_key).await {
         Ok((entry, _)) => entry,
         Err(FeedError::NotFound(_)) => return Err(Skip::Nothing),
-        Err(FeedError::Store(e)) => {
+        Err(e @ (FeedError::Store(_) | FeedError::Busy)) => {
             return Err(Skip::Failed(format!(
                 "the feed cannot be rendered now: {e}"
             )));

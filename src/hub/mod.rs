@@ -321,10 +321,10 @@ impl Inner {
                 Err(FeedError::NotFound(why)) => {
                     return Err(Answer::new(400, format!("hub.topic: {why}")));
                 }
-                Err(FeedError::Store(_)) => {
+                Err(FeedError::Store(_) | FeedError::Busy) => {
                     return Err(Answer::new(
                         503,
-                        "The feed store is unavailable; try again shortly.",
+                        "The feed cannot be rendered now; try again shortly.",
                     )
                     .retry(5));
                 }
