@@ -31,6 +31,7 @@ use super::Inner;
 use crate::app::{App, FeedError};
 use crate::cache::CacheKey;
 use crate::metrics::OutcomeLabel;
+use crate::netguard;
 use crate::store::subscriptions::{Claim, Finished, Outcome};
 
 /// Requests in flight to one callback host, and in all.
@@ -378,16 +379,9 @@ async fn send(inner: &Inner, app: &App, claim: &Claim) -> Result<Sent, Skip> {
     let config = &app.config;
     let url = url::Url::parse(&claim.callback).map_err(|e| Skip::Refused(e.to_string()))?;
     if !config.websub.allow_private_callbacks
-        && let Some(host) = url.host()
+        && let Some(why) = netguard::literal_ip(&url).and_then(netguard::non_public)
     {
-        let literal: Option<std::net::IpAddr> = match host {
-            url::Host::Ipv4(a) => Some(a.into()),
-            url::Host::Ipv6(a) => Some(a.into()),
-            url::Host::Domain(_) => None,
-        };
-        if let Some(why) = literal.and_then(crate::netguard::classify) {
-            return Err(Skip::Refused(format!("a {why} address")));
-        }
+        return Err(Skip::Refused(format!("a {why} address")));
     }
     let Ok((key, format)) = super::request::topic(config, &claim.topic) else {
         // The feed is not configured here (a category removed, or another public URL): nothing

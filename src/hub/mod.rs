@@ -17,7 +17,7 @@
 //! A request is answered before anything is sent to the callback (202; the 0.3 `sync` form
 //! waits for the verification: 204, or 409 when it failed). Everything sent to a callback goes
 //! through one client that follows no redirect, uses no proxy and resolves names through
-//! [`crate::netguard::PublicOnly`], and callbacks that are address literals are classified at
+//! [`crate::netguard::PublicOnly`] (the classifier upstream fetches use too), and callbacks that are address literals are classified at
 //! request time: unless `[websub] allow_private_callbacks`, nothing is sent to a loopback,
 //! private, link-local or multicast address. A write only records which topics changed
 //! ([`Hub::published`]); marking their subscriptions pending happens on the hub's own task.
@@ -181,7 +181,11 @@ impl Hub {
             .builtin_hub()
             .map(|u| u.to_string())
             .unwrap_or_default();
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if !config.websub.allow_private_callbacks {
+            client = client.dns_resolver(Arc::new(netguard::PublicOnly));
+        }
+        let client = client
             .user_agent(format!(
                 "bantin/{} (WebSub hub; +{hub_url})",
                 env!("CARGO_PKG_VERSION")
@@ -191,9 +195,6 @@ impl Hub {
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would resolve names itself, past the address filter.
             .no_proxy()
-            .dns_resolver(netguard::PublicOnly {
-                allow_private: config.websub.allow_private_callbacks,
-            })
             .no_gzip()
             .no_brotli()
             .connect_timeout(Duration::from_secs(5))
@@ -340,8 +341,11 @@ impl Inner {
         .await
         {
             Ok(_) => {}
-            Err(e @ Refused::NotPublic { .. }) => {
-                return Err(Answer::new(403, format!("hub.callback: {e}")));
+            Err(e @ Refused::NonPublic(_)) => {
+                return Err(Answer::new(
+                    403,
+                    format!("hub.callback: {e}; only public addresses are allowed"),
+                ));
             }
             Err(e @ Refused::Unresolved { .. }) => {
                 return Err(Answer::new(400, format!("hub.callback: {e}")));
