@@ -75,11 +75,7 @@ pub fn table(config: &Config, subs: &[Subscription]) -> String {
     }
     let base = config.public_base();
     let v = status(config, subs);
-    let s = |x: &Value| match x {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let s = crate::table::cell;
     let mut rows = vec![[
         "topic".to_string(),
         "callback".into(),
@@ -104,18 +100,7 @@ pub fn table(config: &Config, subs: &[Subscription]) -> String {
             s(&sub["last_error"]),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        for (i, w) in widths.iter().enumerate() {
-            out.push_str(&format!("{:<w$}  ", r[i], w = *w));
-        }
-        out.push_str(&r[6]);
-        out.push('\n');
-    }
-    out
+    crate::table::render(&rows)
 }
 
 /// Active push subscriptions of one feed from one callback host.
