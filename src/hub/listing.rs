@@ -1,17 +1,15 @@
-//! What the hub tells the newsroom: `bantin subscriptions` (a table, or JSON), and the push
-//! subscribers per feed that readership counts. Pure functions of stored rows.
+//! What the hub tells the newsroom: `bantin subscriptions` (a table, or JSON). Pure functions
+//! of stored rows. (Push subscribers in the readership figures: [`crate::readership::push`].)
 //!
 //! A callback is a capability URL (whoever knows it can post to the subscriber), so listings
 //! show it without its query string, and never a secret.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{Value, json};
 use url::Url;
 
 use crate::config::Config;
 use crate::store::subscriptions::Subscription;
-use crate::store::{Store, StoreError};
 
 /// A callback for people to read: scheme, host, port and path; a query is shown as `?…`.
 pub fn display_callback(url: &Url) -> String {
@@ -103,44 +101,6 @@ pub fn table(config: &Config, subs: &[Subscription]) -> String {
     crate::table::render(&rows)
 }
 
-/// Active push subscriptions of one feed from one callback host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PushSubscribers {
-    /// The feed's path, as readership names feeds (`/vi/rss.xml`).
-    pub feed: String,
-    /// The callback host: one aggregator, as a User-Agent names one.
-    pub host: String,
-    /// Its active subscriptions to this feed (distinct callbacks; usually 1).
-    pub subscriptions: u64,
-}
-
-/// Per (topic, host) counts as the store gives them ([`Store::subscription_hosts`]) → per feed
-/// path; topics that are no longer this site's feeds are left out.
-pub fn by_feed(config: &Config, rows: &[(String, String, u64)]) -> Vec<PushSubscribers> {
-    let base = config.public_base();
-    let base = base.as_str().trim_end_matches('/');
-    rows.iter()
-        .filter(|(topic, _, _)| super::request::topic(config, topic).is_ok())
-        .filter_map(|(topic, host, n)| {
-            Some(PushSubscribers {
-                feed: topic.strip_prefix(base)?.to_string(),
-                host: host.clone(),
-                subscriptions: *n,
-            })
-        })
-        .collect()
-}
-
-/// The push subscribers of every feed at `now`, for readership: each (feed, host) is one
-/// aggregator-like client whose subscriber count is its number of active subscriptions.
-pub async fn push_subscribers(
-    store: &dyn Store,
-    config: &Config,
-    now: DateTime<Utc>,
-) -> Result<Vec<PushSubscribers>, StoreError> {
-    Ok(by_feed(config, &store.subscription_hosts(now).await?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,40 +154,4 @@ mod tests {
         assert_eq!(table(&c, &[]), "no active subscriptions\n");
     }
 
-    #[test]
-    fn push_subscribers_are_named_by_feed_path() {
-        let c = config();
-        let rows = vec![
-            (
-                "https://feeds.example/en/feed.json".to_string(),
-                "a.example".to_string(),
-                1,
-            ),
-            (
-                "https://feeds.example/vi/rss.xml".to_string(),
-                "a.example".to_string(),
-                2,
-            ),
-            (
-                "https://feeds.example/vi/gone-category/rss.xml".to_string(),
-                "b.example".to_string(),
-                1,
-            ),
-        ];
-        assert_eq!(
-            by_feed(&c, &rows),
-            vec![
-                PushSubscribers {
-                    feed: "/en/feed.json".into(),
-                    host: "a.example".into(),
-                    subscriptions: 1
-                },
-                PushSubscribers {
-                    feed: "/vi/rss.xml".into(),
-                    host: "a.example".into(),
-                    subscriptions: 2
-                },
-            ]
-        );
-    }
 }

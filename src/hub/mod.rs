@@ -11,8 +11,8 @@
 //!   budget of requests a stranger can make the hub send.
 //! - [`deliver`]: signed fat pings of the topic's page 1 after writes, coalesced, retried with
 //!   backoff until the lease ends, from the store under a lease so replicas send each once.
-//! - [`listing`]: what `bantin subscriptions` prints, and push subscribers per feed for
-//!   readership.
+//! - [`listing`]: what `bantin subscriptions` prints (readership counts the subscriptions
+//!   itself, [`crate::readership::push`]).
 //!
 //! A request is answered before anything is sent to the callback (202; the 0.3 `sync` form
 //! waits for the verification: 204, or 409 when it failed). Everything sent to a callback goes
@@ -45,7 +45,6 @@ use crate::store::Store;
 use crate::store::subscriptions::Subscription;
 use request::{Mode, Verify};
 
-pub use listing::{PushSubscribers, push_subscribers};
 
 /// Changed topics waiting to be marked at most (a store outage must not exhaust memory);
 /// beyond, a change is not delivered (logged), as the outbox does for external hubs.

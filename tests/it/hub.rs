@@ -531,6 +531,129 @@ async fn unsubscribing_is_verified_and_then_nothing_is_delivered() {
     assert!(sub.drain(Duration::from_millis(500)).await.is_empty());
 }
 
+/// `/api/v1/stats` with the API token.
+async fn stats(app: &TestApp) -> serde_json::Value {
+    let r = app
+        .client
+        .get(app.url("/api/v1/stats?days=1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// A feed's (subscribers, push clients as (host, subscribers)) today, from a stats answer.
+fn push_figures(stats: &serde_json::Value, feed: &str) -> (u64, Vec<(String, u64)>) {
+    let today = stats["days"].as_array().unwrap().last().unwrap();
+    let Some(f) = today["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feed"] == feed)
+    else {
+        return (0, vec![]);
+    };
+    let push = f["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "push")
+        .map(|c| {
+            (
+                c["client"].as_str().unwrap().to_string(),
+                c["subscribers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (f["subscribers"].as_u64().unwrap(), push)
+}
+
+#[tokio::test]
+async fn verified_push_subscriptions_are_subscribers_by_callback_host() {
+    let app = hub_app().await;
+    let mut sub = Subscriber::start().await;
+    let rss = app.url("/vi/rss.xml");
+    let atom = app.url("/vi/atom.xml");
+    assert_eq!(push_figures(&stats(&app).await, "/vi/rss.xml"), (0, vec![]));
+
+    // Two callbacks on one host, one on another name of the same machine, one in another
+    // format; and one that never echoes the challenge.
+    let localhost = format!("http://localhost:{}/c", sub.addr.port());
+    let (a, b, mute) = (sub.url("/a"), sub.url("/b"), sub.url("/mute"));
+    subscribed(&app, &mut sub, &rss, &a).await;
+    subscribed(&app, &mut sub, &rss, &b).await;
+    subscribed(&app, &mut sub, &rss, &localhost).await;
+    subscribed(&app, &mut sub, &atom, &a).await;
+    sub.set(
+        "/mute",
+        Behaviour {
+            echo: false,
+            ..Default::default()
+        },
+    );
+    assert_eq!(subscribe(&app, &rss, &mute).await.status(), 202);
+    sub.next_get().await;
+
+    // Nobody polled: the subscribers are the push ones, one client per callback host.
+    let s = stats(&app).await;
+    assert_eq!(
+        push_figures(&s, "/vi/rss.xml"),
+        (
+            3,
+            vec![("127.0.0.1".to_string(), 2), ("localhost".to_string(), 1)]
+        )
+    );
+    assert_eq!(
+        push_figures(&s, "/vi/atom.xml"),
+        (1, vec![("127.0.0.1".to_string(), 1)])
+    );
+    let today = s["days"].as_array().unwrap().last().unwrap();
+    assert_eq!(today["subscribers"], 4);
+    let host = s["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client"] == "127.0.0.1" && c["kind"] == "push")
+        .expect("the host among the day's clients");
+    assert_eq!(host["subscribers"], 3, "summed over its feeds");
+
+    // The page says the same.
+    let page = app
+        .client
+        .get(app.url("/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<td>localhost</td><td>push</td>"),
+        "{page}"
+    );
+
+    // An unsubscription, once verified, is one subscriber fewer.
+    let r = post_form(
+        &app,
+        &[
+            ("hub.mode", "unsubscribe"),
+            ("hub.topic", &rss),
+            ("hub.callback", &localhost),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    sub.next_get().await;
+    wait_for(&app, Utc::now, &rss, &localhost, |s| s.is_none()).await;
+    assert_eq!(
+        push_figures(&stats(&app).await, "/vi/rss.xml"),
+        (2, vec![("127.0.0.1".to_string(), 2)])
+    );
+}
+
 #[tokio::test]
 async fn a_json_feed_topic_is_delivered_as_json_feed() {
     let app = hub_app().await;
