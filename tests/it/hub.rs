@@ -531,17 +531,8 @@ async fn unsubscribing_is_verified_and_then_nothing_is_delivered() {
     assert!(sub.drain(Duration::from_millis(500)).await.is_empty());
 }
 
-/// `/api/v1/stats` with the API token.
 async fn stats(app: &TestApp) -> serde_json::Value {
-    let r = app
-        .client
-        .get(app.url("/api/v1/stats?days=1"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    app.stats(1).await
 }
 
 /// A feed's (subscribers, push clients as (host, subscribers)) today, from a stats answer.
@@ -620,16 +611,7 @@ async fn verified_push_subscriptions_are_subscribers_by_callback_host() {
     assert_eq!(host["subscribers"], 3, "summed over its feeds");
 
     // The page says the same.
-    let page = app
-        .client
-        .get(app.url("/stats"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_with_token("/stats").await.text().await.unwrap();
     assert!(
         page.contains("<td>localhost</td><td>push</td>"),
         "{page}"
