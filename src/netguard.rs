@@ -183,12 +183,10 @@ pub async fn resolve(
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let found = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => lookup(bare, port)
-            .await
-            .map_err(|e| Refused::Unresolved {
-                host: host.to_string(),
-                reason: e.to_string(),
-            })?,
+        Err(_) => lookup(bare, port).await.map_err(|e| Refused::Unresolved {
+            host: host.to_string(),
+            reason: e.to_string(),
+        })?,
     };
     let allowed = if allow_private {
         found

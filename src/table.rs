@@ -40,7 +40,11 @@ mod tests {
     fn columns_are_padded_to_the_widest_cell_and_the_last_is_free() {
         let rows = [
             ["id".to_string(), "state".into(), "error".into()],
-            ["tay-ninh".into(), cell(&Value::Null), cell(&"a long one".into())],
+            [
+                "tay-ninh".into(),
+                cell(&Value::Null),
+                cell(&"a long one".into()),
+            ],
             [cell(&serde_json::json!(7)), "ok".into(), "".into()],
         ];
         assert_eq!(

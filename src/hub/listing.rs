@@ -153,5 +153,4 @@ mod tests {
         assert!(!text.contains("SECRET") && !text.contains("hush"), "{text}");
         assert_eq!(table(&c, &[]), "no active subscriptions\n");
     }
-
 }

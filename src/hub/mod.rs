@@ -45,7 +45,6 @@ use crate::store::Store;
 use crate::store::subscriptions::Subscription;
 use request::{Mode, Verify};
 
-
 /// Changed topics waiting to be marked at most (a store outage must not exhaust memory);
 /// beyond, a change is not delivered (logged), as the outbox does for external hubs.
 pub const MAX_DIRTY: usize = 10_000;

@@ -182,11 +182,14 @@ struct Shared {
     clock: Arc<dyn Clock>,
 }
 
+/// A lookup waiting for the resolver: the rule's index and the address to verify.
+type Lookup = (usize, IpAddr);
+
 /// The service side: a bounded cache of verdicts and a queue of lookups.
 #[derive(Clone)]
 pub struct Verifier {
     shared: Arc<Shared>,
-    tx: Arc<Mutex<Option<mpsc::Sender<(usize, IpAddr)>>>>,
+    tx: Arc<Mutex<Option<mpsc::Sender<Lookup>>>>,
 }
 
 impl Verifier {
@@ -203,12 +206,16 @@ impl Verifier {
 
     /// Replaces the resolver (tests script DNS with one).
     pub fn set_resolver(&self, resolver: Arc<dyn Resolver>) {
-        *self.shared.resolver.lock().unwrap_or_else(|p| p.into_inner()) = resolver;
+        *self
+            .shared
+            .resolver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = resolver;
     }
 
     /// Starts the lookup task on the current runtime.
     pub fn start(&self) {
-        let (tx, mut rx) = mpsc::channel::<(usize, IpAddr)>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Lookup>(QUEUE);
         *self.tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -317,7 +324,10 @@ pub mod tests {
             "google-proxy-66-249-90-77.google.com".into(),
             vec![ip("66.249.90.77")],
         );
-        assert!(verify(&google(), real, &dns), "PTR in google.com, confirmed");
+        assert!(
+            verify(&google(), real, &dns),
+            "PTR in google.com, confirmed"
+        );
 
         // An impostor's own reverse zone can say anything; the forward lookup does not agree.
         let fake = ip("203.0.113.5");
@@ -342,7 +352,11 @@ pub mod tests {
     #[test]
     fn the_table_names_only_documented_rules() {
         for d in RULES {
-            assert!(d.source.starts_with("https://"), "{} has a source", d.aggregator);
+            assert!(
+                d.source.starts_with("https://"),
+                "{} has a source",
+                d.aggregator
+            );
             assert!(rule_for(d.aggregator).is_some());
         }
         assert_eq!(rule_for("Feedly"), None, "Feedly documents no verification");
@@ -368,8 +382,7 @@ pub mod tests {
         let fake = ip("203.0.113.9");
         v.check(rule, fake);
         for _ in 0..200 {
-            if v.check(rule, real) != Verdict::Pending && v.check(rule, fake) != Verdict::Pending
-            {
+            if v.check(rule, real) != Verdict::Pending && v.check(rule, fake) != Verdict::Pending {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -845,7 +845,7 @@ async fn readership_rows(store: &dyn Store) {
     store.add_readership(&early).await.unwrap();
 
     let w = store.readership_window(d2, d2, None, 10).await.unwrap();
-    assert_eq!(w.feeds, [feed.clone()]);
+    assert_eq!(w.feeds, std::slice::from_ref(&feed));
     assert_eq!(w.totals.len(), 1);
     let t = &w.totals[0];
     assert_eq!(
@@ -853,7 +853,11 @@ async fn readership_rows(store: &dyn Store) {
         (14, 7, 14_000)
     );
     assert_eq!(t.closed, None);
-    assert_eq!(estimate(&w, ALL_READERS), Some(15), "readers of both flushes, each once");
+    assert_eq!(
+        estimate(&w, ALL_READERS),
+        Some(15),
+        "readers of both flushes, each once"
+    );
     assert_eq!(estimate(&w, "Miniflux"), Some(15));
     assert_eq!(w.claims.len(), 1);
     let c = &w.claims[0];
@@ -876,7 +880,10 @@ async fn readership_rows(store: &dyn Store) {
         .await
         .unwrap();
     let w = store.readership_window(d2, d2, None, 10).await.unwrap();
-    assert_eq!(w.claims[0].subscribers, 140, "a later sighting replaces the count");
+    assert_eq!(
+        w.claims[0].subscribers, 140,
+        "a later sighting replaces the count"
+    );
 
     // Counts saturate in the store; they never wrap or fail the write.
     let huge = ReadershipBatch {
@@ -909,12 +916,18 @@ async fn readership_rows(store: &dyn Store) {
         });
     }
     for i in 0..12u64 {
-        flood.sketches.push(readers(&format!("F{i}"), (100 * i)..(100 * i + 2)));
+        flood
+            .sketches
+            .push(readers(&format!("F{i}"), (100 * i)..(100 * i + 2)));
     }
     store.add_readership(&flood).await.unwrap();
     let w = store.readership_window(d2, d2, None, 10).await.unwrap();
     assert_eq!(w.claims.len(), 1 + MAX_CLAIMS_PER_NETWORK);
-    let families = w.sketches.iter().filter(|s| s.family != ALL_READERS).count();
+    let families = w
+        .sketches
+        .iter()
+        .filter(|s| s.family != ALL_READERS)
+        .count();
     assert_eq!(families, MAX_FAMILIES);
     assert_eq!(
         w.totals[0].overflow,
@@ -944,7 +957,7 @@ async fn readership_rows(store: &dyn Store) {
         .readership_window(d1, d2, Some("/en/atom.xml".into()), 1)
         .await
         .unwrap();
-    assert_eq!(second.feeds, [feed.clone()]);
+    assert_eq!(second.feeds, std::slice::from_ref(&feed));
     assert!(!second.sketches.is_empty());
     let none = store
         .readership_window(d1, d2, Some(feed.clone()), 1)
@@ -1006,5 +1019,11 @@ async fn readership_rows(store: &dyn Store) {
         store.readership_window(d1, next, None, 10).await.unwrap(),
         WindowRows::default()
     );
-    assert!(store.readership_impolite(d1, next, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .readership_impolite(d1, next, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -180,7 +180,9 @@ impl TestApp {
 
     /// `/api/v1/stats?days=N`, which must answer 200 and never be cached.
     pub async fn stats(&self, days: u32) -> serde_json::Value {
-        let r = self.get_with_token(&format!("/api/v1/stats?days={days}")).await;
+        let r = self
+            .get_with_token(&format!("/api/v1/stats?days={days}"))
+            .await;
         assert_eq!(r.status(), 200);
         // Readership figures are the newsroom's: no shared or browser cache keeps them.
         assert_eq!(r.headers()["cache-control"], "private, no-store");

@@ -612,10 +612,7 @@ async fn verified_push_subscriptions_are_subscribers_by_callback_host() {
 
     // The page says the same.
     let page = app.get_with_token("/stats").await.text().await.unwrap();
-    assert!(
-        page.contains("<td>localhost</td><td>push</td>"),
-        "{page}"
-    );
+    assert!(page.contains("<td>localhost</td><td>push</td>"), "{page}");
 
     // An unsubscription, once verified, is one subscriber fewer.
     let r = post_form(
