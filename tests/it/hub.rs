@@ -633,6 +633,59 @@ async fn verified_push_subscriptions_are_subscribers_by_callback_host() {
     );
 }
 
+/// A feed's subscribers on `date` in a stats answer (0 when the feed is not listed that day).
+fn subscribers_on(stats: &serde_json::Value, date: &str, feed: &str) -> u64 {
+    let day = stats["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["date"] == date)
+        .unwrap_or_else(|| panic!("no {date} in {stats}"));
+    day["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feed"] == feed)
+        .map_or(0, |f| f["subscribers"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn push_subscribers_are_kept_in_the_closed_day_and_leave_with_their_lease() {
+    // 12:00 in Ho Chi Minh City on 23 November.
+    let clock = Arc::new(ManualClock::new("2026-11-23T05:00:00Z".parse().unwrap()));
+    let app = spawn(Options {
+        articles_dir: None,
+        tweak: Some(allow_private),
+        clock: Some(clock.clone()),
+        ..Default::default()
+    })
+    .await;
+    let mut sub = Subscriber::start().await;
+    let topic = app.url("/vi/rss.xml");
+    let cb = sub.url("/daily");
+    assert_eq!(subscribe(&app, &topic, &cb).await.status(), 202);
+    sub.next_get().await;
+    wait_for(&app, || clock.now(), &topic, &cb, |s| s.is_some()).await;
+    assert_eq!(
+        subscribers_on(&app.stats(1).await, "2026-11-23", "/vi/rss.xml"),
+        1
+    );
+
+    // The next day, the 23rd is closed with its push subscriber, and the 24th has it live.
+    clock.advance(Duration::from_secs(24 * 3600));
+    app.server.app.readership.flush().await.unwrap();
+    let s = app.stats(2).await;
+    assert_eq!(subscribers_on(&s, "2026-11-23", "/vi/rss.xml"), 1);
+    assert_eq!(subscribers_on(&s, "2026-11-24", "/vi/rss.xml"), 1);
+
+    // Past its lease (10 days from the verification) it counts no more; the closed day keeps it.
+    clock.advance(Duration::from_secs(10 * 24 * 3600));
+    app.server.app.readership.flush().await.unwrap();
+    let s = app.stats(12).await;
+    assert_eq!(subscribers_on(&s, "2026-12-04", "/vi/rss.xml"), 0);
+    assert_eq!(subscribers_on(&s, "2026-11-23", "/vi/rss.xml"), 1);
+}
+
 #[tokio::test]
 async fn a_json_feed_topic_is_delivered_as_json_feed() {
     let app = hub_app().await;
