@@ -1,8 +1,14 @@
 //! Push subscribers: the built-in hub's subscriptions counted as subscribers of their feed, one
 //! client per callback host (as an aggregator is one client), with as many subscribers as that
-//! host has active subscriptions to the feed (distinct callbacks: FreshRSS or CommaFeed give
-//! each of their users' subscriptions its own). A reader that subscribes by WebSub stops
-//! polling, so without this it would vanish from the figures the moment push starts working.
+//! host has active subscriptions to the feed (distinct callbacks: a self-hosted FreshRSS or
+//! CommaFeed subscribes once per instance, so one host is usually one subscription, while a host
+//! running several instances, or a service with a callback per user, has several). A push
+//! subscription does not say how many people read through it, so this is a floor, like a
+//! reader's sketch entry. A reader that subscribes by WebSub stops polling, so without this it
+//! would vanish from the figures the moment push starts working. (An aggregator that both
+//! polls with a subscriber count in its User-Agent and subscribes by push counts twice: a
+//! User-Agent's name and a callback host cannot be matched reliably, and such services stop
+//! polling once pushed to.)
 //!
 //! Bounded without a bound of its own: only subscriptions that were verified and whose lease has
 //! not ended are in the store, and the hub keeps those under `[websub] max_subscriptions` and
