@@ -97,7 +97,7 @@ hwm_of() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 rss_of() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 python3 - "$PORT" "$SUB_PORT" "$N" "$ROUNDS" "$TOKEN" "$PID" "$OUT_DIR/rounds.tsv" <<'EOF'
-import json, statistics, sys, time, urllib.request, urllib.parse
+import json, statistics, sys, time, urllib.error, urllib.request, urllib.parse
 port, sub_port, n, rounds, token, pid, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
 base = f"http://127.0.0.1:{port}"
 hz = 100
@@ -142,8 +142,18 @@ for i in range(n):
         form["hub.secret"] = f"secret-{i}"
     req = urllib.request.Request(f"{base}/websub", data=urllib.parse.urlencode(form).encode(),
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.status == 202, r.status
+    # At most 20 verifications wait per callback host (then 503 with Retry-After): this client
+    # sends to one host, so it waits a moment and asks again, as a reader's hub client would
+    # (sooner than Retry-After says, since a local verification takes milliseconds).
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert r.status == 202, r.status
+            break
+        except urllib.error.HTTPError as e:
+            if e.code != 503:
+                raise
+            time.sleep(0.05)
 deadline = time.time() + 120
 while True:
     m = urllib.request.urlopen(f"{base}/metrics", timeout=30).read().decode()
