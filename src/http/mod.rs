@@ -36,6 +36,7 @@ pub mod ops;
 pub mod pages;
 pub mod sources;
 pub mod stats;
+pub mod websub;
 
 /// Shared state of every handler.
 pub struct HttpState {
@@ -87,6 +88,7 @@ pub fn router(state: State) -> Router {
         .route("/stats", get(stats::page))
         .route("/api/v1/stats", get(stats::api))
         .route("/api/v1/sources", get(sources::list))
+        .route("/websub", axum::routing::post(websub::subscribe))
         .merge(api::routes(&state))
         .fallback(feeds::serve)
         .with_state(state)

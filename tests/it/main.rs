@@ -9,6 +9,7 @@ mod edge;
 mod feeds;
 mod fuzz;
 mod helpers;
+mod hub;
 mod partners;
 mod purge;
 mod readership;
