@@ -237,8 +237,8 @@ pub fn topic(config: &Config, topic: &str) -> Result<(FeedKey, Format), RequestE
         .filter(|_| url.query().is_none() && url.fragment().is_none())
         .ok_or_else(refuse)?;
     let path = format!("/{rest}");
-    match crate::http::feeds::parse_path(config, &path) {
-        Ok(crate::http::feeds::Target::Feed(key, format))
+    match crate::routes::parse_path(config, &path) {
+        Ok(crate::routes::Target::Feed(key, format))
             if Url::parse(&key.url(config, format, 1)).ok().as_ref() == Some(&url) =>
         {
             Ok((key, format))
