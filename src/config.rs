@@ -155,8 +155,10 @@ pub struct Config {
     /// What the lists of feeds name (`[opml]`).
     pub opml: OpmlConfig,
     pub hubs: Vec<Url>,
-    /// Receivers of a JSON purge request after each write (`[cdn] purge_urls`).
+    /// Receivers of a purge request after each write (`[cdn] purge_urls`).
     pub purge_urls: Vec<Url>,
+    /// What that request looks like (`[cdn] purge_kind`).
+    pub purge_kind: PurgeKind,
     pub api: ApiConfig,
     pub server: ServerConfig,
     /// Who gets which variant of a feed (`[access]`).
@@ -222,6 +224,28 @@ impl Default for UpstreamConfig {
             max_body_bytes: 10 << 20,
             max_backoff: Duration::from_secs(6 * 3600),
             allow_private: false,
+        }
+    }
+}
+
+/// The form of the purge request sent to each `[cdn] purge_urls` receiver after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PurgeKind {
+    /// `POST` of `{"keys": [...], "urls": [...]}`: for an adapter in front of a CDN's purge API.
+    #[default]
+    Json,
+    /// `PURGE` with an `xkey-purge: k1 k2` header: what Varnish with the xkey vmod reads directly
+    /// (see `deploy/varnish/bantin.vcl`), so no adapter is needed.
+    Xkey,
+}
+
+impl PurgeKind {
+    /// Parses a `purge_kind` value; the error says what is accepted.
+    pub fn parse(s: &str) -> Result<PurgeKind, String> {
+        match s {
+            "json" => Ok(PurgeKind::Json),
+            "xkey" => Ok(PurgeKind::Xkey),
+            other => Err(format!("`{other}` is neither \"json\" nor \"xkey\"")),
         }
     }
 }
@@ -466,6 +490,7 @@ struct RawWebSub {
 struct RawCdn {
     #[serde(default)]
     purge_urls: Vec<String>,
+    purge_kind: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -681,6 +706,13 @@ impl Config {
                 parse_http_url(u).map_err(|p| err(&key, p))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let purge_kind = match env("BANTIN_CDN_PURGE_KIND") {
+            Some(v) => PurgeKind::parse(v.trim()).map_err(|p| err("BANTIN_CDN_PURGE_KIND", p))?,
+            None => match raw.cdn.purge_kind.as_deref() {
+                None => PurgeKind::default(),
+                Some(v) => PurgeKind::parse(v).map_err(|p| err("cdn.purge_kind", p))?,
+            },
+        };
 
         let tokens = api_tokens(&env).map_err(|(k, p)| err(&k, p))?;
         let api = ApiConfig {
@@ -707,6 +739,7 @@ impl Config {
             opml: validate_opml(&raw.opml, &err)?,
             hubs,
             purge_urls,
+            purge_kind,
             api,
             server,
             access: validate_access(&raw.access, &err)?,
@@ -1296,6 +1329,22 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert!(c.api.tokens.is_empty());
         assert_eq!(c.tag_authority, "baolongan.example,2026");
         assert_eq!(c.public_base().as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn purge_kind_defaults_to_json_and_names_the_key_when_wrong() {
+        assert_eq!(parse(MINIMAL).unwrap().purge_kind, PurgeKind::Json);
+        let c = parse(&format!("{MINIMAL}[cdn]\npurge_kind = \"xkey\"\n")).unwrap();
+        assert_eq!(c.purge_kind, PurgeKind::Xkey);
+        let e = parse_err(&format!("{MINIMAL}[cdn]\npurge_kind = \"ban\"\n"));
+        assert_eq!(e.key, "cdn.purge_kind");
+        assert!(e.problem.contains("`ban`"), "{}", e.problem);
+        let env = |k: &str| (k == "BANTIN_CDN_PURGE_KIND").then(|| "xkey".to_string());
+        let c = Config::parse(MINIMAL, "site.toml", Path::new("."), env).unwrap();
+        assert_eq!(c.purge_kind, PurgeKind::Xkey);
+        let env = |k: &str| (k == "BANTIN_CDN_PURGE_KIND").then(|| "XKEY".to_string());
+        let e = Config::parse(MINIMAL, "site.toml", Path::new("."), env).unwrap_err();
+        assert_eq!(e.key, "BANTIN_CDN_PURGE_KIND");
     }
 
     #[test]
