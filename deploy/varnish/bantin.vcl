@@ -133,6 +133,16 @@ sub vcl_backend_response {
         }
     }
 
+    # An error without a Cache-Control of its own (a feed that does not exist yet, say, whose
+    # 404 carries no surrogate key to purge it by): a second, enough to fold a flood of it into
+    # one fetch a second, short enough that the feed's first article shows within one.
+    if (beresp.status >= 400 && !beresp.http.Cache-Control) {
+        set beresp.ttl = 1s;
+        set beresp.grace = 0s;
+        set beresp.keep = 0s;
+        return (deliver);
+    }
+
     # The object's surrogate keys, for `xkey-purge`.
     if (beresp.http.Surrogate-Key) {
         set beresp.http.xkey = beresp.http.Surrogate-Key;

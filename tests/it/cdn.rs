@@ -298,11 +298,18 @@ async fn varnish_in_front_purges_exactly_the_written_feeds_and_never_stores_a_pa
     // The public variant is the summary: the full text is the partners'.
     assert!(!before.text().contains(FULL_TEXT));
 
+    // A tag no article has yet: its 404 carries no surrogate key, so Varnish keeps it a second
+    // at most (not its default two minutes) and the tag's first article shows within that.
+    let new_tag = "/vi/tag/moi/rss.xml";
+    assert_eq!(get(&c, &at(new_tag), None).await.status, 404);
+
     // A write through Varnish (the API is passed to the origin), then Varnish's purge.
+    let mut kt2 = story("kt-2", "vi", "kinh-te", 8);
+    kt2["tags"] = serde_json::json!(["bài thử", "mới"]);
     let put = c
         .put(at("/api/v1/articles/kt-2"))
         .bearer_auth(TOKEN)
-        .json(&story("kt-2", "vi", "kinh-te", 8))
+        .json(&kt2)
         .send()
         .await
         .unwrap();
@@ -330,6 +337,17 @@ async fn varnish_in_front_purges_exactly_the_written_feeds_and_never_stores_a_pa
         let a = get(&c, &at(path), None).await;
         assert_eq!(a.status, 200, "{path}");
         assert_eq!(item_ids(a.text(), path)[0], "kt-2", "{path}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let a = get(&c, &at(new_tag), None).await;
+        if a.status == 200 {
+            assert_eq!(item_ids(a.text(), new_tag), ["kt-2"]);
+            break;
+        }
+        assert_eq!(a.status, 404);
+        assert!(Instant::now() < deadline, "{new_tag} still 404 after 3 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Another category of the same language and the other language: still the same objects.
     for (path, coding, object) in &objects {
