@@ -125,7 +125,7 @@ sub vcl_backend_response {
     if (beresp.status >= 500 && bereq.method ~ "^(GET|HEAD)$") {
         # Another replica may answer (round robin); a background refresh that still fails keeps
         # the stale copy in place (stale-if-error).
-        if (bereq.retries < 2) {
+        if (bereq.retries < 4) {
             return (retry);
         }
         if (bereq.is_bgfetch) {
@@ -166,8 +166,11 @@ sub vcl_backend_response {
 }
 
 sub vcl_backend_error {
-    # Connection refused or reset (a replica died between two probes): the next replica.
-    if (bereq.retries < 2) {
+    # Connection refused or reset (a replica died between two probes; a dying process may still
+    # accept connections for a moment): the director's next pick. Round robin is shared by all
+    # fetches, so that pick may be the dead replica again; four retries (Varnish's max_retries)
+    # make a client error unlikely until the probe marks it sick (within about two seconds).
+    if (bereq.retries < 4) {
         return (retry);
     }
 }
