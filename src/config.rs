@@ -158,8 +158,10 @@ pub struct Config {
     pub hubs: Vec<Url>,
     /// The built-in WebSub hub (`[websub]`).
     pub websub: WebSubConfig,
-    /// Receivers of a JSON purge request after each write (`[cdn] purge_urls`).
+    /// Receivers of a purge request after each write (`[cdn] purge_urls`).
     pub purge_urls: Vec<Url>,
+    /// What that request looks like (`[cdn] purge_kind`).
+    pub purge_kind: PurgeKind,
     pub api: ApiConfig,
     pub server: ServerConfig,
     /// Who gets which variant of a feed (`[access]`).
@@ -253,6 +255,28 @@ impl Default for WebSubConfig {
             max_subscriptions: 100_000,
             max_subscriptions_per_host: 10_000,
             verifications_per_minute: 60,
+        }
+    }
+}
+
+/// The form of the purge request sent to each `[cdn] purge_urls` receiver after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PurgeKind {
+    /// `POST` of `{"keys": [...], "urls": [...]}`: for an adapter in front of a CDN's purge API.
+    #[default]
+    Json,
+    /// `PURGE` with an `xkey-purge: k1 k2` header: what Varnish with the xkey vmod reads directly
+    /// (see `deploy/varnish/bantin.vcl`), so no adapter is needed.
+    Xkey,
+}
+
+impl PurgeKind {
+    /// Parses a `purge_kind` value; the error says what is accepted.
+    pub fn parse(s: &str) -> Result<PurgeKind, String> {
+        match s {
+            "json" => Ok(PurgeKind::Json),
+            "xkey" => Ok(PurgeKind::Xkey),
+            other => Err(format!("`{other}` is neither \"json\" nor \"xkey\"")),
         }
     }
 }
@@ -502,6 +526,7 @@ struct RawWebSub {
 struct RawCdn {
     #[serde(default)]
     purge_urls: Vec<String>,
+    purge_kind: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -717,6 +742,13 @@ impl Config {
                 parse_http_url(u).map_err(|p| err(&key, p))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let purge_kind = match env("BANTIN_CDN_PURGE_KIND") {
+            Some(v) => PurgeKind::parse(v.trim()).map_err(|p| err("BANTIN_CDN_PURGE_KIND", p))?,
+            None => match raw.cdn.purge_kind.as_deref() {
+                None => PurgeKind::default(),
+                Some(v) => PurgeKind::parse(v).map_err(|p| err("cdn.purge_kind", p))?,
+            },
+        };
 
         let tokens = api_tokens(&env).map_err(|(k, p)| err(&k, p))?;
         let api = ApiConfig {
@@ -744,6 +776,7 @@ impl Config {
             hubs,
             websub: validate_websub(&raw.websub, &err)?,
             purge_urls,
+            purge_kind,
             api,
             server,
             access: validate_access(&raw.access, &err)?,
@@ -1413,6 +1446,22 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert!(c.api.tokens.is_empty());
         assert_eq!(c.tag_authority, "baolongan.example,2026");
         assert_eq!(c.public_base().as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn purge_kind_defaults_to_json_and_names_the_key_when_wrong() {
+        assert_eq!(parse(MINIMAL).unwrap().purge_kind, PurgeKind::Json);
+        let c = parse(&format!("{MINIMAL}[cdn]\npurge_kind = \"xkey\"\n")).unwrap();
+        assert_eq!(c.purge_kind, PurgeKind::Xkey);
+        let e = parse_err(&format!("{MINIMAL}[cdn]\npurge_kind = \"ban\"\n"));
+        assert_eq!(e.key, "cdn.purge_kind");
+        assert!(e.problem.contains("`ban`"), "{}", e.problem);
+        let env = |k: &str| (k == "BANTIN_CDN_PURGE_KIND").then(|| "xkey".to_string());
+        let c = Config::parse(MINIMAL, "site.toml", Path::new("."), env).unwrap();
+        assert_eq!(c.purge_kind, PurgeKind::Xkey);
+        let env = |k: &str| (k == "BANTIN_CDN_PURGE_KIND").then(|| "XKEY".to_string());
+        let e = Config::parse(MINIMAL, "site.toml", Path::new("."), env).unwrap_err();
+        assert_eq!(e.key, "BANTIN_CDN_PURGE_KIND");
     }
 
     #[test]

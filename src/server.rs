@@ -130,6 +130,7 @@ pub async fn start_with_clock(
     let outbox = Outbox::start(
         config.hubs.clone(),
         config.purge_urls.clone(),
+        config.purge_kind,
         metrics.clone(),
     );
     let hub = crate::hub::Hub::new(

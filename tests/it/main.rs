@@ -3,6 +3,7 @@
 
 mod api;
 mod cache;
+mod cdn;
 mod cli;
 mod descriptors;
 mod edge;
