@@ -481,25 +481,37 @@ impl App {
             .collect();
         self.outbox.publish(&topics, None);
         self.hub.published(&topics);
-        if self.outbox.purges() {
-            // Listing the touched feeds' pages takes a count per feed: done beside the write, a
-            // few at a time, never in it.
-            let (store, config) = (self.store.clone(), self.config.clone());
-            let (outbox, permits) = (self.outbox.clone(), self.purge_permits.clone());
-            tokio::spawn(async move {
-                let Ok(_permit) = permits.acquire().await else {
-                    return;
-                };
-                let purge = purge_of(&*store, &config, &touched).await;
-                outbox.publish(&[], Some(purge));
-            });
-        }
+        self.purge_cdn(touched);
     }
 
-    /// Applies another replica's announcement to this replica's cache.
+    /// Tells the CDN to drop `touched` (when `[cdn] purge_urls` are set). Listing the touched
+    /// feeds' pages takes a count per feed: done beside the write, a few at a time, never in it.
+    fn purge_cdn(&self, touched: BTreeSet<FeedKey>) {
+        if !self.outbox.purges() || touched.is_empty() {
+            return;
+        }
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let (outbox, permits) = (self.outbox.clone(), self.purge_permits.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            let purge = purge_of(&*store, &config, &touched).await;
+            outbox.publish(&[], Some(purge));
+        });
+    }
+
+    /// Applies another replica's announcement to this replica's cache, then purges the CDN of
+    /// those feeds again: the writer's own purge can reach the CDN before this replica has
+    /// dropped its copy, and a CDN refill landing here in between would otherwise keep the old
+    /// document for its max-age. So every replica purges once its cache is fresh; purges are
+    /// idempotent, and a write costs one purge per replica.
     pub fn apply_change(&self, change: Change) {
         match change {
-            Change::Feeds(feeds) => self.cache.invalidate(&feeds),
+            Change::Feeds(feeds) => {
+                self.cache.invalidate(&feeds);
+                self.purge_cdn(feeds.into_iter().collect());
+            }
             Change::All => self.cache.invalidate_all(),
         }
     }

@@ -58,9 +58,9 @@ use crate::clock::{Clock, SiteZone};
 use crate::config::Config;
 use crate::metrics::{Metrics, WhatLabel};
 use crate::store::readership::{
-    ALL_READERS, Claim, ClosedDay, DayTotals, Impolite, ImpoliteSum, MAX_CLAIMS, MAX_FAMILIES,
-    MAX_USER_AGENT, OTHER_FAMILY, PartnerPolls, ReaderSketch, ReadershipBatch, StoredTotals,
-    WindowRows,
+    ALL_READERS, Claim, ClosedDay, DayTotals, Impolite, ImpoliteSum, MAX_CLAIMS,
+    MAX_CLAIMS_PER_NETWORK, MAX_FAMILIES, MAX_USER_AGENT, OTHER_FAMILY, PartnerPolls, ReaderSketch,
+    ReadershipBatch, StoredTotals, WindowRows,
 };
 use crate::store::{Store, StoreError};
 use agents::Agent;
@@ -763,6 +763,33 @@ struct PendingClaim {
     verdict: Verdict,
 }
 
+/// The weakest pending claim of `network` when it already has [`MAX_CLAIMS_PER_NETWORK`] of
+/// them (the store keeps no more per network and feed-day), else `None`.
+fn worst_of_network(
+    claims: &BTreeMap<(String, String), PendingClaim>,
+    network: &str,
+) -> Option<(String, String)> {
+    let mut of_network = claims.iter().filter(|((_, n), _)| n == network);
+    let mut count = 0;
+    let mut worst: Option<(&(String, String), &PendingClaim)> = None;
+    for (k, c) in of_network.by_ref() {
+        count += 1;
+        if worst.is_none_or(|(wk, wc)| better(&wk.0, wc.subscribers, &k.0, c.subscribers)) {
+            worst = Some((k, c));
+        }
+    }
+    (count >= MAX_CLAIMS_PER_NETWORK)
+        .then(|| worst.map(|(k, _)| k.clone()))
+        .flatten()
+}
+
+/// Whether a claim of `a` subscribers by aggregator `an` ranks above one of `b` by `bn`: more
+/// subscribers first, then the first name (a total order, so the choice never depends on the
+/// order polls arrived in).
+fn better(an: &str, a: u64, bn: &str, b: u64) -> bool {
+    (std::cmp::Reverse(a), an) < (std::cmp::Reverse(b), bn)
+}
+
 /// What is waiting to be written, per day and feed.
 #[derive(Default)]
 struct Pending {
@@ -975,6 +1002,20 @@ impl Aggregator {
                             e.subscribers = seen.subscribers;
                             e.last_seen = at;
                             e.verdict = e.verdict.max(verdict);
+                        } else if let Some(worst) = worst_of_network(&p.claims, &ck.1) {
+                            // The network already backs as many claims as the store keeps: the
+                            // largest (then first by name) win, whatever order the polls came
+                            // in, so the same claims are seen again an hour later.
+                            if better(
+                                &ck.0,
+                                seen.subscribers,
+                                &worst.0,
+                                p.claims[&worst].subscribers,
+                            ) {
+                                p.claims.remove(&worst);
+                                p.claims.insert(ck, seen);
+                            }
+                            dropped(&metrics, "claims", 1);
                         } else if p.claims.len() < MAX_CLAIMS
                             && self.pending_claims < MAX_PENDING_CLAIMS
                         {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::helpers::*;
 
 /// A purge receiver that records every POSTed JSON body.
-async fn start_receiver(listener: TcpListener) -> mpsc::UnboundedReceiver<Value> {
+pub(crate) async fn start_receiver(listener: TcpListener) -> mpsc::UnboundedReceiver<Value> {
     let (tx, rx) = mpsc::unbounded_channel();
     let app = Router::new().route(
         "/purge",
@@ -33,11 +33,14 @@ async fn start_receiver(listener: TcpListener) -> mpsc::UnboundedReceiver<Value>
     rx
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Value>, within: Duration) -> Option<Value> {
+pub(crate) async fn next(
+    rx: &mut mpsc::UnboundedReceiver<Value>,
+    within: Duration,
+) -> Option<Value> {
     tokio::time::timeout(within, rx.recv()).await.ok().flatten()
 }
 
-fn strings(v: &Value) -> BTreeSet<String> {
+pub(crate) fn strings(v: &Value) -> BTreeSet<String> {
     v.as_array()
         .unwrap()
         .iter()

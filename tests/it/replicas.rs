@@ -26,6 +26,11 @@ impl Drop for Replica {
 
 /// Starts the binary on port 0 and reads the address it bound from its JSON start-up log line.
 fn start_replica(db_url: &str) -> Replica {
+    start_replica_with(db_url, &[])
+}
+
+/// [`start_replica`] with more environment.
+fn start_replica_with(db_url: &str, env: &[(&str, &str)]) -> Replica {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bantin"))
         .args(["--config", site_toml().to_str().unwrap(), "serve"])
         .env("BANTIN_LISTEN", "127.0.0.1:0")
@@ -33,6 +38,7 @@ fn start_replica(db_url: &str) -> Replica {
         .env("BANTIN_PUBLIC_URL", PUBLIC)
         .env("BANTIN_API_TOKEN", TOKEN)
         .env("RUST_LOG", "bantin=info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -301,5 +307,57 @@ async fn a_database_outage_keeps_cached_feeds_up_and_recovers_without_restart() 
         "writes and invalidation work again"
     );
     app.server.shutdown().await.unwrap();
+    drop_database(&db).await;
+}
+
+/// A CDN refill can reach a replica that has not applied the writer's announcement yet and keep
+/// its old copy for the max-age; so every replica purges the touched feeds once its own cache
+/// has dropped them, not only the writer.
+#[tokio::test]
+#[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+async fn every_replica_purges_the_cdn_once_its_cache_has_dropped_the_write() {
+    let db = fresh_database().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://{}/purge", listener.local_addr().unwrap());
+    let mut purges = crate::purge::start_receiver(listener).await;
+    let env = [("BANTIN_CDN_PURGE_URLS", receiver.as_str())];
+    let (a, _b) = std::thread::scope(|s| {
+        let a = s.spawn(|| start_replica_with(&db, &env));
+        let b = s.spawn(|| start_replica_with(&db, &env));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // Start-up may purge nothing; drain whatever came before the write.
+    while crate::purge::next(&mut purges, Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
+
+    let art = article("replica-purge", "vi", "kinh-te", "2026-11-25T10:00:00");
+    let r = client()
+        .put(format!("{}/api/v1/articles/replica-purge", a.base))
+        .bearer_auth(TOKEN)
+        .json(&art)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // One purge from the writer and one from the other replica, naming the same feeds.
+    let mut keys = Vec::new();
+    while let Some(p) = crate::purge::next(&mut purges, Duration::from_secs(5)).await {
+        keys.push(crate::purge::strings(&p["keys"]));
+        if keys.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(keys.len(), 2, "purges received: {keys:?}");
+    assert_eq!(keys[0], keys[1]);
+    assert!(keys[0].contains("feed-vi-category-kinh-te"), "{keys:?}");
+    // And no more: the writer does not purge again on its own announcement.
+    assert!(
+        crate::purge::next(&mut purges, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
     drop_database(&db).await;
 }
