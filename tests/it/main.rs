@@ -4,6 +4,7 @@
 mod api;
 mod cache;
 mod cli;
+mod conformance;
 mod edge;
 mod feeds;
 mod fuzz;
