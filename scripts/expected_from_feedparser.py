@@ -24,7 +24,7 @@ own `Header: Content-type: ...` line when it has one (feedparser's test conventi
 `application/xml`, and `Content-Location: http://upstream.test/<path>` as the base URL of
 relative links. Recorded per document: feedparser's bozo flag, version, feed title, and for
 every entry its title (as plain text: markup of an HTML title removed, entities decoded), link,
-date and the raw date text.
+date (feedparser's `published`, else `updated`, else `created`) and the raw date text.
 
 Dates: feedparser reads a date without a zone as UTC; bantin reads it in the site zone (DESIGN:
 "a time without an offset is site-local"). So each date records `naive`, true when feedparser's
@@ -38,7 +38,6 @@ Needs `pip install feedparser` (the version is recorded in the output).
 from __future__ import annotations
 
 import argparse
-import calendar
 import html
 import html.parser
 import json
@@ -93,6 +92,9 @@ def vendor(feedparser_dir: str, feedrs_dir: str) -> None:
         shutil.rmtree(out, ignore_errors=True)
         os.makedirs(out)
         shutil.copy(os.path.join(src_root, licence), out)
+        if dest == "feedparser":
+            # Its table of date forms, read by `date_forms()`.
+            shutil.copy(os.path.join(src_root, "tests", "test_date_parsers.py"), out)
         for g in groups:
             for dirpath, _, files in os.walk(os.path.join(src_root, g)):
                 for f in sorted(files):
@@ -144,12 +146,26 @@ def plain(detail) -> str | None:
 def iso(t: time.struct_time | None) -> str | None:
     if not t:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(calendar.timegm(t)))
+    # feedparser's tuples are UTC already (some outside what `calendar` accepts, year 10000).
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % tuple(t[:6])
 
 
-ZONE_AT_END = re.compile(
-    r"(Z|[+-]\d{1,2}(:?\d{2})?|\b(UTC?|GMT|[A-Z]{1,5}|[A-Za-z]+/[A-Za-z_]+))\s*\)?\s*$"
-)
+# A zone at the end of a date: `Z` or an offset right after a time, or a zone name / `GMT+7` /
+# `Etc/GMT` token after a space; or asctime's offset before the year. (A date-only `2023-12-16`
+# ends in `-16`, which is not an offset.)
+ZONE_PATTERNS = [
+    re.compile(r"\d[Zz]$"),
+    re.compile(r"\d:\d\d(:\d\d(\.\d+)?)?\s*[+-]\d{1,2}(:?\d{1,2})?$"),
+    re.compile(r"\s(GMT|UTC?)?[+-]\d{1,2}(:?\d{1,2})?$", re.I),
+    re.compile(r"\s[A-Za-z]{1,5}$"),
+    re.compile(r"\s[A-Za-z]+/[A-Za-z_]+$"),
+    re.compile(r"\d:\d\d\s+[+-]\d{4}\s+\d{4}$"),
+]
+
+
+def has_zone(raw: str) -> bool:
+    text = raw.strip()
+    return any(p.search(text) for p in ZONE_PATTERNS)
 
 
 def appending_a_zone_changes(raw: str) -> bool:
@@ -162,23 +178,26 @@ def appending_a_zone_changes(raw: str) -> bool:
 
 
 def naive(raw: str) -> bool:
-    """Whether feedparser read `raw` without a zone (then it assumed UTC): no zone at the end of
-    the text, and feedparser's reading moves when one is appended. Where the two tests disagree
-    the date is printed for review (e.g. `GMT` followed by an appended offset reads as that
-    offset in feedparser's RFC 822 handler, so the second test alone is not enough)."""
-    by_pattern = not ZONE_AT_END.search(raw.strip())
-    by_parser = appending_a_zone_changes(raw)
-    if by_pattern != by_parser:
-        print(f"review: {raw!r}: no zone by pattern={by_pattern}, by feedparser={by_parser}", file=sys.stderr)
-    return by_pattern and by_parser
+    """Whether `raw` has no zone (feedparser then assumes UTC): nothing zone-like at its end.
+    As a cross-check, feedparser's own reading should move when a zone is appended to a naive
+    text; where the two disagree the date is printed for review (feedparser reads `GMT +0300`
+    as +03:00, so `GMT` dates show up there, and it reads date-only W3DTF as explicit UTC)."""
+    by_pattern = not has_zone(raw)
+    if by_pattern != appending_a_zone_changes(raw):
+        print(f"review: {raw!r}: no zone by pattern={by_pattern}", file=sys.stderr)
+    return by_pattern
 
 
 def entry_date(e) -> tuple[str | None, str | None, bool]:
-    for parsed, raw in (("published_parsed", "published"), ("updated_parsed", "updated")):
+    for parsed, raw in (
+        ("published_parsed", "published"),
+        ("updated_parsed", "updated"),
+        ("created_parsed", "created"),
+    ):
         if e.get(parsed):
             text = e.get(raw) or ""
             return iso(e[parsed]), text, naive(text)
-    return None, (e.get("published") or e.get("updated")), False
+    return None, (e.get("published") or e.get("updated") or e.get("created")), False
 
 
 def document(path: str) -> dict:
@@ -214,6 +233,97 @@ def document(path: str) -> dict:
     }
 
 
+# Date forms beyond feedparser's own table: what Vietnamese CMSs and portals write, and the
+# variants the issue names (wrong weekday, colon in the offset, GMT+7, named zones, space for T,
+# no seconds, date only, asctime).
+BANTIN_DATE_FORMS = [
+    "Sat, 16 Dec 2023 10:05:00 +0700",
+    "Sat, 16 Dec 2023 10:05:00 +07:00",
+    "Wed, 16 Dec 2023 10:05:00 +0700",
+    "Saturday, 16 Dec 2023 10:05:00 +0700",
+    "Sat, 16 Dec 2023 10:05 +0700",
+    "16 Dec 2023 10:05:00 +0700",
+    "Sat, 16 Dec 2023 10:05:00 GMT+7",
+    "Sat, 16 Dec 2023 10:05:00 GMT+07",
+    "Sat, 16 Dec 2023 10:05:00 GMT+07:00",
+    "Sat, 16 Dec 2023 10:05:00 GMT+0700",
+    "Sat, 16 Dec 2023 10:05:00 ICT",
+    "Sat, 16 Dec 2023 10:05:00 UTC",
+    "Sat, 16 Dec 2023 10:05:00 Z",
+    "Sat, 16 Dec 2023 10:05:00 EST",
+    "Sat, 16 Dec 2023 10:05:00 A",
+    "Sat, 16 Dec 2023 10:05:00 -0000",
+    "Sat, 16 Dec 2023 10:05:00",
+    "16 Dec 2023 10:05:00",
+    "Sat, 16 December 2023 10:05:00 +0700",
+    "Dec 16 2023 10:05:00 +0700",
+    "Sat Dec 16 10:05:00 2023",
+    "Sat Dec 16 10:05:00 +0700 2023",
+    "2023-12-16",
+    "2023-12",
+    "2023",
+    "2023-12-16T10:05",
+    "2023-12-16T10:05:00",
+    "2023-12-16 10:05:00",
+    "2023-12-16 10:05",
+    "2023-12-16T10:05:00+07:00",
+    "2023-12-16T10:05:00+0700",
+    "2023-12-16T10:05:00.123Z",
+    "2023-12-16T10:05:00Z",
+    "2023-12-16 10:05:00 +07:00",
+    "20231216",
+    "20231216T100500Z",
+    "16/12/2023 10:05",
+    "16-12-2023",
+    "Thứ bảy, 16/12/2023 - 10:05",
+    "hôm qua",
+    "",
+]
+
+
+def date_forms() -> list[dict]:
+    """feedparser's own table of date forms (tests/test_date_parsers.py: each input with what
+    its handler must return), then bantin's forms with what feedparser's handler chain
+    (`_parse_date`, which a feed's dates go through) returns for them."""
+    import ast
+
+    tree = ast.parse(open(os.path.join(CORPUS, "feedparser", "test_date_parsers.py")).read())
+    rows = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Tuple) and len(node.elts) == 3):
+            continue
+        handler, value, expected = node.elts
+        if not (isinstance(handler, ast.Name) and isinstance(value, ast.Constant)):
+            continue
+        text = value.value
+        parsed = ast.literal_eval(expected)
+        # Korean forms carry no zone, but feedparser's handlers read them as KST.
+        korean = any("\uac00" <= c <= "\ud7a3" for c in text)
+        chain = _parse_date(text) if text else None
+        rows.append(
+            {
+                "text": text,
+                "source": f"feedparser {handler.id}",
+                "feedparser": iso(parsed) if parsed else None,
+                # What the whole handler chain makes of it (a feed's dates go through it).
+                "chain": iso(chain) if chain else None,
+                "naive": not korean and not has_zone(text),
+            }
+        )
+    for text in BANTIN_DATE_FORMS:
+        parsed = _parse_date(text)
+        rows.append(
+            {
+                "text": text,
+                "source": "bantin",
+                "feedparser": iso(parsed) if parsed else None,
+                "chain": iso(parsed) if parsed else None,
+                "naive": not has_zone(text),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--vendor", nargs=2, metavar=("FEEDPARSER_DIR", "FEEDRS_DIR"))
@@ -234,6 +344,9 @@ def main() -> None:
     }
     with open(os.path.join(CORPUS, "expected.json"), "w", encoding="utf-8") as fp:
         json.dump(out, fp, ensure_ascii=False, indent=1, sort_keys=False)
+        fp.write("\n")
+    with open(os.path.join(CORPUS, "dates.json"), "w", encoding="utf-8") as fp:
+        json.dump(date_forms(), fp, ensure_ascii=False, indent=1)
         fp.write("\n")
     n = sum(len(d["entries"]) for d in docs)
     print(f"{len(docs)} documents, {n} entries -> tests/data/feeds/expected.json")

@@ -7,10 +7,13 @@
 //! a fetch found into persisted state). Their articles go through the same write path as the
 //! API's, so they are served, invalidated and pinged exactly like the newsroom's own.
 
+pub mod dates;
+pub mod decode;
 pub mod fetch;
 pub mod import;
 pub mod mapping;
 pub mod poller;
+pub mod recover;
 pub mod schedule;
 
 use serde_json::{Value, json};
