@@ -16,6 +16,10 @@
 #   are sampled throughout. Goals (issue 8): under attack, req/s >= 0.9x and p99 <= 2x of the
 #   server's own unattacked figures; a new client served within 1 s during the flood.
 #
+#   Then a crawler's sweep of HTML previews and deep pages (bench/sweep.py deep) beside wrk's
+#   normal client, with PROBES page-1 misses of feeds nobody asked for timed meanwhile (issue 20:
+#   the client's p99 <= 2x its figure alone, a front-page miss <= 50 ms).
+#
 #   Then the memory bound: every page of every feed in /feeds.opml in all three formats
 #   (bench/sweep.py pages), then JUNK made-up feed URLs (unknown tags and bylines, pages far past
 #   the end), and bantin's memory after each: resident anonymous memory + the bytes in its memfds
@@ -30,7 +34,7 @@
 #
 # Settings (environment): ARTICLES=20000 BUDGET=33554432 (32 MiB) OVERHEAD=134217728 (128 MiB)
 #   NOFILE=4096 SLOWLORIS=2000 CONNS=64 DURATION=10 PROBES=5 JUNK=20000 THREADS=2 (wrk) ROUNDS=3
-#   SETTLE=8 (seconds an attack builds up before measuring)
+#   SETTLE=8 (seconds an attack builds up before measuring) SWEEP_THREADS=8 (the deep-page crawler)
 
 set -Eeuo pipefail
 PROG=edge
@@ -50,6 +54,7 @@ JUNK=${JUNK:-20000}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 SETTLE=${SETTLE:-8}
+SWEEP_THREADS=${SWEEP_THREADS:-8}
 FEED_PATH=/vi/rss.xml
 PUBLIC_URL=${PUBLIC_URL:-https://feeds.baolongan.example}
 
@@ -200,6 +205,26 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     done
 done
 
+# ---------------------------------------------------------------- previews and deep pages
+# A crawler (bench/sweep.py deep, SWEEP_THREADS threads) asks for HTML previews and older pages of
+# the listed feeds at random while wrk measures a normal client's hits and sweep.py misses times
+# PROBES page-1 misses of feeds nobody asked for (goals, issue 20: p99 <= 2x alone, a miss <= 50 ms).
+say "a normal client and page-1 misses during a sweep of previews and deep pages..."
+python3 "$BENCH_DIR/sweep.py" "$BANTIN" deep $((DURATION + SETTLE)) "$SWEEP_THREADS" >"$RAW/deep.sweep" &
+SWEEP_PID=$!
+sleep "$SETTLE"
+(sleep 1 && python3 "$BENCH_DIR/sweep.py" "$BANTIN" misses "$PROBES") >"$RAW/deep.misses" &
+MISSES_PID=$!
+wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Accept-Encoding: gzip' "$BANTIN$FEED_PATH" \
+    >"$RAW/bantin-deep.wrk" 2>&1 || true
+wait "$MISSES_PID" || true
+wait "$SWEEP_PID" || true
+read -r deep_rps _ deep_p99 _ deep_non _ < <(parse_wrk "$RAW/bantin-deep.wrk")
+read -r deep_n deep_status deep_s < <(cat "$RAW/deep.sweep")
+read -r miss_n miss_max miss_med < <(cat "$RAW/deep.misses")
+say "  normal client $deep_rps req/s, p99 $deep_p99 ms; sweep $deep_n requests ($deep_status) in $deep_s s;"
+say "  $miss_n page-1 misses: max $miss_max ms, median $miss_med ms"
+
 # ---------------------------------------------------------------- memory bound
 say "sweeping every page of every feed (3 formats)..."
 read -r rss0 anon0 _ mb0 _ _ < <(mem)
@@ -249,6 +274,12 @@ SUMMARY=$OUT_DIR/summary.md
             echo "| $server | $phase | $(fmt_int "$rps") | $(ratio "$rps" "$a_rps") | $p99 | $(ratio "$p99" "$a_p99") | $(val "$server" "$phase" 9) / $(val "$server" "$phase" 10) | $(val "$server" "$phase" 7), $(val "$server" "$phase" 8) | $mem_col |"
         done
     done
+    echo
+    echo "During a sweep of previews and deep pages ($SWEEP_THREADS crawler threads: $deep_n requests, $deep_status, in $deep_s s):"
+    echo
+    echo "| normal client req/s | p99 ms | × alone | non-2xx | page-1 misses | miss max ms | miss median ms |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| $(fmt_int "$deep_rps") | $deep_p99 | $(ratio "$deep_p99" "$(val bantin alone 6)") | $deep_non | $miss_n | $miss_max | $miss_med |"
     echo
     echo "Memory (bantin; footprint = resident anonymous memory + bytes in memfds; bound = budget + $(b_mb "$OVERHEAD") MiB = $(b_mb $((BUDGET + OVERHEAD))) MiB):"
     echo

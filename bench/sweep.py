@@ -6,10 +6,15 @@ report what came back (for bench/edge.sh and bench/soak.sh).
                                     until a 404; gzip accepted
   sweep.py BASE junk COUNT [THREADS] COUNT feed-shaped URLs that do not exist (unknown tags and
                                     bylines, pages far past the end, bad page numbers)
+  sweep.py BASE deep SECONDS [THREADS]  for SECONDS, what a crawler asks for: HTML previews and
+                                    older pages (?page=2..400) of the listed feeds, at random
+  sweep.py BASE misses COUNT        COUNT page-1 misses, one at a time, each of a listed tag or
+                                    byline feed nobody asked for before (its feed.json): prints
+                                    "misses max_ms median_ms"
   sweep.py PID mem                  the memory of process PID: "rss_kb anon_kb shmem_kb
                                     memfd_bytes memfds fds"
 
-Prints one line: "requests statuses seconds", statuses as code=count,code=count.
+Prints one line: "requests statuses seconds", statuses as code=count,code=count (but see misses).
 """
 
 import collections
@@ -83,6 +88,11 @@ def feeds(host, port):
     return paths
 
 
+def listed_dirs(host, port):
+    """The listed feeds' directories (/vi/, /vi/tag/gia-lua/...), in list order."""
+    return list(dict.fromkeys(p.rsplit("/", 1)[0] + "/" for p in feeds(host, port)))
+
+
 def sweep_feed(host, port, path, counts, lock):
     page = 1
     n = 0
@@ -133,6 +143,47 @@ def main():
 
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             total = sum(pool.map(junk, range(count)))
+    elif mode == "deep":
+        seconds = float(sys.argv[3])
+        threads = int(sys.argv[4]) if len(sys.argv) > 4 else 8
+        dirs = listed_dirs(host, port)
+        deadline = time.monotonic() + seconds
+
+        def crawl(seed):
+            rng = random.Random(seed)
+            n = 0
+            while time.monotonic() < deadline:
+                d = rng.choice(dirs)
+                page = rng.randint(1, 400) if rng.random() < 0.9 else 1
+                what = rng.choice(["", "rss.xml", "atom.xml", "feed.json", ""])
+                status = get(host, port, f"{d}{what}?page={page}")
+                n += 1
+                with lock:
+                    counts[status] += 1
+            return n
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            total = sum(pool.map(crawl, range(threads)))
+    elif mode == "misses":
+        count = int(sys.argv[3])
+        dirs = [d for d in listed_dirs(host, port) if "/tag/" in d or "/author/" in d]
+        random.Random(7).shuffle(dirs)
+        times = []
+        for d in dirs[:count]:
+            c = http.client.HTTPConnection(host, port, timeout=30)
+            t = time.monotonic()
+            c.request("GET", f"{d}feed.json", headers={"Accept-Encoding": "gzip"})
+            r = c.getresponse()
+            r.read()
+            times.append((time.monotonic() - t) * 1000)
+            c.close()
+            time.sleep(0.2)
+        times.sort()
+        if not times:
+            print("0 - -")
+            return
+        print(f"{len(times)} {times[-1]:.1f} {times[len(times) // 2]:.1f}")
+        return
     else:
         sys.exit(f"unknown mode {mode}")
     seconds = time.monotonic() - started

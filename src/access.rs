@@ -8,7 +8,16 @@
 //! partner whose key was rotated learns it at once instead of silently syndicating summaries.
 //!
 //! These are pure functions of the request's parts, shared by the poll fast path and the axum
-//! path, so both decide identically. Nothing here logs, and nothing returns the key.
+//! path, so both decide identically. Nothing here logs, and nothing returns the key. One parser
+//! reads `Authorization` ([`credentials`]) for partner keys and API tokens alike.
+//!
+//! Failed logins are remembered per client network ([`LoginThrottle`]): after
+//! [`MAX_FAILURES`] wrong tokens within [`FAILURE_WINDOW`], a network is refused without its
+//! token being looked at until the window ends. The table holds [`MAX_NETWORKS`] networks at
+//! most (an IPv4 address, or an IPv6 /64: one host usually has a whole /64), whatever the
+//! traffic; past that the oldest entry makes room. So a flood of addresses costs a fixed amount
+//! of memory and cycles the table (each of its addresses still gets only its few guesses per
+//! window); what protects the token from guessing is its length (16 characters at least).
 
 use std::net::IpAddr;
 
@@ -47,11 +56,38 @@ pub fn presented_key<'a>(
             std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.into_bytes()),
         });
     }
-    let auth = authorization?;
-    let scheme = auth.get(..7)?;
-    scheme
-        .eq_ignore_ascii_case(b"bearer ")
-        .then(|| std::borrow::Cow::Borrowed(auth[7..].trim_ascii()))
+    match credentials(authorization?)? {
+        Credentials::Bearer(token) => Some(std::borrow::Cow::Borrowed(token)),
+        Credentials::Basic(_) => None,
+    }
+}
+
+/// What an `Authorization` header presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// `Bearer TOKEN`.
+    Bearer(&'a [u8]),
+    /// `Basic BASE64`, still encoded.
+    Basic(&'a [u8]),
+}
+
+/// Reads `Authorization`: the scheme is matched without regard to case (RFC 9110 §11.1), the
+/// credentials are what follows it, surrounding whitespace trimmed. The one parser of that
+/// header, for partner keys and API tokens alike. `None` for another scheme or an empty value.
+pub fn credentials(authorization: &[u8]) -> Option<Credentials<'_>> {
+    let auth = authorization.trim_ascii();
+    let space = auth.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = (&auth[..space], auth[space..].trim_ascii());
+    if rest.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case(b"bearer") {
+        Some(Credentials::Bearer(rest))
+    } else if scheme.eq_ignore_ascii_case(b"basic") {
+        Some(Credentials::Basic(rest))
+    } else {
+        None
+    }
 }
 
 /// Decides the variant: public without a key, the partner's with a valid one, [`Denied`] with
@@ -86,32 +122,157 @@ pub fn partner_for_key(partners: &[Partner], key: &[u8]) -> Option<u16> {
 
 /// Whether `presented` is one of the API `tokens`, compared in constant time against each of
 /// them without stopping at a match.
-pub fn token_matches(tokens: &[String], presented: &str) -> bool {
+pub fn token_matches(tokens: &[String], presented: &[u8]) -> bool {
     let mut ok = subtle::Choice::from(0u8);
     for t in tokens {
-        ok |= t.as_bytes().ct_eq(presented.as_bytes());
+        ok |= t.as_bytes().ct_eq(presented);
     }
     bool::from(ok)
 }
 
 /// The API token a request presents: `Authorization: Bearer TOKEN`, or the password of HTTP
 /// Basic (any user name), so a browser's password prompt can open a token-protected page.
-pub fn presented_token(authorization: Option<&[u8]>) -> Option<String> {
+pub fn presented_token(authorization: Option<&[u8]>) -> Option<std::borrow::Cow<'_, [u8]>> {
     use base64::Engine;
-    let auth = std::str::from_utf8(authorization?).ok()?.trim();
-    let (scheme, rest) = auth.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(rest.trim().to_string());
+    match credentials(authorization?)? {
+        Credentials::Bearer(token) => Some(std::borrow::Cow::Borrowed(token)),
+        Credentials::Basic(encoded) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
+            let colon = decoded.iter().position(|&b| b == b':')?;
+            Some(std::borrow::Cow::Owned(decoded[colon + 1..].to_vec()))
+        }
     }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (_, password) = text.split_once(':')?;
-        return Some(password.to_string());
+}
+
+/// Wrong tokens a network may present within [`FAILURE_WINDOW`] before it is refused.
+pub const MAX_FAILURES: u32 = 5;
+/// How long failures are remembered, from a network's first one.
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Networks remembered at most (about 100 bytes each).
+pub const MAX_NETWORKS: usize = 4096;
+
+/// Where failures are counted: an IPv4 address, or the /64 of an IPv6 one.
+fn network(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
-    None
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    since: std::time::Instant,
+}
+
+/// What a failed login did to its network's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// The first failure of a window (worth a log line).
+    First,
+    /// A later failure, still under the limit.
+    Again,
+    /// The failure that reached the limit: the network is refused from now on.
+    Limited,
+}
+
+/// Failed logins per client network, in bounded space (see the module documentation). Times are
+/// passed in, so the window is tested without waiting.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    inner: std::sync::Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: std::collections::HashMap<IpAddr, Failures>,
+    /// Networks in the order their window began, to find the oldest; a record whose `since`
+    /// no longer matches its entry is stale and skipped.
+    order: std::collections::VecDeque<(IpAddr, std::time::Instant)>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            inner: std::sync::Mutex::new(Table::default()),
+        }
+    }
+}
+
+impl LoginThrottle {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Err(wait)` when `addr`'s network has used up its failures: refuse it for `wait`.
+    pub fn check(&self, addr: IpAddr, now: std::time::Instant) -> Result<(), std::time::Duration> {
+        match self.table().entries.get(&network(addr)) {
+            Some(f) if f.count >= MAX_FAILURES => {
+                let end = f.since + FAILURE_WINDOW;
+                match end.checked_duration_since(now) {
+                    Some(wait) if !wait.is_zero() => Err(wait),
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a wrong token from `addr`.
+    pub fn failed(&self, addr: IpAddr, now: std::time::Instant) -> Failed {
+        let net = network(addr);
+        let mut t = self.table();
+        if let Some(f) = t.entries.get_mut(&net)
+            && now.saturating_duration_since(f.since) < FAILURE_WINDOW
+        {
+            f.count = f.count.saturating_add(1);
+            return if f.count == MAX_FAILURES {
+                Failed::Limited
+            } else {
+                Failed::Again
+            };
+        }
+        // A new window for this network: make room first.
+        if !t.entries.contains_key(&net) {
+            while t.entries.len() >= MAX_NETWORKS {
+                let Some((old, since)) = t.order.pop_front() else {
+                    break;
+                };
+                if t.entries.get(&old).is_some_and(|f| f.since == since) {
+                    t.entries.remove(&old);
+                }
+            }
+        }
+        t.entries.insert(
+            net,
+            Failures {
+                count: 1,
+                since: now,
+            },
+        );
+        t.order.push_back((net, now));
+        // Windows that restarted leave stale records behind: drop them before they outnumber
+        // the entries.
+        if t.order.len() > 2 * MAX_NETWORKS {
+            let Table { entries, order } = &mut *t;
+            order.retain(|(n, since)| entries.get(n).is_some_and(|f| f.since == *since));
+        }
+        Failed::First
+    }
+
+    /// Networks remembered now (tests, metrics).
+    pub fn len(&self) -> usize {
+        self.table().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A new partner key: 32 random bytes from the operating system, URL-safe base64 (43 characters
@@ -248,6 +409,10 @@ mod tests {
         let ok = |h: &str| {
             presented_token(Some(h.as_bytes())).is_some_and(|t| token_matches(&tokens, &t))
         };
+        assert!(ok("bearer   token-0123456789abcdef  "));
+        assert!(ok("BEARER token-0123456789abcdef"));
+        assert!(!ok("Bearer"));
+        assert!(!ok("Bearertoken-0123456789abcdef"));
         assert!(ok("Bearer token-0123456789abcdef"));
         assert!(ok(&basic("newsroom:token-0123456789abcdef")));
         assert!(ok(&basic(":token-0123456789abcdef")));
@@ -255,7 +420,108 @@ mod tests {
         assert!(!ok("Bearer token-0123456789abcdeX"));
         assert!(!ok("Basic !!!"));
         assert!(!ok("Digest x"));
-        assert!(!token_matches(&[], ""));
+        assert!(!token_matches(&[], b""));
+    }
+
+    #[test]
+    fn one_parser_for_every_authorization_header() {
+        assert_eq!(
+            credentials(b"Bearer abc"),
+            Some(Credentials::Bearer(b"abc"))
+        );
+        assert_eq!(
+            credentials(b" bEaReR  abc "),
+            Some(Credentials::Bearer(b"abc"))
+        );
+        assert_eq!(
+            credentials(b"Basic eDp5"),
+            Some(Credentials::Basic(b"eDp5"))
+        );
+        for none in [&b"Bearer"[..], b"Bearer ", b"Digest x", b"", b"abc"] {
+            assert_eq!(
+                credentials(none),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(none)
+            );
+        }
+        // Partner keys and API tokens read it the same way.
+        assert_eq!(
+            presented_key(None, Some(b"bearer  k ")).as_deref(),
+            Some(&b"k"[..])
+        );
+        assert_eq!(
+            presented_token(Some(b"bearer  k ")).as_deref(),
+            Some(&b"k"[..])
+        );
+    }
+
+    #[test]
+    fn failures_are_limited_per_network_and_window() {
+        let t = LoginThrottle::default();
+        let t0 = std::time::Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(t.failed(a, t0), Failed::First);
+        for _ in 2..MAX_FAILURES {
+            assert_eq!(t.failed(a, t0), Failed::Again);
+            assert!(t.check(a, t0).is_ok());
+        }
+        assert_eq!(t.failed(a, t0), Failed::Limited);
+        let later = t0 + std::time::Duration::from_secs(10);
+        assert_eq!(
+            t.check(a, later),
+            Err(FAILURE_WINDOW - std::time::Duration::from_secs(10))
+        );
+        assert!(
+            t.check(b, later).is_ok(),
+            "another address is not held back"
+        );
+        // The window ends: the network may try again, and its count starts over.
+        let after = t0 + FAILURE_WINDOW;
+        assert!(t.check(a, after).is_ok());
+        assert_eq!(t.failed(a, after), Failed::First);
+        assert!(t.check(a, after).is_ok());
+        // One IPv6 host has a /64: all of it is one network.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        for i in 0..MAX_FAILURES {
+            t.failed(v6(&format!("2001:db8:1:2::{i:x}")), t0);
+        }
+        assert!(t.check(v6("2001:db8:1:2:ffff::1"), later).is_err());
+        assert!(t.check(v6("2001:db8:1:3::1"), later).is_ok());
+        // IPv4-mapped is IPv4.
+        for _ in 0..MAX_FAILURES {
+            t.failed(v6("::ffff:192.0.2.9"), t0);
+        }
+        assert!(t.check(v6("192.0.2.9"), later).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_networks_stays_within_the_bound() {
+        let t = LoginThrottle::default();
+        let t0 = std::time::Instant::now();
+        // Ten times the bound, over several windows, each address failing twice.
+        for i in 0..(10 * MAX_NETWORKS as u32) {
+            let now = t0 + std::time::Duration::from_millis(u64::from(i) * 50);
+            let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            t.failed(addr, now);
+            t.failed(addr, now);
+            assert!(t.len() <= MAX_NETWORKS);
+            let table = t.table();
+            assert!(table.order.len() <= 2 * MAX_NETWORKS + 1);
+        }
+        assert_eq!(t.len(), MAX_NETWORKS);
+        // The newest are remembered, and a limited one stays limited through the flood.
+        let last = t0 + std::time::Duration::from_secs(3000);
+        let hammer: IpAddr = "198.51.100.7".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            t.failed(hammer, last);
+        }
+        for i in 0..(MAX_NETWORKS as u32 / 2) {
+            t.failed(IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i)), last);
+        }
+        assert!(t.check(hammer, last).is_err());
+        assert_eq!(t.len(), MAX_NETWORKS);
     }
 
     #[test]

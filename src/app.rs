@@ -1,21 +1,29 @@
-//! The application layer between HTTP (or the CLI) and the parts: serve a feed from the cache or
-//! render it, and apply a write (store, then invalidate exactly the touched feeds, tell other
-//! replicas, ping the hubs). Handlers call these methods and only translate to and from HTTP.
+//! The application layer between HTTP (or the CLI) and the parts: serve a feed, a preview or a
+//! list of feeds from the cache or render it, and apply a write (store, then invalidate exactly
+//! the touched feeds, tell other replicas, ping the hubs). Handlers call these methods and only
+//! translate to and from HTTP.
+//!
+//! Every render goes through the same three gates, whatever it renders: the cache (one render per
+//! key at a time, the result kept within `[cache] max_bytes`), the end-of-feed shortcut (a page
+//! past the end is a 404 from the feed's remembered item count, never a deep query), and a render
+//! slot ([`crate::slots`]: page 1 and the lists before deep pages, deep pages one at a time per
+//! client). The lists of feeds also render one at a time, since each one counts every tag and
+//! byline in the store.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::article::Article;
-use crate::cache::{CacheKey, Entry, FeedCache, Rendered, Source};
+use crate::cache::{CacheKey, Entry, FeedCache, Key, List, Rendered, Source};
 use crate::config::Config;
-use crate::feed::{self, FeedKey, Format, Selector};
+use crate::feed::{self, FeedKey, FeedPage, Format, Selector};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Purge};
-use crate::render::{Representation, render_page};
+use crate::render::{Meta, Representation, render_page};
+use crate::slots::{ClientKey, Lane, RenderSlots};
 use crate::store::{Change, Store, StoreError, Upsert};
 
 /// Why a feed could not be served.
@@ -24,13 +32,21 @@ pub enum FeedError {
     /// No such page (past the end).
     #[error("{0}")]
     NotFound(String),
+    /// An older page refused by the render slots: its client has too many in flight, or too
+    /// many wait (a 503 with `Retry-After`).
+    #[error("{BUSY_TEXT}")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// What a refused deep page is told.
+pub const BUSY_TEXT: &str =
+    "Too many older pages are being rendered for you right now; try again in a moment.";
+
 impl crate::cache::RenderFailure for FeedError {
     fn serve_stale(&self) -> bool {
-        matches!(self, FeedError::Store(_))
+        matches!(self, FeedError::Store(_) | FeedError::Busy)
     }
 }
 
@@ -40,23 +56,22 @@ pub struct App {
     pub cache: FeedCache,
     pub metrics: Arc<Metrics>,
     pub outbox: Outbox,
-    /// Renders at once at most: each holds a page of articles and its bodies in memory, so this
-    /// bounds a miss storm's memory and keeps renders from crowding out the workers' cores.
-    render_permits: tokio::sync::Semaphore,
+    /// Renders at once at most, shared between page 1 and deep pages ([`crate::slots`]): each
+    /// holds a page of articles and its bodies in memory, so this bounds a miss storm's memory
+    /// and keeps renders from crowding out the workers' cores.
+    pub slots: RenderSlots,
+    /// One list of feeds renders at a time (each counts every tag and byline in the store).
+    list_renders: tokio::sync::Mutex<()>,
     /// Purge lists being computed at once (each counts the touched feeds' items).
     purge_permits: Arc<tokio::sync::Semaphore>,
     /// Poll counting and subscriber figures.
     pub readership: crate::readership::Readership,
-    /// The OPML list, with when it was made and the write count it reflects.
-    opml: tokio::sync::Mutex<Option<(Instant, u64, Arc<Representation>)>>,
-    writes: AtomicU64,
+    /// Failed API logins per client network (bounded; see [`crate::access::LoginThrottle`]).
+    pub logins: crate::access::LoginThrottle,
 }
 
 /// Pages of one feed listed by URL in a purge at most.
 pub const MAX_PURGE_PAGES: u64 = 100;
-
-/// How long the OPML list is reused before tags and bylines are listed again.
-const OPML_TTL: Duration = Duration::from_secs(60);
 
 impl App {
     pub fn new(
@@ -78,14 +93,14 @@ impl App {
                 Duration::from_secs(c.stale_if_error),
                 crate::http::worker_count(),
             ),
-            render_permits: tokio::sync::Semaphore::new(cores),
+            slots: RenderSlots::new(crate::slots::Policy::for_cores(cores)),
+            list_renders: tokio::sync::Mutex::new(()),
             purge_permits: Arc::new(tokio::sync::Semaphore::new(4)),
             config,
             store,
             metrics,
             outbox,
-            opml: tokio::sync::Mutex::new(None),
-            writes: AtomicU64::new(0),
+            logins: Default::default(),
         }
     }
 
@@ -103,46 +118,30 @@ impl App {
         r
     }
 
-    /// One page of one feed in one format, from the cache or freshly rendered.
+    /// One page of one feed in one format, from the cache or freshly rendered (for a caller with
+    /// no address: the CLI).
     pub async fn feed(&self, key: &CacheKey) -> Result<(Arc<Entry>, Source), FeedError> {
+        self.feed_from(key, ClientKey::Local).await
+    }
+
+    /// [`App::feed`] for a request from `client` (whose deep pages share its render slot).
+    pub async fn feed_from(
+        &self,
+        key: &CacheKey,
+        client: ClientKey,
+    ) -> Result<(Arc<Entry>, Source), FeedError> {
         let result = self
             .cache
             .get_or_render(key, || async {
                 let started = Instant::now();
                 let now = Utc::now();
                 let path = || key.feed.path(&self.config, key.format);
-                if key.page > 1 {
-                    // A page past the end is answered from the feed's item count (remembered per
-                    // feed), never by skipping a million rows to find nothing.
-                    let items = self
-                        .cache
-                        .item_count(&key.feed, || async {
-                            let (n, next) = tokio::join!(
-                                self.store.count_visible(&key.feed, now),
-                                self.store.next_publication(&key.feed, now)
-                            );
-                            let valid_for = next?
-                                .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
-                            Ok::<_, StoreError>((n?, valid_for))
-                        })
-                        .await;
-                    let per_page = self.config.items_per_feed as u64;
-                    if let Ok(items) = self.note_store(items)
-                        && u64::from(key.page) > items.div_ceil(per_page).max(1)
-                    {
-                        return Err(FeedError::NotFound(past_the_end(self, key, &path())));
-                    }
-                }
-                let _permit = self
-                    .render_permits
-                    .acquire()
-                    .await
-                    .map_err(|_| StoreError::Backend("the render queue closed".into()))?;
-                self.metrics.page_queries.inc();
-                let page = self.note_store(
-                    feed::load(&*self.store, &self.config, &key.feed, key.page, now).await,
-                )?;
-                let Some(mut page) = page else {
+                self.within_feed(&key.feed, key.page, now, || {
+                    past_the_end(self, key, &path())
+                })
+                .await?;
+                let _slot = self.slot(Lane::for_page(key.page, client)).await?;
+                let Some(mut page) = self.load(&key.feed, key.page, now).await? else {
                     let path = path();
                     return Err(FeedError::NotFound(match (&key.feed.selector, key.page) {
                         (Selector::Tag(s), 1) => format!("No published article is tagged `{s}`, so {path} does not exist. Every feed is listed at /feeds.opml."),
@@ -151,9 +150,7 @@ impl App {
                     }));
                 };
                 page.content = key.content;
-                let valid_for = page
-                    .next_publication
-                    .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
+                let valid_for = until(page.next_publication, now);
                 let config = self.config.clone();
                 let format = key.format;
                 // Rendering and compressing a large feed takes milliseconds of CPU: keep it off the
@@ -161,9 +158,7 @@ impl App {
                 let rep = tokio::task::spawn_blocking(move || render_page(&page, format, &config))
                     .await
                     .map_err(|e| StoreError::Backend(format!("render task failed: {e}")))?;
-                self.metrics
-                    .render_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                self.rendered("feed", started);
                 Ok(Rendered { rep, valid_for })
             })
             .await;
@@ -181,6 +176,215 @@ impl App {
         }
     }
 
+    /// One page of a feed's HTML preview (`/vi/kinh-te/?page=N`), cached and bounded like the
+    /// feed itself: invalidated with it, 404 past its end from its item count, rendered in the
+    /// same slots.
+    pub async fn preview(
+        &self,
+        feed: &FeedKey,
+        page: u32,
+        client: ClientKey,
+    ) -> Result<(Arc<Entry>, Source), FeedError> {
+        let key = Key::Preview {
+            feed: feed.clone(),
+            page,
+        };
+        let not_found = || {
+            format!(
+                "Page {page} of {} does not exist; the preview starts at {}.",
+                feed.dir(&self.config),
+                feed.dir(&self.config)
+            )
+        };
+        let result = self
+            .cache
+            .get_or_render(&key, || async {
+                let started = Instant::now();
+                let now = Utc::now();
+                self.within_feed(feed, page, now, not_found).await?;
+                let _slot = self.slot(Lane::for_page(page, client)).await?;
+                let Some(loaded) = self.load(feed, page, now).await? else {
+                    return Err(FeedError::NotFound(not_found()));
+                };
+                let valid_for = until(loaded.next_publication, now);
+                let config = self.config.clone();
+                let rep = tokio::task::spawn_blocking(move || {
+                    let body = feed::html::preview(&loaded, &config);
+                    Representation::rendered(
+                        body,
+                        Meta {
+                            content_type: feed::html::CONTENT_TYPE,
+                            last_modified: loaded.updated(),
+                            link: String::new(),
+                            surrogate_keys: loaded.key.surrogate_keys(),
+                        },
+                    )
+                })
+                .await
+                .map_err(|e| StoreError::Backend(format!("render task failed: {e}")))?;
+                self.rendered("preview", started);
+                Ok(Rendered { rep, valid_for })
+            })
+            .await;
+        result.map_err(|e: Arc<FeedError>| (*e).clone())
+    }
+
+    /// The OPML list of the listed feeds ([`feed::listing`]).
+    pub async fn opml(&self) -> Result<(Arc<Entry>, Source), FeedError> {
+        self.list(List::Opml, None).await
+    }
+
+    /// The OPML list for the partner at `index`, presenting `key`: every feed URL with the key,
+    /// so a reader importing it subscribes to the full-text variants. Cached per partner (the
+    /// configured partners bound the copies); the key lives in that entry as it lives in the
+    /// partner's own list, and goes with it.
+    pub async fn partner_opml(
+        &self,
+        index: u16,
+        key: &str,
+    ) -> Result<(Arc<Entry>, Source), FeedError> {
+        self.list(List::PartnerOpml(index), Some(key)).await
+    }
+
+    /// The HTML index `/` of the listed feeds.
+    pub async fn index(&self) -> Result<(Arc<Entry>, Source), FeedError> {
+        self.list(List::Index, None).await
+    }
+
+    async fn list(
+        &self,
+        list: List,
+        partner_key: Option<&str>,
+    ) -> Result<(Arc<Entry>, Source), FeedError> {
+        let result = self
+            .cache
+            .get_or_render(Key::List(list), || async {
+                let _one = self.list_renders.lock().await;
+                let started = Instant::now();
+                let _slot = self.slot(Lane::Front).await?;
+                let now = Utc::now();
+                let bound = feed::listing::bound(&self.config);
+                let (tags, authors) = self.note_store(self.store.facets(now, bound).await)?;
+                // A scheduled article may bring a new tag or byline: the list is true until the
+                // next publication in any language.
+                let mut next = None;
+                for lang in &self.config.languages {
+                    let all = FeedKey::new(&lang.code, Selector::All);
+                    let at = self.note_store(self.store.next_publication(&all, now).await)?;
+                    next = match (next, at) {
+                        (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                let config = self.config.clone();
+                let partner_key = partner_key.map(str::to_string);
+                let rep = tokio::task::spawn_blocking(move || {
+                    let listing = feed::listing::select(&config, tags, authors);
+                    let (body, content_type, link) = match list {
+                        List::Index => (
+                            feed::html::index(&config, &listing),
+                            feed::html::CONTENT_TYPE,
+                            String::new(),
+                        ),
+                        List::Opml | List::PartnerOpml(_) => {
+                            let self_url = format!("{}feeds.opml", config.public_base());
+                            (
+                                feed::opml::render(&config, &listing, partner_key.as_deref()),
+                                OPML_CONTENT_TYPE,
+                                crate::render::link_header(&config, &self_url),
+                            )
+                        }
+                    };
+                    drop(listing);
+                    Representation::rendered(
+                        body,
+                        Meta {
+                            content_type,
+                            last_modified: None,
+                            link,
+                            surrogate_keys: String::new(),
+                        },
+                    )
+                })
+                .await
+                .map_err(|e| StoreError::Backend(format!("render task failed: {e}")))?;
+                self.rendered(
+                    match list {
+                        List::Opml => "opml",
+                        List::PartnerOpml(_) => "partner_opml",
+                        List::Index => "index",
+                    },
+                    started,
+                );
+                Ok(Rendered {
+                    rep,
+                    valid_for: until(next, now),
+                })
+            })
+            .await;
+        result.map_err(|e: Arc<FeedError>| (*e).clone())
+    }
+
+    /// Answers a page past the end of `feed` from its item count (remembered per feed), never by
+    /// skipping a million rows to find nothing. Page 1 always passes: whether it exists is the
+    /// page query's answer.
+    async fn within_feed(
+        &self,
+        feed: &FeedKey,
+        page: u32,
+        now: DateTime<Utc>,
+        not_found: impl FnOnce() -> String,
+    ) -> Result<(), FeedError> {
+        if page <= 1 {
+            return Ok(());
+        }
+        let items = self
+            .cache
+            .item_count(feed, || async {
+                let (n, next) = tokio::join!(
+                    self.store.count_visible(feed, now),
+                    self.store.next_publication(feed, now)
+                );
+                Ok::<_, StoreError>((n?, until(next?, now)))
+            })
+            .await;
+        let per_page = self.config.items_per_feed as u64;
+        if let Ok(items) = self.note_store(items)
+            && u64::from(page) > items.div_ceil(per_page).max(1)
+        {
+            return Err(FeedError::NotFound(not_found()));
+        }
+        Ok(())
+    }
+
+    async fn slot(&self, lane: Lane) -> Result<crate::slots::Slot<'_>, FeedError> {
+        self.slots.acquire(lane).await.map_err(|_| {
+            self.metrics.renders_refused.inc();
+            FeedError::Busy
+        })
+    }
+
+    /// Reads one page of a feed (inside a render slot).
+    async fn load(
+        &self,
+        feed: &FeedKey,
+        page: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<FeedPage>, FeedError> {
+        self.metrics.page_queries.inc();
+        Ok(self.note_store(feed::load(&*self.store, &self.config, feed, page, now).await)?)
+    }
+
+    fn rendered(&self, kind: &'static str, started: Instant) {
+        self.metrics
+            .renders
+            .get_or_create(&crate::metrics::KindLabel { kind })
+            .inc();
+        self.metrics
+            .render_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     /// The content of the public variant of feeds.
     pub fn public_content(&self) -> crate::feed::Content {
         match self.config.access.public_content {
@@ -195,44 +399,6 @@ impl App {
             crate::access::Access::Partner(_) => crate::feed::Content::Full,
             crate::access::Access::Public => self.public_content(),
         }
-    }
-
-    /// The OPML list for a partner: every feed URL with the partner's key, so a reader importing
-    /// it subscribes to the full-text variants. Made per request (partners fetch it rarely) and
-    /// never cached, so no key outlives the answer.
-    pub async fn partner_opml(&self, key: &str) -> Result<Representation, StoreError> {
-        let (tags, authors) = self.note_store(self.store.facets(Utc::now()).await)?;
-        let body = feed::opml::render_with_key(&self.config, &tags, &authors, Some(key));
-        let self_url = format!("{}feeds.opml", self.config.public_base());
-        Ok(Representation::new(
-            body,
-            "text/x-opml; charset=utf-8",
-            None,
-            crate::render::link_header(&self.config, &self_url),
-        ))
-    }
-
-    /// The OPML list of every feed.
-    pub async fn opml(&self) -> Result<Arc<Representation>, StoreError> {
-        let mut slot = self.opml.lock().await;
-        let writes = self.writes.load(Ordering::Acquire);
-        if let Some((at, seen, rep)) = slot.as_ref()
-            && at.elapsed() < OPML_TTL
-            && *seen == writes
-        {
-            return Ok(rep.clone());
-        }
-        let (tags, authors) = self.note_store(self.store.facets(Utc::now()).await)?;
-        let body = feed::opml::render(&self.config, &tags, &authors);
-        let self_url = format!("{}feeds.opml", self.config.public_base());
-        let rep = Arc::new(Representation::new(
-            body,
-            "text/x-opml; charset=utf-8",
-            None,
-            crate::render::link_header(&self.config, &self_url),
-        ));
-        *slot = Some((Instant::now(), writes, rep.clone()));
-        Ok(rep)
     }
 
     /// Whether the store answers now (for `/readyz`).
@@ -296,7 +462,6 @@ impl App {
             return;
         }
         self.cache.invalidate(&touched);
-        self.writes.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.store.announce(&touched).await {
             tracing::warn!(error = %e, "could not announce the change to other replicas; their caches refresh at the TTL");
         }
@@ -326,7 +491,6 @@ impl App {
             Change::Feeds(feeds) => self.cache.invalidate(&feeds),
             Change::All => self.cache.invalidate_all(),
         }
-        self.writes.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -351,6 +515,14 @@ async fn purge_of(store: &dyn Store, config: &Config, feeds: &BTreeSet<FeedKey>)
     purge.keys.sort();
     purge.urls.sort();
     purge
+}
+
+/// The content type of the OPML lists.
+pub const OPML_CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
+
+/// How long from `now` until `at` (the next scheduled publication), if any.
+fn until(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<Duration> {
+    at.map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 fn past_the_end(app: &App, key: &CacheKey, path: &str) -> String {

@@ -16,11 +16,36 @@ use url::Url;
 use crate::config::Config;
 use crate::text::{clean, clean_line, slug};
 
-/// Longest accepted title, in characters; a title is a line, not a body.
-const MAX_TITLE_CHARS: usize = 1_000;
-const MAX_SUMMARY_CHARS: usize = 10_000;
-const MAX_TAGS: usize = 50;
-const MAX_TAG_CHARS: usize = 100;
+// Bounds on every text field, in characters of the normalised text (what is stored and
+// rendered), whichever way the article came in (API, batch, import, upstream). Each matches
+// what the upstream mapping already cuts an item to, or is the reason it cuts there; the
+// OpenAPI schema states the same numbers (`maxLength`, `maxItems`), and a test holds the two
+// together.
+
+/// Longest title; a title is a line, not a body.
+pub const MAX_TITLE_CHARS: usize = 1_000;
+pub const MAX_SUMMARY_CHARS: usize = 10_000;
+/// The sanitised body. The API's body limit (`[api] max_article_bytes`) bounds what a request
+/// carries; this bounds what any input can make the store hold and every render repeat.
+pub const MAX_CONTENT_CHARS: usize = 1_000_000;
+/// A byline: the upstream mapping cuts authors to this.
+pub const MAX_AUTHOR_CHARS: usize = 200;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_CHARS: usize = 100;
+/// The article's and the image's URL, once made absolute (the longest URL browsers and
+/// sitemaps are expected to handle is about this).
+pub const MAX_URL_CHARS: usize = 2_000;
+/// A photo caption: the upstream mapping cuts captions to this.
+pub const MAX_CAPTION_CHARS: usize = 500;
+/// A media type: RFC 6838 allows 127 characters on each side of the slash.
+pub const MAX_MIME_CHARS: usize = 255;
+/// An RFC 3339 time is 20-35 characters; anything this long is not one.
+pub const MAX_TIME_CHARS: usize = 64;
+
+/// Longest error message and field name an error carries: messages quote the input (serde's
+/// do too), and a rejected 1 MB value must not come back 1 MB long, once per batch line.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+const MAX_FIELD_CHARS: usize = 200;
 
 /// Why an article was rejected: the field (a JSON path such as `image.length`) and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
@@ -33,10 +58,38 @@ pub struct ValidationError {
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ValidationError {
-            field: field.into(),
-            message: message.into(),
+            field: shorten(field.into(), MAX_FIELD_CHARS),
+            message: shorten(message.into(), MAX_MESSAGE_CHARS),
         }
     }
+}
+
+/// `s` cut to at most `max` characters, an ellipsis marking the cut.
+fn shorten(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s,
+        Some(_) => {
+            let cut: String = s.chars().take(max - 1).collect();
+            cut + "…"
+        }
+    }
+}
+
+/// A value quoted in a message, cut short: `x…` for anything past 40 characters.
+fn quote(s: &str) -> String {
+    shorten(s.to_string(), 40)
+}
+
+/// Fails with `field` when `s` has more than `max` characters.
+fn at_most(field: &str, s: &str, max: usize) -> Result<(), ValidationError> {
+    // A byte count at or under the limit settles it without counting characters.
+    if s.len() > max && s.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("longer than {max} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// An article as a CMS or a file sends it (DESIGN.md "Articles"). Unknown fields are rejected
@@ -173,7 +226,8 @@ impl Article {
             return Err(ValidationError::new(
                 "lang",
                 format!(
-                    "`{lang}` is not a configured language ({})",
+                    "`{}` is not a configured language ({})",
+                    quote(&lang),
                     config.language_list()
                 ),
             ));
@@ -184,7 +238,8 @@ impl Article {
             return Err(ValidationError::new(
                 "category",
                 format!(
-                    "`{category}` is not a configured category ({})",
+                    "`{}` is not a configured category ({})",
+                    quote(&category),
                     ids.join(", ")
                 ),
             ));
@@ -194,25 +249,26 @@ impl Article {
         if title.is_empty() {
             return Err(ValidationError::new("title", "must not be empty"));
         }
-        if title.chars().count() > MAX_TITLE_CHARS {
-            return Err(ValidationError::new(
-                "title",
-                format!("longer than {MAX_TITLE_CHARS} characters"),
-            ));
-        }
+        at_most("title", &title, MAX_TITLE_CHARS)?;
         let summary = clean_line(&input.summary);
-        if summary.chars().count() > MAX_SUMMARY_CHARS {
-            return Err(ValidationError::new(
-                "summary",
-                format!("longer than {MAX_SUMMARY_CHARS} characters"),
-            ));
-        }
+        at_most("summary", &summary, MAX_SUMMARY_CHARS)?;
+        let author = clean_line(&input.author);
+        at_most("author", &author, MAX_AUTHOR_CHARS)?;
 
         let url = absolute_http_url(&input.url, &config.base_url)
             .map_err(|m| ValidationError::new("url", m))?;
+        // An input of several times the limit is refused before the sanitiser parses it (its
+        // work grows with the input, and no newsroom body is that size, scripts and all).
+        if input.content_html.len() > 8 * MAX_CONTENT_CHARS {
+            return Err(ValidationError::new(
+                "content_html",
+                format!("longer than {MAX_CONTENT_CHARS} characters"),
+            ));
+        }
         let content_html = sanitize_html(&input.content_html, &url);
-        let author = clean_line(&input.author);
+        at_most("content_html", &content_html, MAX_CONTENT_CHARS)?;
 
+        at_most("published_at", &input.published_at, MAX_TIME_CHARS)?;
         let published_at = config
             .zone
             .parse(&input.published_at)
@@ -224,11 +280,14 @@ impl Article {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            Some(t) => config
-                .zone
-                .parse(t)
-                .map_err(|e| ValidationError::new("updated_at", e.to_string()))?
-                .trunc_subsecs(0),
+            Some(t) => {
+                at_most("updated_at", t, MAX_TIME_CHARS)?;
+                config
+                    .zone
+                    .parse(t)
+                    .map_err(|e| ValidationError::new("updated_at", e.to_string()))?
+                    .trunc_subsecs(0)
+            }
             None => published_at,
         };
         if updated_at < published_at {
@@ -255,7 +314,8 @@ impl Article {
                 return Err(ValidationError::new(
                     field,
                     format!(
-                        "`{tlang}` is not a configured language ({})",
+                        "`{}` is not a configured language ({})",
+                        quote(&tlang),
                         config.language_list()
                     ),
                 ));
@@ -270,7 +330,7 @@ impl Article {
             if !is_valid_id(&tid) || tid == id {
                 return Err(ValidationError::new(
                     field,
-                    format!("`{tid}` is not a valid id of another article"),
+                    format!("`{}` is not a valid id of another article", quote(&tid)),
                 ));
             }
             translations.insert(tlang, tid);
@@ -282,7 +342,7 @@ impl Article {
             Some(other) => {
                 return Err(ValidationError::new(
                     "status",
-                    format!("`{other}` is neither `published` nor `draft`"),
+                    format!("`{}` is neither `published` nor `draft`", quote(other)),
                 ));
             }
         };
@@ -366,11 +426,20 @@ fn absolute_http_url(s: &str, base: &Url) -> Result<Url, String> {
     if s.is_empty() {
         return Err("must not be empty".into());
     }
+    if s.len() > MAX_URL_CHARS && s.chars().count() > MAX_URL_CHARS {
+        return Err(format!("longer than {MAX_URL_CHARS} characters"));
+    }
     let u = base
         .join(s)
-        .map_err(|e| format!("`{s}` is not a URL ({e})"))?;
+        .map_err(|e| format!("`{}` is not a URL ({e})", quote(s)))?;
     if u.scheme() != "http" && u.scheme() != "https" {
-        return Err(format!("`{s}` must be an http or https URL"));
+        return Err(format!("`{}` must be an http or https URL", quote(s)));
+    }
+    // Made absolute (and percent-encoded), a URL can outgrow what was sent.
+    if u.as_str().len() > MAX_URL_CHARS {
+        return Err(format!(
+            "longer than {MAX_URL_CHARS} characters once made absolute"
+        ));
     }
     Ok(u)
 }
@@ -405,12 +474,7 @@ fn normalise_tags(raw: &[String]) -> Result<Vec<String>, ValidationError> {
         if tag.is_empty() {
             return Err(ValidationError::new(field, "must not be empty"));
         }
-        if tag.chars().count() > MAX_TAG_CHARS {
-            return Err(ValidationError::new(
-                field,
-                format!("longer than {MAX_TAG_CHARS} characters"),
-            ));
-        }
+        at_most(&field, &tag, MAX_TAG_CHARS)?;
         let s = slug(&tag);
         if s.is_empty() {
             return Err(ValidationError::new(
@@ -426,11 +490,17 @@ fn normalise_tags(raw: &[String]) -> Result<Vec<String>, ValidationError> {
     Ok(tags)
 }
 
-fn normalise_image(img: ImageInput, article_url: &Url) -> Result<Image, ValidationError> {
+/// An image checked against its article's URL (upstream items validate it on its own, so an
+/// unusable image drops alone, not with its item).
+pub(crate) fn normalise_image(
+    img: ImageInput,
+    article_url: &Url,
+) -> Result<Image, ValidationError> {
     let url = absolute_http_url(&img.url, article_url)
         .map_err(|m| ValidationError::new("image.url", m))?;
     let mime = match img.mime.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
         Some(m) => {
+            at_most("image.mime", m, MAX_MIME_CHARS)?;
             let ok = m.split_once('/').is_some_and(|(t, s)| {
                 !t.is_empty()
                     && !s.is_empty()
@@ -441,7 +511,7 @@ fn normalise_image(img: ImageInput, article_url: &Url) -> Result<Image, Validati
             if !ok {
                 return Err(ValidationError::new(
                     "image.mime",
-                    format!("`{m}` is not a media type such as image/jpeg"),
+                    format!("`{}` is not a media type such as image/jpeg", quote(m)),
                 ));
             }
             m.to_ascii_lowercase()
@@ -454,9 +524,11 @@ fn normalise_image(img: ImageInput, article_url: &Url) -> Result<Image, Validati
             "must be the size in bytes, greater than 0 (or absent when unknown)",
         ));
     }
+    let caption = clean_line(&img.caption);
+    at_most("image.caption", &caption, MAX_CAPTION_CHARS)?;
     Ok(Image {
         url: url.to_string(),
-        caption: clean_line(&img.caption),
+        caption,
         mime,
         length: img.length,
     })
@@ -621,6 +693,111 @@ pub(crate) mod tests {
             let err = Article::from_input(i, &c).expect_err(field);
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn every_text_field_is_bounded() {
+        let c = config();
+        type Set = Box<dyn Fn(&mut ArticleInput, usize)>;
+        fn image(i: &mut ArticleInput) -> &mut ImageInput {
+            i.image.get_or_insert_with(|| ImageInput {
+                url: "/a.jpg".into(),
+                ..Default::default()
+            })
+        }
+        // A URL of exactly `n` characters once made absolute.
+        fn url(n: usize) -> String {
+            let base = "https://baolongan.example/";
+            format!("{base}{}", "u".repeat(n - base.len()))
+        }
+        let cases: Vec<(&str, usize, Set)> = vec![
+            (
+                "title",
+                MAX_TITLE_CHARS,
+                Box::new(|i, n| i.title = "ắ".repeat(n)),
+            ),
+            (
+                "summary",
+                MAX_SUMMARY_CHARS,
+                Box::new(|i, n| i.summary = "ắ".repeat(n)),
+            ),
+            (
+                "author",
+                MAX_AUTHOR_CHARS,
+                Box::new(|i, n| i.author = "Đ".repeat(n)),
+            ),
+            (
+                "content_html",
+                MAX_CONTENT_CHARS,
+                Box::new(|i, n| i.content_html = "x".repeat(n)),
+            ),
+            ("url", MAX_URL_CHARS, Box::new(|i, n| i.url = url(n))),
+            (
+                "tags[0]",
+                MAX_TAG_CHARS,
+                Box::new(|i, n| i.tags = vec!["ắ".repeat(n)]),
+            ),
+            (
+                "tags",
+                MAX_TAGS,
+                Box::new(|i, n| i.tags = (0..n).map(|k| format!("t{k}")).collect()),
+            ),
+            (
+                "image.caption",
+                MAX_CAPTION_CHARS,
+                Box::new(|i, n| image(i).caption = "ả".repeat(n)),
+            ),
+            (
+                "image.url",
+                MAX_URL_CHARS,
+                Box::new(|i, n| image(i).url = url(n)),
+            ),
+            (
+                "image.mime",
+                MAX_MIME_CHARS,
+                Box::new(|i, n| image(i).mime = Some(format!("image/{}", "x".repeat(n - 6)))),
+            ),
+        ];
+        for (field, max, set) in cases {
+            let mut at = input();
+            set(&mut at, max);
+            assert!(
+                Article::from_input(at, &c).is_ok(),
+                "{field}: {max} is allowed"
+            );
+            let mut over = input();
+            set(&mut over, max + 1);
+            let e = Article::from_input(over, &c).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+        }
+        let mut i = input();
+        i.published_at = format!("2026-04-12T08:30:00{}", "0".repeat(MAX_TIME_CHARS));
+        assert_eq!(
+            Article::from_input(i, &c).unwrap_err().field,
+            "published_at"
+        );
+    }
+
+    #[test]
+    fn errors_quote_the_input_briefly() {
+        let c = config();
+        let mut i = input();
+        i.category = "x".repeat(100_000);
+        let e = Article::from_input(i, &c).unwrap_err();
+        assert_eq!(e.field, "category");
+        assert!(e.message.len() < 200, "{}", e.message);
+        let e = invalid(Article::from_json(
+            &format!(
+                r#"{{"id":"a","lang":"vi","category":"kinh-te","title":"t","url":"/x","published_at":"2026-01-01T00:00:00","image":{{"url":"/a.jpg","length":"{}"}}}}"#,
+                "9".repeat(100_000)
+            ),
+            &c,
+        ));
+        assert_eq!(e.field, "image.length");
+        assert!(
+            e.message.chars().count() <= MAX_MESSAGE_CHARS,
+            "serde's message is cut too"
+        );
     }
 
     fn invalid(r: Result<Article, InputError>) -> ValidationError {

@@ -1,4 +1,10 @@
-//! The rendered-feed cache: moka, keyed by (feed, format, page), weighed in bytes.
+//! The rendered-feed cache: moka, keyed by what was rendered ([`Key`]), weighed in bytes.
+//!
+//! Everything bantin renders for a request lives here, under one budget: feed pages (by feed,
+//! format, page and variant), HTML previews of feed pages (by feed and page), and the lists of
+//! feeds (the OPML, one per partner, since each embeds its key, and the HTML index). A preview is
+//! invalidated with its feed; a list with any write, since any write may add, remove or reorder
+//! the feeds it names.
 //!
 //! Four guarantees shape it:
 //! - **One render per miss.** Concurrent misses for one key wait on a single render (moka's
@@ -21,7 +27,8 @@
 //!   once a worker serves the entry a second time, the entry is recompressed at the best ratio in
 //!   the background ([`crate::background`]: lowest priority, bounded) and swapped in if it is still
 //!   the cached one. Entries with under [`MIN_PAYBACK`] left to live are not worth it and skipped.
-//!   Both versions answer 304 to either's ETag (see `http::conditional`).
+//!   Both versions answer 304 to either's ETag (see `http::conditional`). Previews and lists are
+//!   answered on the axum path, not from workers' references, and keep their fast bodies.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,7 +52,7 @@ pub const MIN_PAYBACK: Duration = Duration::from_secs(30);
 /// Recompressions waiting at most; beyond, offers are dropped.
 const RECOMPRESS_QUEUE: usize = 256;
 
-/// A cache key: one page of one feed in one format, full or summary-only. Partners get the full
+/// A feed's cache key: one page of one feed in one format, full or summary-only. Partners get the full
 /// variant and the public the configured one, so there are at most two variants per page, and
 /// one when the public variant is the full text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,6 +61,58 @@ pub struct CacheKey {
     pub format: Format,
     pub page: u32,
     pub content: crate::feed::Content,
+}
+
+/// Everything the cache holds, by what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A page of a feed in one format.
+    Feed(CacheKey),
+    /// A page of a feed's HTML preview (one variant: previews never carry the body).
+    Preview { feed: FeedKey, page: u32 },
+    /// A list of every listed feed.
+    List(List),
+}
+
+/// The lists of feeds: each depends on every feed, so any write makes them stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum List {
+    /// `/feeds.opml`.
+    Opml,
+    /// `/feeds.opml?key=…` of the partner at this index of `Config::partners`: the key is in every
+    /// URL of it, so there is one per partner (bounded by the configuration, never by requests).
+    PartnerOpml(u16),
+    /// The HTML index `/`.
+    Index,
+}
+
+impl From<CacheKey> for Key {
+    fn from(k: CacheKey) -> Key {
+        Key::Feed(k)
+    }
+}
+
+impl From<&CacheKey> for Key {
+    fn from(k: &CacheKey) -> Key {
+        Key::Feed(k.clone())
+    }
+}
+
+impl From<&Key> for Key {
+    fn from(k: &Key) -> Key {
+        k.clone()
+    }
+}
+
+impl Key {
+    /// The feed whose invalidation makes this entry stale; `None` for lists (any write does).
+    pub fn feed(&self) -> Option<&FeedKey> {
+        match self {
+            Key::Feed(k) => Some(&k.feed),
+            Key::Preview { feed, .. } => Some(feed),
+            Key::List(_) => None,
+        }
+    }
 }
 
 /// Bytes and entries alive, whoever holds them (the map, a worker, a response being sent).
@@ -97,13 +156,13 @@ impl Drop for Entry {
 
 struct EntryExpiry;
 
-impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
-    fn expire_after_create(&self, _: &CacheKey, v: &Arc<Entry>, _: Instant) -> Option<Duration> {
+impl Expiry<Key, Arc<Entry>> for EntryExpiry {
+    fn expire_after_create(&self, _: &Key, v: &Arc<Entry>, _: Instant) -> Option<Duration> {
         Some(v.keep)
     }
     fn expire_after_update(
         &self,
-        _: &CacheKey,
+        _: &Key,
         v: &Arc<Entry>,
         _: Instant,
         _: Option<Duration>,
@@ -148,7 +207,7 @@ const MAX_INVALIDATION_RECORDS: usize = 50_000;
 pub struct FeedCache {
     /// Distinguishes this cache's thread-local references from another instance's (tests run many).
     id: u64,
-    entries: Cache<CacheKey, Arc<Entry>>,
+    entries: Cache<Key, Arc<Entry>>,
     counts: Cache<FeedKey, Count>,
     ttl: Duration,
     stale_if_error: Duration,
@@ -157,6 +216,8 @@ pub struct FeedCache {
     invalidated: RwLock<HashMap<FeedKey, u64>>,
     /// Generation of the last "drop everything".
     flushed: AtomicU64,
+    /// Generation of the last invalidation of any feed: the lists of feeds are stale from there.
+    lists_invalidated: AtomicU64,
     renders: AtomicU64,
     live: Arc<Live>,
     /// Most bytes one worker thread may pin with its own references.
@@ -204,8 +265,7 @@ impl FeedCache {
         stale_if_error: Duration,
         workers: usize,
     ) -> FeedCache {
-        let weigher =
-            |_: &CacheKey, v: &Arc<Entry>| -> u32 { v.weight.try_into().unwrap_or(u32::MAX) };
+        let weigher = |_: &Key, v: &Arc<Entry>| -> u32 { v.weight.try_into().unwrap_or(u32::MAX) };
         let map_bytes = max_bytes / 4 * 3;
         FeedCache {
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
@@ -223,6 +283,7 @@ impl FeedCache {
             generation: Arc::new(AtomicU64::new(1)),
             invalidated: RwLock::new(HashMap::new()),
             flushed: AtomicU64::new(0),
+            lists_invalidated: AtomicU64::new(0),
             renders: AtomicU64::new(0),
             live: Arc::new(Live::default()),
             hot_max_bytes: ((max_bytes - map_bytes) / workers.max(1) as u64) as usize,
@@ -241,7 +302,7 @@ impl FeedCache {
     }
 
     /// Offers `entry` (cached under `key`) for a best-ratio recompression, once.
-    pub fn offer_best(&self, key: &CacheKey, entry: &Arc<Entry>) {
+    pub fn offer_best(&self, key: &Key, entry: &Arc<Entry>) {
         if entry.rep.level == Level::Best || entry.offered.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -331,7 +392,17 @@ impl FeedCache {
         self.entries.run_pending_tasks().await;
     }
 
-    fn is_current(&self, feed: &FeedKey, generation: u64) -> bool {
+    fn is_current(&self, key: &Key, generation: u64) -> bool {
+        match key.feed() {
+            Some(feed) => self.is_feed_current(feed, generation),
+            None => {
+                generation >= self.flushed.load(Ordering::Acquire)
+                    && generation >= self.lists_invalidated.load(Ordering::Acquire)
+            }
+        }
+    }
+
+    fn is_feed_current(&self, feed: &FeedKey, generation: u64) -> bool {
         if generation < self.flushed.load(Ordering::Acquire) {
             return false;
         }
@@ -339,8 +410,8 @@ impl FeedCache {
         map.get(feed).is_none_or(|&g| generation >= g)
     }
 
-    fn is_fresh(&self, key: &CacheKey, e: &Entry) -> bool {
-        e.unexpired() && self.is_current(&key.feed, e.generation)
+    fn is_fresh(&self, key: &Key, e: &Entry) -> bool {
+        e.unexpired() && self.is_current(key, e.generation)
     }
 
     /// The current representation of `key`, rendering it with `render` on a miss. Concurrent
@@ -348,7 +419,7 @@ impl FeedCache {
     /// is returned with [`Source::Stale`] (stale-if-error); otherwise the error.
     pub async fn get_or_render<F, Fut, E>(
         &self,
-        key: &CacheKey,
+        key: impl Into<Key>,
         render: F,
     ) -> Result<(Arc<Entry>, Source), Arc<E>>
     where
@@ -356,6 +427,7 @@ impl FeedCache {
         Fut: std::future::Future<Output = Result<Rendered, E>>,
         E: RenderFailure + Send + Sync + 'static,
     {
+        let key = &key.into();
         // Bounded: a render that loses a race with a write is retried, but a feed written faster
         // than it renders still gets an answer (the newest render, which began after the prior
         // write and so reflects it).
@@ -388,7 +460,7 @@ impl FeedCache {
                     // costs microseconds.
                     self.entries.run_pending_tasks().await;
                     let e = e.into_value();
-                    if self.is_current(&key.feed, e.generation) || attempt == 3 {
+                    if self.is_current(key, e.generation) || attempt == 3 {
                         return Ok((e, Source::Rendered));
                     }
                 }
@@ -434,7 +506,7 @@ impl FeedCache {
     {
         if let Some(c) = self.counts.get(feed).await
             && Instant::now() < c.expires_at
-            && self.is_current(feed, c.generation)
+            && self.is_feed_current(feed, c.generation)
         {
             return Ok(c.items);
         }
@@ -482,7 +554,7 @@ impl FeedCache {
                 let hits = hot.hits.get() + 1;
                 hot.hits.set(hits);
                 if hits == 2 {
-                    self.offer_best(key, &hot.entry);
+                    self.offer_best(&Key::Feed(key.clone()), &hot.entry);
                 }
                 return Some(hot.entry.clone());
             }
@@ -560,6 +632,7 @@ impl FeedCache {
             map.clear();
             self.flushed.store(generation, Ordering::Release);
         }
+        self.lists_invalidated.store(generation, Ordering::Release);
         // The entries themselves stay in moka, stale, until their next request replaces them or
         // their keep time ends: they are the stale-if-error copies.
     }
@@ -571,11 +644,18 @@ impl FeedCache {
     }
 
     /// Whether a fresh, current entry exists (tests use this to prove invalidation scope).
-    pub async fn contains_current(&self, key: &CacheKey) -> bool {
-        match self.entries.get(key).await {
-            Some(e) => self.is_fresh(key, &e),
+    pub async fn contains_current(&self, key: impl Into<Key>) -> bool {
+        let key = key.into();
+        match self.entries.get(&key).await {
+            Some(e) => self.is_fresh(&key, &e),
             None => false,
         }
+    }
+
+    /// Whether the map holds an entry for `key`, fresh or stale (tests use this to prove an
+    /// entry over the budget is not kept).
+    pub async fn holds(&self, key: impl Into<Key>) -> bool {
+        self.entries.get(&key.into()).await.is_some()
     }
 }
 
@@ -659,6 +739,39 @@ mod tests {
         assert!(!c.contains_current(&key("vi", 1)).await);
         assert!(!c.contains_current(&key("vi", 2)).await);
         assert!(c.contains_current(&key("en", 1)).await);
+    }
+
+    #[tokio::test]
+    async fn previews_go_with_their_feed_and_lists_with_any_write() {
+        let c = cache();
+        let vi = FeedKey::new("vi", Selector::All);
+        let preview = |lang: &str| Key::Preview {
+            feed: FeedKey::new(lang, Selector::All),
+            page: 1,
+        };
+        let lists = [List::Opml, List::PartnerOpml(0), List::Index].map(Key::List);
+        for k in lists.iter().cloned().chain([preview("vi"), preview("en")]) {
+            c.get_or_render(k, || async { rendered("x", None) })
+                .await
+                .unwrap();
+        }
+        c.invalidate([&vi]);
+        assert!(!c.contains_current(preview("vi")).await);
+        assert!(c.contains_current(preview("en")).await);
+        for k in &lists {
+            assert!(!c.contains_current(k).await, "{k:?} lists every feed");
+            assert!(c.holds(k).await, "kept stale for stale-if-error");
+        }
+        for k in &lists {
+            let (_, s) = c
+                .get_or_render(k, || async { rendered("y", None) })
+                .await
+                .unwrap();
+            assert_eq!(s, Source::Rendered);
+        }
+        c.invalidate_all();
+        assert!(!c.contains_current(preview("en")).await);
+        assert!(!c.contains_current(&lists[0]).await);
     }
 
     #[tokio::test]

@@ -68,6 +68,26 @@ pub struct CacheConfig {
     pub stale_if_error: u64,
 }
 
+/// What the lists of feeds (`/feeds.opml`, a partner's OPML, the HTML index `/`) name (`[opml]`).
+/// The configured feeds (each language and category) are always listed; then tags and bylines
+/// with at least `min_articles` visible articles, the most used first, until the list holds
+/// `max_outlines` feeds. So a corpus of half a million tags and bylines still makes a list of a
+/// few thousand outlines (about 300 bytes each), cached in `[cache] max_bytes` like any feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpmlConfig {
+    pub max_outlines: usize,
+    pub min_articles: u64,
+}
+
+impl Default for OpmlConfig {
+    fn default() -> Self {
+        OpmlConfig {
+            max_outlines: 5_000,
+            min_articles: 2,
+        }
+    }
+}
+
 /// Limits of the publishing API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -132,6 +152,8 @@ pub struct Config {
     /// Directory of article files synced into the store at start, if any.
     pub articles_dir: Option<PathBuf>,
     pub cache: CacheConfig,
+    /// What the lists of feeds name (`[opml]`).
+    pub opml: OpmlConfig,
     pub hubs: Vec<Url>,
     /// Receivers of a JSON purge request after each write (`[cdn] purge_urls`).
     pub purge_urls: Vec<Url>,
@@ -184,6 +206,10 @@ pub struct UpstreamConfig {
     pub max_body_bytes: u64,
     /// Longest delay between attempts after failures.
     pub max_backoff: Duration,
+    /// Whether upstream fetches (and their redirects) may reach loopback, private, link-local
+    /// and other non-public addresses. Off by default: only a source's own configured origin may
+    /// be one (see `sources::address`).
+    pub allow_private: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -195,6 +221,7 @@ impl Default for UpstreamConfig {
             timeout: Duration::from_secs(30),
             max_body_bytes: 10 << 20,
             max_backoff: Duration::from_secs(6 * 3600),
+            allow_private: false,
         }
     }
 }
@@ -289,6 +316,8 @@ struct RawConfig {
     #[serde(default)]
     cache: RawCache,
     #[serde(default)]
+    opml: RawOpml,
+    #[serde(default)]
     websub: RawWebSub,
     #[serde(default)]
     cdn: RawCdn,
@@ -328,6 +357,7 @@ struct RawUpstream {
     timeout: Option<RawDuration>,
     max_body_bytes: Option<i64>,
     max_backoff: Option<RawDuration>,
+    allow_private: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -415,6 +445,13 @@ struct RawCache {
     max_age: Option<u64>,
     stale_while_revalidate: Option<u64>,
     stale_if_error: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOpml {
+    max_outlines: Option<i64>,
+    min_articles: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -667,6 +704,7 @@ impl Config {
             items_per_feed: items_per_feed as usize,
             articles_dir: raw.articles_dir.map(|d| dir.join(d)),
             cache,
+            opml: validate_opml(&raw.opml, &err)?,
             hubs,
             purge_urls,
             api,
@@ -744,6 +782,37 @@ fn validate_server(
         body_timeout: duration("body_timeout", &raw.body_timeout, d.body_timeout)?,
         max_connections,
         max_head_bytes,
+    })
+}
+
+fn validate_opml(
+    raw: &RawOpml,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<OpmlConfig, ConfigError> {
+    let d = OpmlConfig::default();
+    let max_outlines = match raw.max_outlines {
+        Some(n) if (1..=100_000).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(err(
+                "opml.max_outlines",
+                format!("{n} is outside 1..=100000"),
+            ));
+        }
+        None => d.max_outlines,
+    };
+    let min_articles = match raw.min_articles {
+        Some(n) if n >= 1 => n as u64,
+        Some(n) => {
+            return Err(err(
+                "opml.min_articles",
+                format!("{n} is below 1 (a listed feed has an article)"),
+            ));
+        }
+        None => d.min_articles,
+    };
+    Ok(OpmlConfig {
+        max_outlines,
+        min_articles,
     })
 }
 
@@ -911,6 +980,7 @@ fn validate_upstream(
             1,
             7 * 86_400,
         )?,
+        allow_private: raw.allow_private.unwrap_or(d.allow_private),
     })
 }
 
@@ -1229,6 +1299,21 @@ name = { vi = "Quốc phòng", en = "Defence" }
     }
 
     #[test]
+    fn opml_bounds_have_defaults_and_limits() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.opml, OpmlConfig::default());
+        let c = parse(&format!(
+            "{MINIMAL}[opml]\nmax_outlines = 300\nmin_articles = 3\n"
+        ))
+        .unwrap();
+        assert_eq!((c.opml.max_outlines, c.opml.min_articles), (300, 3));
+        let e = parse_err(&format!("{MINIMAL}[opml]\nmax_outlines = 0\n"));
+        assert_eq!(e.key, "opml.max_outlines");
+        let e = parse_err(&format!("{MINIMAL}[opml]\nmin_articles = 0\n"));
+        assert_eq!(e.key, "opml.min_articles");
+    }
+
+    #[test]
     fn the_shipped_site_toml_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds/site.toml");
         let c = Config::load_with_env(&path, |_| None).unwrap();
@@ -1416,6 +1501,14 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert_eq!(c.sources[0].content, SourceContent::Summary);
         assert_eq!(c.upstream.max_backoff, Duration::from_secs(600));
         assert_eq!(c.upstream.timeout, Duration::from_secs(30));
+        assert!(
+            !c.upstream.allow_private,
+            "private targets are refused by default"
+        );
+        let open = parse(&format!("{MINIMAL}[upstream]\nallow_private = true\n")).unwrap();
+        assert!(open.upstream.allow_private);
+        let e = parse_err(&format!("{MINIMAL}[upstream]\nallow_private = \"yes\"\n"));
+        assert!(e.to_string().contains("expected a boolean"), "{e}");
         let e = parse_err(&format!("{MINIMAL}[upstream]\ntimeout = \"20y\"\n"));
         assert_eq!(e.key, "upstream.timeout", "{e}");
 

@@ -31,7 +31,11 @@ fn write(dir: &Path, rel: &str, rep: &Representation) -> std::io::Result<()> {
 /// Writes every feed; returns how many files (not counting compressed siblings) were written.
 pub async fn export(app: &App, dir: &Path) -> anyhow::Result<usize> {
     let mut feeds = configured_feeds(&app.config);
-    let (tags, authors) = app.store.facets(Utc::now()).await?;
+    // Every feed, not only the listed ones: a static copy has no reason to leave any out.
+    let (tags, authors) = app
+        .store
+        .facets(Utc::now(), crate::store::FacetBound::ALL)
+        .await?;
     feeds.extend(
         tags.iter()
             .map(|f| FeedKey::new(&f.lang, Selector::Tag(f.slug.clone()))),
@@ -57,10 +61,15 @@ pub async fn export(app: &App, dir: &Path) -> anyhow::Result<usize> {
                     n += 1;
                 }
                 Err(FeedError::NotFound(_)) => {}
+                Err(FeedError::Busy) => anyhow::bail!("{}", crate::app::BUSY_TEXT),
                 Err(FeedError::Store(e)) => return Err(e.into()),
             }
         }
     }
-    write(dir, "/feeds.opml", &*app.opml().await?)?;
+    match app.opml().await {
+        Ok((entry, _)) => write(dir, "/feeds.opml", &entry.rep.best())?,
+        Err(FeedError::Store(e)) => return Err(e.into()),
+        Err(e) => anyhow::bail!("feeds.opml: {e}"),
+    }
     Ok(n + 1)
 }

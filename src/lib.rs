@@ -17,11 +17,14 @@
 //!   validation on the blocking pool overlapping the previous chunk's transaction, outcomes
 //!   streamed to a sink in order.
 //! - [`store`]: the `Store` trait, its SQLite and PostgreSQL implementations and their contract.
-//! - [`feed`]: which feeds exist, loading one page, and the pure renderers (RSS, Atom, JSON, OPML).
+//! - [`feed`]: which feeds exist, loading one page, which feeds the bounded lists name, and the
+//!   pure renderers (RSS, Atom, JSON, OPML, the HTML index and previews).
 //! - [`render`]: a rendered representation: bytes, gzip, brotli, validators.
-//! - [`cache`]: the moka cache: single render per miss, exact invalidation, scheduled expiry,
-//!   stale-if-error.
+//! - [`cache`]: the moka cache of everything rendered (feeds, previews, the lists of feeds):
+//!   single render per miss, exact invalidation, scheduled expiry, stale-if-error.
 //! - [`app`]: the application layer the handlers and the CLI call.
+//! - [`slots`]: render slots shared fairly: page 1 and the lists of feeds before deep pages, deep
+//!   pages on at most half of them and one at a time per client.
 //! - [`background`]: bounded, lowest-priority background threads (best-ratio recompression).
 //! - [`http`]: thread-per-core workers; the edge (`http::edge`: deadlines, the connection cap,
 //!   lingering close); the poll fast path (`http::fast`: cached feed hits
@@ -54,6 +57,7 @@ pub mod outbox;
 pub mod readership;
 pub mod render;
 pub mod server;
+pub mod slots;
 pub mod sources;
 pub mod store;
 pub mod text;

@@ -22,9 +22,32 @@ pub struct SourcePollLabel {
     pub outcome: &'static str,
 }
 
+/// What was rendered: `feed`, `preview`, `opml`, `partner_opml`, `index`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+/// A render lane: `front` (page 1, the lists) or `deep` (older pages).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LaneLabel {
+    pub lane: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    /// `api`, `stats` or `feeds` (a partner key on a feed or the OPML).
+    pub endpoint: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedLabel {
     pub feed: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WhatLabel {
+    pub what: &'static str,
 }
 
 pub struct Metrics {
@@ -36,6 +59,13 @@ pub struct Metrics {
     pub render_seconds: Histogram,
     pub store_errors: Counter,
     pub page_queries: Counter,
+    /// Renders by what was rendered (a miss of any cached document).
+    pub renders: Family<KindLabel, Counter>,
+    /// Deep pages refused by the render slots (503).
+    pub renders_refused: Counter,
+    /// Render slots in use and renders waiting, per lane (set when `/metrics` is read).
+    pub render_slots_busy: Family<LaneLabel, Gauge>,
+    pub renders_waiting: Family<LaneLabel, Gauge>,
     pub api_writes: Family<ResultLabel, Counter>,
     pub websub_pings: Family<ResultLabel, Counter>,
     pub cdn_purges: Family<ResultLabel, Counter>,
@@ -46,11 +76,21 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_shed: Counter,
     pub connections_refused: Counter,
-    /// Today's subscribers per feed (readership figures, recomputed every minute).
+    /// Today's subscribers per feed (readership figures, recomputed every minute): canonical,
+    /// existing feeds only, the largest [`crate::readership::MAX_GAUGE_FEEDS`].
     pub feed_subscribers: Family<FeedLabel, Gauge>,
+    /// What readership counting left out at its bounds (`polls`, `readers`, `claims`,
+    /// `impolite`, `feeds`).
+    pub readership_dropped: Family<WhatLabel, Counter>,
+    /// Bytes the readership aggregator holds (its bounded maps and sketches).
+    pub readership_bytes: Gauge,
     /// Polls of upstream sources by outcome (`updated`, `not_modified`, `gone`, `throttled`,
     /// `failed`, `error`).
     pub source_polls: Family<SourcePollLabel, Counter>,
+    /// Wrong API tokens and partner keys presented, by endpoint (a fixed set of labels).
+    pub auth_failures: Family<EndpointLabel, Counter>,
+    /// Requests refused 429 because their network had failed too often.
+    pub auth_throttled: Family<EndpointLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,6 +110,10 @@ impl Metrics {
             render_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             store_errors: Counter::default(),
             page_queries: Counter::default(),
+            renders: Family::default(),
+            renders_refused: Counter::default(),
+            render_slots_busy: Family::default(),
+            renders_waiting: Family::default(),
             api_writes: Family::default(),
             websub_pings: Family::default(),
             cdn_purges: Family::default(),
@@ -81,7 +125,11 @@ impl Metrics {
             connections_shed: Counter::default(),
             connections_refused: Counter::default(),
             feed_subscribers: Family::default(),
+            readership_dropped: Family::default(),
+            readership_bytes: Gauge::default(),
             source_polls: Family::default(),
+            auth_failures: Family::default(),
+            auth_throttled: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -118,6 +166,26 @@ impl Metrics {
             "feed_page_queries",
             "Feed pages read from the store (a miss that got past the item-count check)",
             m.page_queries.clone(),
+        );
+        registry.register(
+            "renders",
+            "Renders by kind (feed, preview, opml, partner_opml, index): misses that reached the store",
+            m.renders.clone(),
+        );
+        registry.register(
+            "renders_refused",
+            "Older pages refused because their client had too many in flight or too many waited",
+            m.renders_refused.clone(),
+        );
+        registry.register(
+            "render_slots_busy",
+            "Render slots in use, by lane (front: page 1 and the lists; deep: older pages)",
+            m.render_slots_busy.clone(),
+        );
+        registry.register(
+            "renders_waiting",
+            "Renders waiting for a slot, by lane",
+            m.renders_waiting.clone(),
         );
         registry.register(
             "api_writes",
@@ -171,13 +239,33 @@ impl Metrics {
         );
         registry.register(
             "feed_subscribers",
-            "Subscribers per feed today: aggregators' reported counts, partners and distinct readers over 7 days",
+            "Subscribers per feed today: believed aggregator claims, partners and distinct readers over 7 days (canonical existing feeds, the largest 200)",
             m.feed_subscribers.clone(),
+        );
+        registry.register(
+            "readership_dropped",
+            "Polls, readers, claims, impolite clients and feeds readership counting left out at its bounds",
+            m.readership_dropped.clone(),
+        );
+        registry.register(
+            "readership_bytes",
+            "Bytes held by the readership aggregator (bounded maps and sketches)",
+            m.readership_bytes.clone(),
         );
         registry.register(
             "source_polls",
             "Polls of upstream sources by outcome",
             m.source_polls.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Wrong API tokens and partner keys presented, by endpoint",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused (429) after too many failed authentications from their network",
+            m.auth_throttled.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -93,7 +93,10 @@ pub async fn start_with_clock(
     clock: Arc<dyn crate::clock::Clock>,
 ) -> Result<Server, StartError> {
     let started = Instant::now();
-    let store = store::open(&config.database_url)
+    // The store's pools follow the HTTP workers (readers ≤ 2 × workers), and the HTTP layer
+    // reserves their descriptors below the file limit.
+    let bounds = store::pool::PoolBounds::for_workers(crate::http::worker_count());
+    let store = store::open_with(&config.database_url, bounds)
         .await
         .map_err(|source| StartError::Store {
             url: redact(&config.database_url),
@@ -108,6 +111,8 @@ pub async fn start_with_clock(
         source,
     })?;
     let addr = listener.local_addr()?;
+    // The address as bound (port 0 becomes the real port): the upstream fetcher refuses it.
+    config.listen = addr;
     if config.public_url.is_none() {
         let host = if addr.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], addr.port()))

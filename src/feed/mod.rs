@@ -3,8 +3,8 @@
 //!
 //! A feed is a language plus a selector (everything, a category, a tag, a byline); each is served
 //! in three formats and paged. Loading a page is the only place that talks to the store; the
-//! renderers (`rss`, `atom`, `json`, `opml`) are pure functions of a [`FeedPage`] and the
-//! configuration, with no clock inside, so every replica renders identical bytes for the same
+//! renderers (`rss`, `atom`, `json`, `opml`, `html`) are pure functions of a [`FeedPage`] (or of
+//! the bounded [`listing`] of feeds) and the configuration, with no clock inside, so every replica renders identical bytes for the same
 //! data and ETags agree across a fleet.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,9 @@ use crate::config::Config;
 use crate::store::{PageQuery, Store, StoreError};
 
 pub mod atom;
+pub mod html;
 pub mod json;
+pub mod listing;
 pub mod opml;
 pub mod rss;
 
@@ -349,7 +351,7 @@ pub fn touched_by(
         .collect()
 }
 
-/// Every static feed of the configuration (languages × categories), for OPML and the index.
+/// Every static feed of the configuration (languages × categories), always in the lists.
 pub fn configured_feeds(config: &Config) -> Vec<FeedKey> {
     let mut out = Vec::new();
     for l in &config.languages {
@@ -502,8 +504,12 @@ mod property_tests {
                     .children().find(|n| n.has_tag_name("title")).unwrap().text().unwrap_or("").to_string();
                 prop_assert_eq!(t, article.title.clone());
             }
-            let opml = opml::render(&c, &[crate::store::Facet { lang: "vi".into(), slug: "x".into(), name: article.title.clone(), count: 1 }], &[]);
-            check_xml(&opml, "opml")?;
+            let facet = crate::store::Facet { lang: "vi".into(), slug: "x".into(), name: article.title.clone(), count: 2 };
+            let listing = listing::select(&c, vec![facet.clone()], vec![facet]);
+            prop_assert!(listing.feeds.iter().any(|f| f.title.ends_with(&article.title)));
+            check_xml(&opml::render(&c, &listing, Some("k&y")), "opml")?;
+            let index = String::from_utf8(html::index(&c, &listing)).unwrap();
+            prop_assert!(!index.contains("<script>"), "the index escapes names");
         }
     }
 

@@ -2,28 +2,26 @@
 //!
 //! One outline per feed, in RSS (the format every reader supports; the Atom and JSON versions of a
 //! feed are other representations of it, and importing all three would subscribe readers three
-//! times). Grouped by language, then categories, tags and bylines.
+//! times). Grouped by language, then categories, tags and bylines. Which feeds are listed (a
+//! bounded choice: the configured feeds, then the most used tags and bylines) is
+//! [`super::listing`]'s decision; this only writes them out.
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
-use super::{FeedKey, Format, Selector};
+use super::Format;
+use super::listing::Listing;
 use crate::config::Config;
-use crate::store::Facet;
 
-/// Renders the OPML document for the configured feeds plus the given tag and byline facets.
-pub fn render(config: &Config, tags: &[Facet], authors: &[Facet]) -> Vec<u8> {
-    render_with_key(config, tags, authors, None)
-}
+/// Bytes an outline takes, about, for sizing the buffer once.
+const OUTLINE_BYTES: usize = 320;
 
-/// [`render`], with `?key=KEY` on every feed URL when a partner's key is given.
-pub fn render_with_key(
-    config: &Config,
-    tags: &[Facet],
-    authors: &[Facet],
-    partner_key: Option<&str>,
-) -> Vec<u8> {
-    let mut w = Writer::new(Vec::with_capacity(8 * 1024));
+/// Renders the OPML document of the listed feeds, with `?key=KEY` on every feed URL when a
+/// partner's key is given.
+pub fn render(config: &Config, listing: &Listing, partner_key: Option<&str>) -> Vec<u8> {
+    let mut w = Writer::new(Vec::with_capacity(
+        1024 + listing.feeds.len() * OUTLINE_BYTES,
+    ));
     let ok = "writing to a Vec cannot fail";
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
         .expect(ok);
@@ -39,6 +37,11 @@ pub fn render_with_key(
     w.write_event(Event::End(BytesEnd::new("head"))).expect(ok);
     w.write_event(Event::Start(BytesStart::new("body")))
         .expect(ok);
+    let key_query = partner_key.map(|k| {
+        let mut q = String::from("?key=");
+        q.extend(url::form_urlencoded::byte_serialize(k.as_bytes()));
+        q
+    });
     for lang in &config.languages {
         let code = lang.code.as_str();
         w.write_event(Event::Start(BytesStart::new("outline").with_attributes([
@@ -46,43 +49,21 @@ pub fn render_with_key(
             ("language", code),
         ])))
         .expect(ok);
-        let mut keys = vec![(FeedKey::new(code, Selector::All), lang.site_name.clone())];
-        keys.extend(config.categories.iter().map(|c| {
-            (
-                FeedKey::new(code, Selector::Category(c.id.clone())),
-                format!("{} – {}", lang.site_name, c.name(code)),
-            )
-        }));
-        let facet_keys =
-            |facets: &[Facet], make: fn(String) -> Selector| -> Vec<(FeedKey, String)> {
-                facets
-                    .iter()
-                    .filter(|f| f.lang == code)
-                    .map(|f| {
-                        (
-                            FeedKey::new(code, make(f.slug.clone())),
-                            format!("{} – {}", lang.site_name, f.name),
-                        )
-                    })
-                    .collect()
-            };
-        keys.extend(facet_keys(tags, Selector::Tag));
-        keys.extend(facet_keys(authors, Selector::Author));
-        for (key, title) in keys {
-            let mut url = key.url(config, Format::Rss, 1);
-            if let Some(k) = partner_key {
-                url.push_str("?key=");
-                url.extend(url::form_urlencoded::byte_serialize(k.as_bytes()));
+        for listed in listing.of(code) {
+            let mut url = listed.key.url(config, Format::Rss, 1);
+            if let Some(q) = &key_query {
+                url.push_str(q);
             }
             let html = config
                 .base_url
-                .join(key.dir(config).trim_start_matches('/'))
+                .join(listed.key.dir(config).trim_start_matches('/'))
                 .map(|u| u.to_string())
                 .unwrap_or_default();
+            let title = listed.title.as_str();
             w.write_event(Event::Empty(BytesStart::new("outline").with_attributes([
                 ("type", "rss"),
-                ("text", title.as_str()),
-                ("title", title.as_str()),
+                ("text", title),
+                ("title", title),
                 ("xmlUrl", url.as_str()),
                 ("htmlUrl", html.as_str()),
                 ("language", code),

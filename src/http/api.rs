@@ -1,7 +1,8 @@
 //! The publishing API (`/api/v1`): upsert, read and delete articles, and NDJSON batches.
 //!
 //! Bodies are read with explicit limits (rather than axum's plain-text 413) so every error is the
-//! JSON shape of [`HttpError`]. Tokens are compared in constant time and never logged. Writes go
+//! JSON shape of [`HttpError`]. Tokens are checked by [`super::auth`] (constant time, never
+//! logged, failures counted and slowed per network). Writes go
 //! through [`App`], which invalidates exactly the touched feeds and queues WebSub pings and CDN purges without
 //! waiting for hubs.
 
@@ -17,9 +18,9 @@ use axum::routing::{get, post};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
+use super::auth::{Caller, Endpoint};
 use super::error::HttpError;
 use crate::app::App;
 use crate::article::{Article, InputError, Status, is_valid_id, parse_input};
@@ -32,18 +33,26 @@ pub const ROUTES: &[(&str, &str, &[u16])] = &[
     (
         "put",
         "/api/v1/articles/{id}",
-        &[200, 201, 400, 401, 403, 409, 413, 415, 422, 503],
+        &[200, 201, 400, 401, 403, 409, 413, 415, 422, 429, 503],
     ),
-    ("get", "/api/v1/articles/{id}", &[200, 401, 403, 404, 503]),
+    (
+        "get",
+        "/api/v1/articles/{id}",
+        &[200, 401, 403, 404, 429, 503],
+    ),
     (
         "delete",
         "/api/v1/articles/{id}",
-        &[204, 401, 403, 404, 503],
+        &[204, 401, 403, 404, 429, 503],
     ),
-    ("post", "/api/v1/articles", &[200, 401, 403, 413, 415, 503]),
+    (
+        "post",
+        "/api/v1/articles",
+        &[200, 401, 403, 413, 415, 429, 503],
+    ),
     ("get", "/api/v1/openapi.json", &[200]),
-    ("get", "/api/v1/stats", &[200, 400, 401, 403, 503]),
-    ("get", "/api/v1/sources", &[200, 401, 403, 503]),
+    ("get", "/api/v1/stats", &[200, 400, 401, 403, 429, 503]),
+    ("get", "/api/v1/sources", &[200, 401, 403, 429, 503]),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -77,40 +86,9 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// Checks `Authorization: Bearer <token>` against every configured token without short-cutting,
-/// so timing says nothing about which token or how much of it matched.
-pub(super) fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
-    let tokens = &app.config.api.tokens;
-    if tokens.is_empty() {
-        return Err(HttpError::new(
-            StatusCode::FORBIDDEN,
-            "api_disabled",
-            "the write API is off: set BANTIN_API_TOKEN or BANTIN_API_TOKEN_FILE to enable it",
-        ));
-    }
-    // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let Some(presented) = presented else {
-        return Err(unauthorized("missing `Authorization: Bearer <token>`"));
-    };
-    let mut ok = subtle::Choice::from(0u8);
-    for t in tokens {
-        ok |= t.as_bytes().ct_eq(presented.as_bytes());
-    }
-    if bool::from(ok) {
-        Ok(())
-    } else {
-        Err(unauthorized("the token is not valid"))
-    }
-}
-
-fn unauthorized(msg: &str) -> HttpError {
-    HttpError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg)
+/// The API's token check ([`super::auth::require_token`]).
+pub(super) fn authorize(app: &App, headers: &HeaderMap, caller: Caller) -> Result<(), HttpError> {
+    super::auth::require_token(app, headers, caller, Endpoint::Api)
 }
 
 fn require_content_type(headers: &HeaderMap, wanted: &[&str]) -> Result<(), HttpError> {
@@ -218,7 +196,10 @@ fn article_from(app: &App, text: &str, id: Option<&str>) -> Result<Article, Http
             return Err(HttpError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_article",
-                format!("the body's id `{}` is not the URL's `{id}`", input.id),
+                format!(
+                    "the body's id `{}` is not the URL's `{id}`",
+                    input.id.chars().take(130).collect::<String>()
+                ),
             )
             .with_field("id"));
         }
@@ -246,11 +227,12 @@ fn stale(
 async fn put_article(
     State(state): State<super::State>,
     Path(id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let app = &state.app;
-    authorize(app, &headers)?;
+    authorize(app, &headers, caller)?;
     if !is_valid_id(&id) {
         return Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -304,10 +286,11 @@ fn outcome_name(o: &Upsert) -> &'static str {
 async fn get_article(
     State(state): State<super::State>,
     Path(id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let app = &state.app;
-    authorize(app, &headers)?;
+    authorize(app, &headers, caller)?;
     match app.store.get(&id).await? {
         Some(a) => Ok(Json(view(app, &a)).into_response()),
         None => Err(HttpError::not_found(format!("no article `{id}`"))),
@@ -317,10 +300,11 @@ async fn get_article(
 async fn delete_article(
     State(state): State<super::State>,
     Path(id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let app = &state.app;
-    authorize(app, &headers)?;
+    authorize(app, &headers, caller)?;
     match app.delete(&id).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         None => Err(HttpError::not_found(format!("no article `{id}`"))),
@@ -351,11 +335,12 @@ struct LineResult<'a> {
 /// refused up front with 413.
 async fn post_batch(
     State(state): State<super::State>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let app = state.app.clone();
-    authorize(&app, &headers)?;
+    authorize(&app, &headers, caller)?;
     require_content_type(
         &headers,
         &[

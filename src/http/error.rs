@@ -25,6 +25,8 @@ pub struct HttpError {
     pub close: bool,
     /// Names the log line with the details of an internal failure.
     pub request_id: Option<String>,
+    /// Seconds for `Retry-After` (a 503 says 5 without one).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -51,6 +53,7 @@ impl HttpError {
             field: None,
             close: false,
             request_id: None,
+            retry_after: None,
         }
     }
 
@@ -116,8 +119,9 @@ pub fn request_id() -> String {
     )
 }
 
-/// The one mapping from a store failure to a status: a database that cannot be reached (or is
-/// locked) is worth a retry, 503; anything else is our fault, 500.
+/// The one mapping from a store failure to a status: a database that cannot take the request now
+/// (unreachable, locked, disk full, out of memory, read-only: see [`StoreError`]) is worth a
+/// retry, 503 with `Retry-After`; anything else is our fault, 500.
 pub fn store_status(e: &StoreError) -> StatusCode {
     match e {
         StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -180,7 +184,10 @@ impl IntoResponse for HttpError {
                 HeaderValue::from_static("Bearer realm=\"bantin\""),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }

@@ -7,8 +7,10 @@
 //! so a 50 KB gzip body is never copied through user space or into every socket, as nginx does
 //! with a static file. Keep-alive and pipelining are honoured.
 //!
+//! It answers only what [`super::feeds::parse_path`] accepts, which is a feed's one canonical
+//! spelling, so what it counts for readership (the request's path) is always that spelling.
 //! Anything else on the connection (a request with a body, the API, `/metrics`, an `Upgrade`, a
-//! malformed head) hands the connection, with the bytes already read, to hyper and the axum router
+//! malformed head, `OPTIONS`, a non-canonical path for its 301 or 404) hands the connection, with the bytes already read, to hyper and the axum router
 //! for the rest of its life, so the fast path never has to be a complete server. The header logic
 //! is shared with the axum path ([`super::feeds::plan`], [`super::feeds::each_header`]); tests run
 //! every feed behaviour through both, and a property test compares them on generated requests.
@@ -254,6 +256,14 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
         }
         if let Some(peer) = head.peer {
             let bytes = |r: &Option<Range<usize>>| r.as_ref().map(|r| &buf[r.clone()]);
+            // The path was accepted by `parse_path`: it is the feed's canonical spelling.
+            debug_assert!(
+                parse_path(
+                    &state.app.config,
+                    std::str::from_utf8(&buf[head.path.clone()]).unwrap_or("")
+                )
+                .is_ok()
+            );
             state.app.readership.count(&crate::readership::Poll {
                 path: std::str::from_utf8(&buf[head.path.clone()]).unwrap_or(""),
                 not_modified: plan.not_modified,
@@ -646,7 +656,9 @@ async fn miss(
 ) -> Out {
     let app = &state.app;
     let seen = app.cache.generation();
-    match app.feed(key).await {
+    let forwarded_for = head.forwarded_for.as_ref().map(|r| &buf[r.clone()]);
+    let client = super::feeds::client_key(app, head.peer, forwarded_for);
+    match app.feed_from(key, client).await {
         Ok((entry, source)) => {
             if source != Source::Stale {
                 app.cache.keep_hot(key, &entry, seen);
@@ -657,6 +669,15 @@ async fn miss(
             StatusCode::NOT_FOUND,
             &msg,
             false,
+            head.keep_alive,
+            head.http10,
+            head.head_only,
+            out,
+        ),
+        Err(FeedError::Busy) => simple(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::app::BUSY_TEXT,
+            true,
             head.keep_alive,
             head.http10,
             head.head_only,

@@ -14,93 +14,11 @@ use super::conditional::{Coding, negotiate, not_modified};
 use crate::access::Access;
 use crate::app::FeedError;
 use crate::cache::{CacheKey, Entry, Source};
-use crate::config::Config;
-use crate::feed::{FeedKey, Format, Selector};
 use crate::render::Representation;
+use crate::slots::ClientKey;
 use crate::store::StoreError;
 
-/// What a GET path names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Feed(FeedKey, Format),
-    Opml,
-    /// The HTML index of every feed.
-    Home,
-    /// The HTML preview of a feed (`/vi/`, `/vi/kinh-te/`).
-    Preview(FeedKey),
-}
-
-const FORMATS: &str = "rss.xml, atom.xml or feed.json";
-
-/// Parses a request path into a [`Target`], or the text of a 404 saying what exists.
-pub fn parse_path(config: &Config, path: &str) -> Result<Target, String> {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if segs == [""] {
-        return Ok(Target::Home);
-    }
-    if segs == ["feeds.opml"] {
-        return Ok(Target::Opml);
-    }
-    let lang = segs[0];
-    if config.language(lang).is_none() {
-        return Err(format!(
-            "No feeds at {path}. Languages: {}. Feeds are /{{lang}}/{FORMATS}, /{{lang}}/{{category}}/…, /{{lang}}/tag/{{tag}}/…, /{{lang}}/author/{{author}}/…; the list is at /feeds.opml.",
-            config.language_list()
-        ));
-    }
-    let file = |name: &str, key: FeedKey| -> Result<Target, String> {
-        if name.is_empty() {
-            return Ok(Target::Preview(key));
-        }
-        Format::from_file_name(name)
-            .map(|f| Target::Feed(key, f))
-            .ok_or_else(|| {
-                format!("No feed named `{name}` at {path}. Each feed is served as {FORMATS}.")
-            })
-    };
-    match segs[1..] {
-        [] => Ok(Target::Preview(FeedKey::new(lang, Selector::All))),
-        [name] => file(name, FeedKey::new(lang, Selector::All)),
-        [kind @ ("tag" | "author"), slug, name] if !slug.is_empty() => {
-            let sel = if kind == "tag" {
-                Selector::Tag(slug.to_string())
-            } else {
-                Selector::Author(slug.to_string())
-            };
-            file(name, FeedKey::new(lang, sel))
-        }
-        [slug, name] => match config.category_by_slug(lang, slug) {
-            Some(c) => file(name, FeedKey::new(lang, Selector::Category(c.id.clone()))),
-            None => {
-                let list: Vec<&str> = config.categories.iter().map(|c| c.slug(lang)).collect();
-                Err(format!(
-                    "No category `{slug}` in `{lang}`. Categories: {}.",
-                    list.join(", ")
-                ))
-            }
-        },
-        _ => Err(format!(
-            "No feed at {path}. Feeds are /{lang}/{FORMATS} and /{lang}/{{category}}/{FORMATS}; the list is at /feeds.opml."
-        )),
-    }
-}
-
-/// Reads `?page=N`. Other query parameters (tracking tags) are ignored so they do not split the
-/// cache; a malformed or zero page is a 404 like any page that does not exist.
-pub fn parse_page(query: Option<&str>) -> Result<u32, String> {
-    let Some(q) = query else { return Ok(1) };
-    for pair in q.split('&') {
-        if let Some(v) = pair.strip_prefix("page=") {
-            return match v.parse::<u32>() {
-                Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-                _ => Err(format!(
-                    "`page={v}` is not a page number; pages are 1, 2, 3…"
-                )),
-            };
-        }
-    }
-    Ok(1)
-}
+pub use super::paths::{Target, parse_page, parse_path};
 
 /// A plain-text answer for a person reading it (404s that say what exists, 5xx). Such bodies may
 /// echo the request path, so browsers are told not to sniff them into HTML.
@@ -192,6 +110,8 @@ fn count(
     access: Access,
 ) {
     use axum::body::HttpBody;
+    // Only a canonical path reaches here (`paths`), so readership never sees two spellings.
+    debug_assert!(parse_path(&app.config, path).is_ok(), "{path}");
     let Some(peer) = peer else { return };
     let get = |h: header::HeaderName| headers.get(h).map(HeaderValue::as_bytes);
     app.readership.count(&crate::readership::Poll {
@@ -210,12 +130,101 @@ fn count(
     });
 }
 
-/// The answer to a key that is no partner's: 403, one plain line, nothing of the feed.
-pub fn denied() -> Response {
+/// The methods every feed, page and the OPML answer.
+const METHODS: &str = "GET, HEAD, OPTIONS";
+
+/// `OPTIONS` on a feed, the OPML or a page: a CORS preflight (Fetch standard §3.2.2) for a
+/// browser-based reader that sends `If-None-Match` or `If-Modified-Since` (which are not
+/// CORS-safelisted, so the browser asks first), and the `Allow` list for anyone else. Nothing is
+/// read or rendered: the answer is the same for every path that names a target, and the
+/// browser keeps it for `Access-Control-Max-Age` (a day; browsers cap it lower themselves).
+pub fn cors_preflight() -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static(METHODS));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(METHODS),
+    );
+    // `Authorization` must be named (a `*` would not cover it): a partner's reader may send
+    // its key as a Bearer token. `Cache-Control` is what readers send to ask for a fresh copy.
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("If-None-Match, If-Modified-Since, Cache-Control, Authorization"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
+}
+
+/// A non-canonical spelling of a target: `301` to its one path (built from the parsed target by
+/// [`super::paths::canonical_location`]), the query kept so a partner's `key` and a `page` still
+/// apply. Cacheable like any permanent redirect; never counted.
+fn moved(path: String, query: Option<&str>) -> Response {
+    let location = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let Ok(value) = HeaderValue::from_str(&location) else {
+        return text_response(StatusCode::NOT_FOUND, "No feed at this path.".into());
+    };
+    let mut r = text_response(
+        StatusCode::MOVED_PERMANENTLY,
+        format!("This feed's one address is {location}"),
+    );
+    r.headers_mut().insert(header::LOCATION, value);
+    r
+}
+
+/// The answer to a key that is no partner's: 403, one plain line, nothing of the feed. Counted
+/// as a failed authentication (`endpoint="feeds"`); not logged, as a poller with an old key
+/// would fill the log.
+pub fn denied(app: &crate::app::App) -> Response {
+    app.metrics
+        .auth_failures
+        .get_or_create(&crate::metrics::EndpointLabel { endpoint: "feeds" })
+        .inc();
     text_response(
         StatusCode::FORBIDDEN,
         crate::access::DENIED_TEXT.to_string(),
     )
+}
+
+/// Whose deep pages a request's are ([`crate::slots`]): the client's address as the peer, or a
+/// trusted proxy, gives it.
+pub fn client_key(
+    app: &crate::app::App,
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: Option<&[u8]>,
+) -> ClientKey {
+    ClientKey::of(peer.map(|p| {
+        crate::access::client_address(p, forwarded_for, &app.config.access.trusted_proxies)
+    }))
+}
+
+/// The answer to a document that could not be served: 404 with what exists, 503 with
+/// `Retry-After` for a deep page refused by the render slots, or the store's failure.
+pub fn feed_error(e: FeedError) -> Response {
+    match e {
+        FeedError::NotFound(msg) => text_response(StatusCode::NOT_FOUND, msg),
+        FeedError::Busy => {
+            let mut r = text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::app::BUSY_TEXT.to_string(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        FeedError::Store(e) => store_failure(e),
+    }
 }
 
 /// The fallback handler: feeds, OPML and the HTML pages.
@@ -224,20 +233,38 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     let (parts, _) = req.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let peer = parts.extensions.get::<super::Peer>().map(|p| p.0);
-    if method != Method::GET && method != Method::HEAD {
+    let app = &state.app;
+    let preflight = method == Method::OPTIONS;
+    if method != Method::GET && method != Method::HEAD && !preflight {
         let mut r = text_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed here; feeds answer GET and HEAD."),
+            format!("{method} is not allowed here; feeds answer GET, HEAD and OPTIONS."),
         );
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            .insert(header::ALLOW, HeaderValue::from_static(METHODS));
         return r;
     }
-    let app = &state.app;
+    let client = || {
+        client_key(
+            app,
+            peer,
+            headers
+                .get(header::HeaderName::from_static("x-forwarded-for"))
+                .map(HeaderValue::as_bytes),
+        )
+    };
     let target = match parse_path(&app.config, uri.path()) {
         Ok(t) => t,
-        Err(msg) => return text_response(StatusCode::NOT_FOUND, msg),
+        Err(msg) => {
+            return match super::paths::canonical_location(&app.config, uri.path()) {
+                Some(path) => moved(path, uri.query()),
+                None => text_response(StatusCode::NOT_FOUND, msg),
+            };
+        }
     };
+    if preflight {
+        return cors_preflight();
+    }
     let page = match parse_page(uri.query()) {
         Ok(p) => p,
         Err(msg) => return text_response(StatusCode::NOT_FOUND, msg),
@@ -245,7 +272,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     match target {
         Target::Feed(feed, format) => {
             let Ok(access) = access(app, uri, headers) else {
-                return denied();
+                return denied(app);
             };
             let key = CacheKey {
                 feed,
@@ -254,7 +281,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                 content: app.content_for(access),
             };
             let seen = app.cache.generation();
-            match app.feed(&key).await {
+            match app.feed_from(&key, client()).await {
                 Ok((entry, source)) => {
                     if source != Source::Stale {
                         app.cache.keep_hot(&key, &entry, seen);
@@ -269,17 +296,18 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                     count(app, uri.path(), headers, &resp, peer, access);
                     resp
                 }
-                Err(FeedError::NotFound(msg)) => text_response(StatusCode::NOT_FOUND, msg),
-                Err(FeedError::Store(e)) => store_failure(e),
+                Err(e) => feed_error(e),
             }
         }
         Target::Opml => match access(app, uri, headers) {
-            Err(_) => denied(),
+            Err(_) => denied(app),
             Ok(Access::Public) => match app.opml().await {
-                Ok(rep) => represent(&rep, method, headers, &state.cache_control, &app.metrics),
-                Err(e) => store_failure(e),
+                Ok((entry, _)) => {
+                    represent_entry(&entry, method, headers, &state.cache_control, &app.metrics)
+                }
+                Err(e) => feed_error(e),
             },
-            Ok(Access::Partner(_)) => {
+            Ok(Access::Partner(partner)) => {
                 let key = crate::access::presented_key(
                     uri.query(),
                     headers
@@ -288,20 +316,22 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                 )
                 .map(|k| String::from_utf8_lossy(&k).into_owned())
                 .unwrap_or_default();
-                match app.partner_opml(&key).await {
-                    Ok(rep) => represent(
-                        &rep,
+                match app.partner_opml(partner, &key).await {
+                    Ok((entry, _)) => represent_entry(
+                        &entry,
                         method,
                         headers,
                         &state.private_cache_control,
                         &app.metrics,
                     ),
-                    Err(e) => store_failure(e),
+                    Err(e) => feed_error(e),
                 }
             }
         },
-        Target::Home => super::pages::home(app).await,
-        Target::Preview(feed) => super::pages::preview(app, feed, page).await,
+        Target::Home => super::pages::home(&state, method, headers).await,
+        Target::Preview(feed) => {
+            super::pages::preview(&state, &feed, page, client(), method, headers).await
+        }
     }
 }
 
@@ -368,6 +398,9 @@ pub fn each_header<'a>(
 ) {
     static VARY: HeaderValue = HeaderValue::from_static("Accept-Encoding");
     static ANY: HeaderValue = HeaderValue::from_static("*");
+    // `ETag` and `Link` are not CORS-safelisted response headers (`Last-Modified` is): without
+    // this a browser-based reader could not read the validator it must send back, nor the hub.
+    static EXPOSE: HeaderValue = HeaderValue::from_static("ETag, Link");
     static GZIP: HeaderValue = HeaderValue::from_static("gzip");
     static BR: HeaderValue = HeaderValue::from_static("br");
     static SURROGATE_KEY: header::HeaderName = header::HeaderName::from_static("surrogate-key");
@@ -382,6 +415,7 @@ pub fn each_header<'a>(
         f(header::LAST_MODIFIED, lm);
     }
     f(header::ACCESS_CONTROL_ALLOW_ORIGIN, &ANY);
+    f(header::ACCESS_CONTROL_EXPOSE_HEADERS, &EXPOSE);
     if !rep.link_header.is_empty() {
         f(header::LINK, &rep.link_header);
     }
@@ -495,85 +529,4 @@ fn represent_with(
         h.insert(name, value.clone());
     });
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::article::tests::config;
-
-    #[test]
-    fn paths_name_feeds() {
-        let c = config();
-        let feed = |p: &str| parse_path(&c, p).unwrap();
-        assert_eq!(
-            feed("/vi/rss.xml"),
-            Target::Feed(FeedKey::new("vi", Selector::All), Format::Rss)
-        );
-        assert_eq!(
-            feed("/en/defence/atom.xml"),
-            Target::Feed(
-                FeedKey::new("en", Selector::Category("quoc-phong".into())),
-                Format::Atom
-            )
-        );
-        assert_eq!(
-            feed("/vi/quoc-phong/feed.json"),
-            Target::Feed(
-                FeedKey::new("vi", Selector::Category("quoc-phong".into())),
-                Format::Json
-            )
-        );
-        assert_eq!(
-            feed("/vi/tag/gia-lua/rss.xml"),
-            Target::Feed(
-                FeedKey::new("vi", Selector::Tag("gia-lua".into())),
-                Format::Rss
-            )
-        );
-        assert_eq!(
-            feed("/vi/author/minh-thu/atom.xml"),
-            Target::Feed(
-                FeedKey::new("vi", Selector::Author("minh-thu".into())),
-                Format::Atom
-            )
-        );
-        assert_eq!(feed("/"), Target::Home);
-        assert_eq!(feed("/feeds.opml"), Target::Opml);
-        assert_eq!(
-            feed("/vi/"),
-            Target::Preview(FeedKey::new("vi", Selector::All))
-        );
-        assert_eq!(
-            feed("/vi/kinh-te/"),
-            Target::Preview(FeedKey::new("vi", Selector::Category("kinh-te".into())))
-        );
-    }
-
-    #[test]
-    fn unknown_paths_say_what_exists() {
-        let c = config();
-        let e = parse_path(&c, "/fr/rss.xml").unwrap_err();
-        assert!(e.contains("vi, en"), "{e}");
-        let e = parse_path(&c, "/en/quoc-phong/rss.xml").unwrap_err();
-        assert!(
-            e.contains("defence") && e.contains("economy"),
-            "the English slugs are listed: {e}"
-        );
-        let e = parse_path(&c, "/vi/rss2.xml").unwrap_err();
-        assert!(e.contains("rss.xml, atom.xml or feed.json"), "{e}");
-        assert!(parse_path(&c, "/vi/a/b/c/d").is_err());
-        assert!(parse_path(&c, "/vi/tag//rss.xml").is_err());
-    }
-
-    #[test]
-    fn page_numbers() {
-        assert_eq!(parse_page(None), Ok(1));
-        assert_eq!(parse_page(Some("page=3")), Ok(3));
-        assert_eq!(parse_page(Some("utm_source=x&page=2")), Ok(2));
-        assert_eq!(parse_page(Some("utm_source=x")), Ok(1));
-        for bad in ["page=0", "page=-1", "page=abc", "page=", "page=99999999999"] {
-            assert!(parse_page(Some(bad)).is_err(), "{bad}");
-        }
-    }
 }

@@ -1,9 +1,9 @@
 //! The HTTP layer: an axum router over [`App`], and the server loop with graceful shutdown.
 //!
 //! Handlers are thin: they parse the request into domain terms, call the application, and map
-//! the answer to a response. Feed paths are parsed by a pure function ([`feeds::parse_path`])
-//! rather than a tree of axum routes, so a wrong path gets a 404 that says what exists, and the
-//! parser is unit-tested without a server.
+//! the answer to a response. Feed paths are parsed by a pure function ([`paths::parse_path`])
+//! rather than a tree of axum routes, so a wrong path gets a 404 that says what exists (or a 301
+//! to the one spelling of the feed it meant), and the parser is unit-tested without a server.
 //!
 //! Serving is thread-per-core, as nginx is: one single-threaded tokio runtime per worker thread,
 //! each accepting from the same listening socket and keeping its connections to itself. Each
@@ -26,6 +26,7 @@ use crate::app::App;
 use edge::{Admitted, Conn, Limits, Phase, Registry, Tracked};
 
 pub mod api;
+pub mod auth;
 pub mod conditional;
 pub mod edge;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
+pub mod paths;
 pub mod sources;
 pub mod stats;
 
@@ -245,14 +247,16 @@ pub struct FdBudget {
 }
 
 /// Shares the open-file limit between connections, the cache's memfds (at most a quarter, and no
-/// more than the cache can hold: `cache_files`) and a reserve for everything else (the store's
-/// connections, listening sockets, logs, outbound HTTP, connections being shed), so accepting
-/// never fails for want of a descriptor. The connection cap is the configured maximum or what
-/// is left, whichever is smaller.
+/// more than the cache can hold: `cache_files`), the store's connections (`store_files`: its
+/// pools are bounded, so this is their most, see [`crate::store::pool`]) and a reserve for
+/// everything else (listening sockets, logs, outbound HTTP, connections being shed), so
+/// accepting never fails for want of a descriptor. The connection cap is the configured maximum
+/// or what is left, whichever is smaller.
 pub fn fd_budget(
     configured: usize,
     file_limit: Option<u64>,
     cache_files: u64,
+    store_files: u64,
     workers: usize,
 ) -> FdBudget {
     let Some(limit) = file_limit else {
@@ -265,7 +269,7 @@ pub fn fd_budget(
     // Each worker may briefly hold `MAX_PENDING_SHEDS` shed connections beyond its share.
     let shedding = (workers * edge::MAX_PENDING_SHEDS) as u64;
     let reserve = (limit / 8).min(512) + shedding.min(limit / 8);
-    let left = limit.saturating_sub(memfds + reserve);
+    let left = limit.saturating_sub(memfds + store_files + reserve);
     FdBudget {
         connections: (configured as u64).min(left).max(1) as usize,
         memfds: memfds as usize,
@@ -365,10 +369,12 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
     let workers = worker_count();
+    let store_files = app.store.max_descriptors() as u64;
     let budget = fd_budget(
         app.config.server.max_connections,
         open_file_limit(),
         crate::cache::FeedCache::max_files(app.config.cache.max_bytes),
+        store_files,
         workers,
     );
     crate::render::set_memfile_limit(budget.memfds);
@@ -376,6 +382,7 @@ pub async fn serve(
     tracing::info!(
         connection_cap = cap,
         memfd_cap = budget.memfds,
+        store_files,
         file_limit = open_file_limit(),
         workers,
         "connection cap set below the open-file limit"
@@ -434,7 +441,7 @@ mod tests {
 
     #[test]
     fn the_cap_stays_below_the_file_limit() {
-        let b = fd_budget(10_000, Some(1_048_576), 4096, 2);
+        let b = fd_budget(10_000, Some(1_048_576), 4096, 12, 2);
         assert_eq!(
             b,
             FdBudget {
@@ -442,13 +449,24 @@ mod tests {
                 memfds: 4096
             }
         );
-        let b = fd_budget(100_000, Some(20_000), 4096, 2);
+        let b = fd_budget(100_000, Some(20_000), 4096, 12, 2);
         assert_eq!(b.memfds, 4096);
-        assert_eq!(b.connections, 20_000 - 4096 - 512 - 2 * 64);
-        let b = fd_budget(10_000, Some(1024), 4096, 2);
+        assert_eq!(b.connections, 20_000 - 4096 - 12 - 512 - 2 * 64);
+        let b = fd_budget(10_000, Some(1024), 4096, 12, 2);
         assert_eq!(b.memfds, 256, "memfds take a quarter at most");
-        assert_eq!(b.connections, 1024 - 256 - 128 - 128);
-        assert!(b.connections + b.memfds + 2 * edge::MAX_PENDING_SHEDS < 1024);
-        assert_eq!(fd_budget(500, None, 4096, 2).connections, 500);
+        assert_eq!(b.connections, 1024 - 256 - 12 - 128 - 128);
+        assert!(b.connections + b.memfds + 12 + 2 * edge::MAX_PENDING_SHEDS < 1024);
+        assert_eq!(fd_budget(500, None, 4096, 12, 2).connections, 500);
+    }
+
+    #[test]
+    fn the_store_s_pools_are_reserved_in_full() {
+        // Two workers: SQLite holds at most 4 readers and the writer (12 descriptors).
+        let store = crate::store::pool::PoolBounds::for_workers(2).sqlite_descriptors() as u64;
+        let without = fd_budget(10_000, Some(1024), 4096, 0, 2);
+        let with = fd_budget(10_000, Some(1024), 4096, store, 2);
+        assert_eq!(without.connections - with.connections, store as usize);
+        // A tiny limit still leaves one connection rather than none.
+        assert_eq!(fd_budget(10_000, Some(64), 0, 1000, 2).connections, 1);
     }
 }

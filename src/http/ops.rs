@@ -49,6 +49,21 @@ pub async fn metrics(State(state): State<super::State>) -> Response {
     app.metrics
         .cache_entries
         .set(app.cache.entry_count() as i64);
+    let slots = app.slots.stats();
+    for (lane, busy, waiting) in [
+        ("front", slots.front_running, slots.front_waiting),
+        ("deep", slots.deep_running, slots.deep_waiting),
+    ] {
+        let label = crate::metrics::LaneLabel { lane };
+        app.metrics
+            .render_slots_busy
+            .get_or_create(&label)
+            .set(busy as i64);
+        app.metrics
+            .renders_waiting
+            .get_or_create(&label)
+            .set(waiting as i64);
+    }
     (
         [(
             header::CONTENT_TYPE,

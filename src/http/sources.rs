@@ -8,10 +8,14 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::HttpError;
 
-pub async fn list(State(state): State<super::State>, headers: HeaderMap) -> Response {
+pub async fn list(
+    State(state): State<super::State>,
+    caller: super::auth::Caller,
+    headers: HeaderMap,
+) -> Response {
     let app = &state.app;
     let result = async {
-        super::api::authorize(app, &headers)?;
+        super::api::authorize(app, &headers, caller)?;
         let states = app.store.source_states().await?;
         Ok::<_, HttpError>(Json(crate::sources::status(&app.config, &states)).into_response())
     }

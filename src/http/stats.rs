@@ -3,7 +3,9 @@
 //! as the password of HTTP Basic, so an editor can open it in a browser's password prompt.
 //!
 //! Handlers only check the token, read `days`, and format what
-//! [`crate::readership::Readership::stats`] computes.
+//! [`crate::readership::Readership::stats`] computes. Every list in an answer is bounded (the top
+//! feeds of each day, the top clients of each feed, the top claims, each with a count of what was
+//! left out), so a year of figures is a few megabytes at most, whatever the traffic was.
 
 use std::fmt::Write as _;
 
@@ -13,9 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::auth::Caller;
 use super::error::HttpError;
 use crate::app::App;
-use crate::readership::figures::{DayFigures, ImpoliteFigure};
+use crate::readership::Stats;
+use crate::readership::figures::DayFigures;
 use crate::text::escape_xml as esc;
 
 /// Days shown when `days` is not given: a week by API, a month on the page.
@@ -24,33 +28,8 @@ const PAGE_DAYS: u32 = 30;
 /// Most days one request may ask for.
 const MAX_DAYS: u32 = 366;
 
-fn check_token(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
-    let tokens = &app.config.api.tokens;
-    if tokens.is_empty() {
-        return Err(HttpError::new(
-            StatusCode::FORBIDDEN,
-            "api_disabled",
-            "readership figures need an API token: set BANTIN_API_TOKEN or BANTIN_API_TOKEN_FILE",
-        ));
-    }
-    let presented = crate::access::presented_token(
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    );
-    match presented {
-        Some(t) if crate::access::token_matches(tokens, &t) => Ok(()),
-        Some(_) => Err(HttpError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the token is not valid",
-        )),
-        None => Err(HttpError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing `Authorization: Bearer <token>` (or the token as the password of HTTP Basic)",
-        )),
-    }
+fn check_token(app: &App, headers: &HeaderMap, caller: Caller) -> Result<(), HttpError> {
+    super::auth::require_token(app, headers, caller, super::auth::Endpoint::Stats)
 }
 
 /// `days=N` from the query: 1..=366, or the default.
@@ -83,15 +62,32 @@ fn challenge(mut r: Response) -> Response {
 /// `GET /api/v1/stats?days=N`.
 pub async fn api(
     State(state): State<super::State>,
+    caller: Caller,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     let app = &state.app;
     let result = async {
-        check_token(app, &headers)?;
+        check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), API_DAYS)?;
-        let (figures, impolite) = app.readership.stats(&*app.store, days).await?;
-        Ok::<_, HttpError>(Json(json!({"days": figures, "impolite": impolite})).into_response())
+        let s = app.readership.stats(&*app.store, days).await?;
+        Ok::<_, HttpError>(
+            Json(json!({
+                "days": s.days,
+                "clients": s.clients,
+                "claims": s.claims,
+                "claims_left_out": s.claims_left_out,
+                "impolite": s.impolite,
+                "limits": {
+                    "feeds_per_day": crate::readership::figures::TOP_FEEDS,
+                    "clients_per_feed": crate::readership::figures::TOP_CLIENTS,
+                    "claims": crate::readership::figures::TOP_CLAIMS,
+                    "max_claim": crate::readership::claims::MAX_CLAIM,
+                    "confirm_after_seconds": crate::readership::claims::CONFIRM_AFTER,
+                },
+            }))
+            .into_response(),
+        )
     }
     .await;
     super::private_no_store(result.unwrap_or_else(|e| challenge(e.into_response())))
@@ -100,15 +96,16 @@ pub async fn api(
 /// `GET /stats?days=N`: the page for the newsroom.
 pub async fn page(
     State(state): State<super::State>,
+    caller: Caller,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     let app = &state.app;
     let result = async {
-        check_token(app, &headers)?;
+        check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), PAGE_DAYS)?;
-        let (figures, impolite) = app.readership.stats(&*app.store, days).await?;
-        Ok::<_, HttpError>(render(app, &figures, &impolite))
+        let s = app.readership.stats(&*app.store, days).await?;
+        Ok::<_, HttpError>(render(app, &s))
     }
     .await;
     let r = match result {
@@ -122,8 +119,13 @@ pub async fn page(
         }
         Err(e) => {
             let status = e.status;
+            let retry = e.retry_after;
             let mut r = super::feeds::text_response(status, e.message);
             r.headers_mut().remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+            if let Some(secs) = retry {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             challenge(r)
         }
     };
@@ -161,12 +163,7 @@ fn chart(days: &[DayFigures]) -> String {
     const PAD: f64 = 40.0;
     let totals: Vec<(String, u64)> = days
         .iter()
-        .map(|d| {
-            (
-                d.date.format("%Y-%m-%d").to_string(),
-                d.feeds.iter().map(|f| f.subscribers).sum(),
-            )
-        })
+        .map(|d| (d.date.format("%Y-%m-%d").to_string(), d.subscribers))
         .collect();
     let max = totals.iter().map(|t| t.1).max().unwrap_or(0).max(1);
     let n = totals.len().max(2) - 1;
@@ -222,17 +219,26 @@ fn chart(days: &[DayFigures]) -> String {
     s
 }
 
-fn render(app: &App, days: &[DayFigures], impolite: &[ImpoliteFigure]) -> String {
+/// A Unix time in the site zone, for people.
+fn local_time(app: &App, secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| {
+            t.with_timezone(&app.config.zone.0)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn render(app: &App, stats: &Stats) -> String {
+    let days = &stats.days;
     let site = &app.config.languages[0].site_name;
     let latest = days.last();
-    let today_subs: u64 = latest.map_or(0, |d| d.feeds.iter().map(|f| f.subscribers).sum());
-    let polls: u64 = days.iter().flat_map(|d| &d.feeds).map(|f| f.polls).sum();
-    let not_modified: u64 = days
-        .iter()
-        .flat_map(|d| &d.feeds)
-        .map(|f| f.not_modified)
-        .sum();
-    let bytes: u64 = days.iter().flat_map(|d| &d.feeds).map(|f| f.bytes).sum();
+    let today_subs: u64 = latest.map_or(0, |d| d.subscribers);
+    let sum = |f: fn(&DayFigures) -> u64| days.iter().fold(0u64, |s, d| s.saturating_add(f(d)));
+    let polls = sum(|d| d.polls);
+    let not_modified = sum(|d| d.not_modified);
+    let bytes = sum(|d| d.bytes);
     let from = days.first().map(|d| d.date.to_string()).unwrap_or_default();
     let to = latest.map(|d| d.date.to_string()).unwrap_or_default();
 
@@ -242,7 +248,7 @@ fn render(app: &App, days: &[DayFigures], impolite: &[ImpoliteFigure]) -> String
     );
     let _ = writeln!(
         s,
-        "<h1>Readership – {}</h1>\n<p>{from} to {to}. Subscribers follow the FeedPress rules: the aggregators' last reported counts, plus partners, plus distinct readers (address and User-Agent) over 7 days; browsers and bots are polls, never subscribers.</p>",
+        "<h1>Readership – {}</h1>\n<p>{from} to {to}. Subscribers follow the FeedPress rules: the aggregators' reported counts (as far as they are believed, see the claims below), plus partners, plus distinct readers (address and User-Agent, estimated with a sketch: exact to 128 readers, then within about 2%) over 7 days; browsers and bots are polls, never subscribers.</p>",
         esc(site)
     );
     let _ = writeln!(
@@ -254,61 +260,87 @@ fn render(app: &App, days: &[DayFigures], impolite: &[ImpoliteFigure]) -> String
     s.push_str("<h2>Subscribers per day</h2>\n");
     s.push_str(&chart(days));
 
-    // Top feeds: today's subscribers, the period's polls.
-    let mut per_feed: std::collections::BTreeMap<&str, (u64, u64, u64, u64)> =
-        std::collections::BTreeMap::new();
-    for d in days {
-        for f in &d.feeds {
-            let e = per_feed.entry(&f.feed).or_default();
-            e.1 += f.polls;
-            e.2 += f.not_modified;
-            e.3 += f.bytes;
-        }
-    }
     if let Some(l) = latest {
-        for f in &l.feeds {
-            per_feed.entry(&f.feed).or_default().0 = f.subscribers;
-        }
-    }
-    let mut feeds: Vec<_> = per_feed.into_iter().collect();
-    feeds.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(b.1.1.cmp(&a.1.1)));
-    s.push_str("<h2>Top feeds</h2>\n<table id=\"top-feeds\"><tr><th>feed</th><th class=\"n\">subscribers</th><th class=\"n\">polls</th><th class=\"n\">304</th><th class=\"n\">sent</th></tr>\n");
-    for (feed, (subs, polls, nm, bytes)) in feeds.iter().take(25) {
         let _ = writeln!(
             s,
-            "<tr><td><a href=\"{0}\">{0}</a></td><td class=\"n\">{subs}</td><td class=\"n\">{polls}</td><td class=\"n\">{1}</td><td class=\"n\">{2}</td></tr>",
-            esc(feed),
-            percent(*nm, *polls),
-            human_bytes(*bytes)
+            "<h2>Top feeds on {to}</h2>\n<table id=\"top-feeds\"><tr><th>feed</th><th class=\"n\">subscribers</th><th class=\"n\">polls</th><th class=\"n\">304</th><th class=\"n\">sent</th></tr>"
         );
-    }
-    s.push_str("</table>\n");
-
-    if let Some(l) = latest {
-        let mut clients: std::collections::BTreeMap<(&str, &str), u64> =
-            std::collections::BTreeMap::new();
         for f in &l.feeds {
-            for c in &f.clients {
-                *clients.entry((&c.client, &c.kind)).or_default() += c.subscribers;
-            }
+            let _ = writeln!(
+                s,
+                "<tr><td><a href=\"{0}\">{0}</a></td><td class=\"n\">{1}</td><td class=\"n\">{2}</td><td class=\"n\">{3}</td><td class=\"n\">{4}</td></tr>",
+                esc(&f.feed),
+                f.subscribers,
+                f.polls,
+                percent(f.not_modified, f.polls),
+                human_bytes(f.bytes)
+            );
         }
-        let mut clients: Vec<_> = clients.into_iter().collect();
-        clients.sort_by_key(|c| std::cmp::Reverse(c.1));
+        s.push_str("</table>\n");
+        if l.feeds_left_out > 0 {
+            let _ = writeln!(
+                s,
+                "<p id=\"feeds-left-out\">{} more feeds not listed ({} feeds in all).</p>",
+                l.feeds_left_out, l.feed_count
+            );
+        }
+
         let _ = writeln!(
             s,
             "<h2>Subscribers by client on {to}</h2>\n<table id=\"clients\"><tr><th>client</th><th>kind</th><th class=\"n\">subscribers</th></tr>"
         );
-        for ((client, kind), n) in clients.iter().take(25) {
+        for c in stats.clients.iter().take(25) {
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{n}</td></tr>",
-                esc(client),
-                esc(kind)
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                esc(&c.client),
+                esc(&c.kind),
+                c.subscribers
             );
         }
         s.push_str("</table>\n");
     }
 
+    let _ = writeln!(
+        s,
+        "<h2>Subscriber claims</h2>\n<p>What aggregators say in their User-Agents over the 7 days ending {to}, by client network (/24 or /48; addresses are not kept). A claim counts once seen on polls at least an hour apart, capped at {} subscribers; one network backs one aggregator per feed; an aggregator polling from several networks counts once, with its largest claim; an aggregator that documents how to verify its fetchers counts only verified ones.</p>",
+        crate::readership::claims::MAX_CLAIM
+    );
+    if stats.claims.is_empty() {
+        s.push_str("<p id=\"claims\">None.</p>\n");
+    } else {
+        s.push_str("<table id=\"claims\"><tr><th>aggregator</th><th>feed</th><th>network</th><th class=\"n\">subscribers</th><th>first seen</th><th>last seen</th><th>verification</th><th>counted</th></tr>\n");
+        for c in &stats.claims {
+            let counted = if c.counted {
+                "yes"
+            } else if !c.confirmed {
+                "no (seen once, or within an hour)"
+            } else {
+                "no"
+            };
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{counted}</td></tr>",
+                esc(&c.aggregator),
+                esc(&c.feed),
+                esc(&c.network),
+                c.subscribers,
+                local_time(app, c.first_seen),
+                local_time(app, c.last_seen),
+                c.verification,
+            );
+        }
+        s.push_str("</table>\n");
+        if stats.claims_left_out > 0 {
+            let _ = writeln!(
+                s,
+                "<p>{} smaller claims not listed.</p>",
+                stats.claims_left_out
+            );
+        }
+    }
+
+    let impolite = &stats.impolite;
     let _ = writeln!(
         s,
         "<h2>Impolite pollers</h2>\n<p>Clients fetching a feed without <code>If-None-Match</code> or <code>If-Modified-Since</code> again before its max-age ({} s) had passed: what feed-reader scoring services check, seen from the server.</p>",

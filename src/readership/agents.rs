@@ -13,6 +13,9 @@
 //! monitoring are polls but never subscribers. Everything else is an individual reader, counted
 //! once per (address, User-Agent), and grouped under its application's name when it is known.
 //!
+//! A reported count is a claim: it is read saturating and capped here, and judged (networks,
+//! sightings an hour apart, verification) in [`super::claims`].
+//!
 //! A pure function of the string, run once per distinct User-Agent per flush, off the poll path.
 
 /// What a User-Agent says about the client.
@@ -71,7 +74,18 @@ const NAMES: &[(&str, &str)] = &[
     ("rss2email", "rss2email"),
     ("readwise", "Readwise"),
     ("feedbro", "Feedbro"),
+    ("feedblitz", "FeedBlitz"),
 ];
+
+/// Every reader family [`classify`] can name: the table's names and `other`. A bounded set, so
+/// the readers' sketches per feed-day are bounded too (aggregator names from a product token are
+/// not: those are bounded by the claims per feed-day, see [`crate::store::readership`]).
+pub fn reader_families() -> impl Iterator<Item = &'static str> {
+    NAMES
+        .iter()
+        .map(|(_, name)| *name)
+        .chain(std::iter::once("other"))
+}
 
 /// Lower-case needles of crawlers, bots, link checkers, validators and monitors.
 const BOTS: &[&str] = &[
@@ -138,20 +152,23 @@ pub fn classify(user_agent: &str) -> Agent {
     }
 }
 
-/// The number before "subscriber(s)", allowing thousands separators (`1,204 subscribers`).
+/// The number before "subscriber(s)", allowing thousands separators (`1,204 subscribers`),
+/// saturating while it is read (a 30-digit count is the cap, not a parse failure or a wrap) and
+/// capped at [`super::claims::MAX_CLAIM`].
 fn reported_subscribers(lower: &str) -> Option<u64> {
     let at = lower.find("subscriber")?;
     let before = lower[..at].trim_end();
-    let digits: String = before
+    let run: Vec<char> = before
         .chars()
         .rev()
         .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
-        .filter(char::is_ascii_digit)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
         .collect();
-    digits.parse().ok()
+    let mut digits = run.iter().rev().filter_map(|c| c.to_digit(10)).peekable();
+    digits.peek()?;
+    let n = digits.fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d))
+    });
+    Some(n.min(super::claims::MAX_CLAIM))
 }
 
 /// The aggregator's id of the feed: `feed-id:123`, `feed-id=abc`, `feedID: 9`, or NewsBlur's
@@ -319,6 +336,40 @@ mod tests {
         ];
         for (ua, want) in cases {
             assert_eq!(classify(ua), *want, "{ua}");
+        }
+    }
+
+    #[test]
+    fn counts_saturate_and_are_capped() {
+        use crate::readership::claims::MAX_CLAIM;
+        for ua in [
+            "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 99999999 subscribers; )",
+            "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 9223372036854775807 subscribers; )",
+            "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 999999999999999999999999999999 subscribers; )",
+        ] {
+            assert_eq!(classify(ua), agg("Feedly", "", MAX_CLAIM), "{ua}");
+        }
+        assert_eq!(
+            classify("Feedly/1.0 (+http://www.feedly.com/fetcher.html; subscribers; )"),
+            reader("Feedly"),
+            "no number, no claim"
+        );
+    }
+
+    #[test]
+    fn reader_families_are_a_bounded_set() {
+        let families: std::collections::BTreeSet<&str> = reader_families().collect();
+        assert!(families.len() < 64);
+        for ua in [
+            "Miniflux/2.2.3",
+            "random/1.0",
+            "",
+            "FeedBurner/1.0 compatible: FeedBlitz",
+        ] {
+            match classify(ua) {
+                Agent::Reader { name } => assert!(families.contains(name.as_str()), "{name}"),
+                other => panic!("{ua}: {other:?}"),
+            }
         }
     }
 }

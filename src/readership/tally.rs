@@ -7,18 +7,23 @@
 //! lookups. What a string means (aggregator, reader, bot) is worked out later, once per distinct
 //! User-Agent, by the flusher.
 //!
-//! Bounded: a thread keeps at most [`MAX_FEEDS`] feeds, [`MAX_CLIENTS`] clients per feed and
-//! [`MAX_AGENTS`] User-Agents between two drains; a poll past a bound is still counted in its
-//! feed's totals when the feed is known, and otherwise only in `dropped`.
+//! Bounded: a thread keeps at most [`MAX_FEEDS`] feeds, [`MAX_CLIENTS`] clients (all feeds
+//! together) and [`MAX_AGENTS`] User-Agents of at most [`MAX_AGENT_BYTES`] bytes between two
+//! drains; a poll past a bound is still counted in its feed's totals when the feed is known, and
+//! otherwise only in `dropped`. At those bounds a thread's tally holds about 4.5 MB and a drained
+//! snapshot about 3 MB (see the README's readership memory figure).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-pub const MAX_FEEDS: usize = 10_000;
-pub const MAX_CLIENTS: usize = 20_000;
-pub const MAX_AGENTS: usize = 20_000;
+pub const MAX_FEEDS: usize = 8192;
+pub const MAX_CLIENTS: usize = 16_384;
+pub const MAX_AGENTS: usize = 4096;
+/// A User-Agent is kept (and told apart from others) by its first this many bytes: every
+/// aggregator's count and feed id come well before, and a header of kilobytes costs no more.
+pub const MAX_AGENT_BYTES: usize = 256;
 
 /// One counted feed answer.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +65,8 @@ struct FeedTally {
 struct Tally {
     feeds: HashMap<Box<str>, FeedTally>,
     agents: HashMap<u64, Box<str>>,
+    /// Clients of all feeds together.
+    clients: usize,
     dropped: u64,
 }
 
@@ -118,12 +125,13 @@ pub fn record(c: &Counted<'_>, partners: usize, max_age: Duration) {
         let Tally {
             feeds,
             agents,
+            clients,
             dropped,
         } = &mut *t;
         // One lookup on the common path; the entry is made (and the path copied) only the first
         // time a feed is polled on this thread.
         if let Some(feed) = feeds.get_mut(c.path) {
-            count(feed, agents, dropped, c, max_age);
+            count(feed, agents, clients, dropped, c, max_age);
             return;
         }
         if feeds.len() >= MAX_FEEDS {
@@ -138,13 +146,14 @@ pub fn record(c: &Counted<'_>, partners: usize, max_age: Duration) {
             clients: HashMap::new(),
             seen: false,
         });
-        count(feed, agents, dropped, c, max_age);
+        count(feed, agents, clients, dropped, c, max_age);
     });
 }
 
 fn count(
     feed: &mut FeedTally,
     agents: &mut HashMap<u64, Box<str>>,
+    clients: &mut usize,
     dropped: &mut u64,
     c: &Counted<'_>,
     max_age: Duration,
@@ -158,21 +167,23 @@ fn count(
     {
         *n += 1;
     }
-    let ua = xxhash_rust::xxh3::xxh3_64(c.user_agent);
+    let agent = &c.user_agent[..c.user_agent.len().min(MAX_AGENT_BYTES)];
+    let ua = xxhash_rust::xxh3::xxh3_64(agent);
     if !agents.contains_key(&ua) {
         if agents.len() >= MAX_AGENTS {
             *dropped += 1;
             return;
         }
-        agents.insert(ua, String::from_utf8_lossy(c.user_agent).into());
+        agents.insert(ua, String::from_utf8_lossy(agent).into());
     }
     let key = (c.client, ua);
     let client = if let Some(x) = feed.clients.get_mut(&key) {
         x
-    } else if feed.clients.len() >= MAX_CLIENTS {
+    } else if *clients >= MAX_CLIENTS {
         *dropped += 1;
         return;
     } else {
+        *clients += 1;
         feed.clients.entry(key).or_default()
     };
     client.seen = true;
@@ -205,8 +216,11 @@ pub fn drain() -> Snapshot {
             ..Default::default()
         };
         t.feeds.retain(|_, f| f.seen);
+        t.clients = 0;
         for (path, f) in t.feeds.iter_mut() {
             f.clients.retain(|_, c| c.seen);
+            f.clients.shrink_to(f.clients.len() * 2);
+            t.clients += f.clients.len();
             let clients = f
                 .clients
                 .iter_mut()
@@ -247,8 +261,11 @@ pub fn drain() -> Snapshot {
             });
             f.seen = false;
         }
-        // User-Agents nobody used this interval are forgotten; the others stay interned.
+        // User-Agents nobody used this interval are forgotten; the others stay interned. A flood's
+        // tables are given back once it is over.
         t.agents.retain(|h, _| snap.agents.contains_key(h));
+        t.agents.shrink_to(t.agents.len() * 2);
+        t.feeds.shrink_to(t.feeds.len() * 2);
         snap
     })
 }
@@ -311,18 +328,33 @@ mod tests {
     #[test]
     fn bounded_per_thread() {
         let hour = Duration::from_secs(3600);
-        for i in 0..(MAX_CLIENTS + 5) {
-            let ua = format!("agent-{i}");
+        // Distinct addresses over many feeds: the clients of all feeds together are bounded.
+        let n = MAX_CLIENTS + 5;
+        for i in 0..n {
+            let mut p = poll("/vi/rss.xml", b"Miniflux/2.2", true);
+            let path = format!("/vi/tag/t{}/rss.xml", i % 100);
+            p.path = &path;
+            p.client = IpAddr::from((0x0a00_0000u32 + i as u32).to_be_bytes());
+            record(&p, 0, hour);
+        }
+        let s = drain();
+        let polls: u64 = s.feeds.iter().map(|f| f.polls).sum();
+        assert_eq!(polls, n as u64, "every poll is counted");
+        let clients: usize = s.feeds.iter().map(|f| f.clients.len()).sum();
+        assert_eq!(clients, MAX_CLIENTS);
+        assert_eq!(s.dropped, 5);
+        // Clients seen last interval are kept (zeroed) for one more; an idle interval frees them.
+        assert!(drain().is_empty());
+
+        // Distinct User-Agents: bounded in number and in length.
+        let long = "x".repeat(10_000);
+        for i in 0..(MAX_AGENTS + 5) {
+            let ua = format!("agent-{i} {long}");
             record(&poll("/vi/rss.xml", ua.as_bytes(), true), 0, hour);
         }
         let s = drain();
-        assert_eq!(
-            s.feeds[0].polls,
-            (MAX_CLIENTS + 5) as u64,
-            "every poll is counted"
-        );
-        assert_eq!(s.feeds[0].clients.len(), MAX_CLIENTS);
+        assert_eq!(s.agents.len(), MAX_AGENTS);
+        assert!(s.agents.values().all(|a| a.len() <= MAX_AGENT_BYTES));
         assert_eq!(s.dropped, 5);
-        assert!(s.agents.len() <= MAX_AGENTS);
     }
 }

@@ -2,7 +2,9 @@
 //! `If-Modified-Since`), compressed (gzip, br), bounded (connect and total deadlines, a body
 //! limit counted after decompression so a gzip bomb is an error and not an OOM), with redirects
 //! followed by hand so that a permanent one (301, 308 all the way) can be remembered as the
-//! source's new URL.
+//! source's new URL. Every request of a fetch, the first and each hop, is first judged by
+//! [`super::address`] (public addresses only, never bantin itself, the source's own configured
+//! origin excepted), so a redirect cannot take bantin into its own network.
 //!
 //! The answer is an [`Outcome`] the poller turns into state; nothing here touches the store.
 
@@ -15,6 +17,7 @@ use reqwest::header::{
 };
 use url::Url;
 
+use super::address::{self, Policy, Refusal, Route};
 use crate::config::{Config, UpstreamConfig};
 
 /// Redirects followed at most in one fetch.
@@ -41,15 +44,23 @@ pub enum Outcome {
         status: u16,
         retry_after: Option<Duration>,
     },
+    /// A request was not sent: its target is a non-public address or bantin itself. Nothing of
+    /// the refused target was read, and no redirect of this fetch is remembered.
+    Refused { message: String },
     /// Anything else: `transient` failures (network, timeouts, 5xx) are `backoff`, the others
     /// (4xx, a body too large or undecodable) `error`. Both are retried.
     Failed { transient: bool, message: String },
 }
 
-/// The fetching half of the poller: one shared client (connection reuse across sources on one
-/// host) and the `[upstream]` bounds.
+/// The fetching half of the poller: shared clients (connection reuse across sources on one
+/// host), the rules of where a request may go, and the `[upstream]` bounds.
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// Resolves names to public addresses only; its pool holds nothing else.
+    strict: reqwest::Client,
+    /// No address filter: a source's own non-public origin, or every target with
+    /// `allow_private`.
+    trusted: reqwest::Client,
+    policy: Policy,
     limits: UpstreamConfig,
 }
 
@@ -64,8 +75,9 @@ impl Fetcher {
             config.base_url
         );
         let limits = config.upstream.clone();
-        let client = reqwest::Client::builder()
-            .user_agent(agent)
+        let builder = || {
+            reqwest::Client::builder()
+            .user_agent(agent.clone())
             // Some CMSs negotiate the feed format on Accept; all of these are read.
             .default_headers(reqwest::header::HeaderMap::from_iter([(
                 reqwest::header::ACCEPT,
@@ -74,26 +86,43 @@ impl Fetcher {
                 ),
             )]))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve the targets itself, out of reach of
+            // the address rules; upstream fetches always connect directly.
+            .no_proxy()
             // The whole fetch (redirects and body included) has one deadline, in `fetch`.
             .connect_timeout(limits.connect_timeout)
             .pool_max_idle_per_host(4)
             .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .expect("a client with rustls and no custom roots builds");
-        Fetcher { client, limits }
+        };
+        let build = |b: reqwest::ClientBuilder| {
+            b.build()
+                .expect("a client with rustls and no custom roots builds")
+        };
+        Fetcher {
+            strict: build(builder().dns_resolver(std::sync::Arc::new(address::PublicOnly))),
+            trusted: build(builder()),
+            policy: Policy {
+                allow_private: limits.allow_private,
+                public_url: config.public_base(),
+                listen: config.listen,
+            },
+            limits,
+        }
     }
 
-    /// Fetches `url` with the stored validators; `now` dates a `Retry-After` given as a date.
+    /// Fetches `url` (where the source is polled now) of a source configured at `configured`,
+    /// with the stored validators; `now` dates a `Retry-After` given as a date.
     pub async fn fetch(
         &self,
         url: &Url,
+        configured: &Url,
         etag: Option<&str>,
         last_modified: Option<&str>,
         now: DateTime<Utc>,
     ) -> Outcome {
         match tokio::time::timeout(
             self.limits.timeout,
-            self.fetch_inner(url, etag, last_modified, now),
+            self.fetch_inner(url, configured, etag, last_modified, now),
         )
         .await
         {
@@ -111,6 +140,7 @@ impl Fetcher {
     async fn fetch_inner(
         &self,
         start: &Url,
+        configured: &Url,
         etag: Option<&str>,
         last_modified: Option<&str>,
         now: DateTime<Utc>,
@@ -118,7 +148,12 @@ impl Fetcher {
         let mut url = start.clone();
         let mut permanent = true;
         for _ in 0..=MAX_REDIRECTS {
-            let mut req = self.client.get(url.clone());
+            let client = match self.policy.route(&url, configured) {
+                Ok(Route::Public) => &self.strict,
+                Ok(Route::Trusted) => &self.trusted,
+                Err(r) => return refused(&url, start, &r),
+            };
+            let mut req = client.get(url.clone());
             if let Some(e) = etag {
                 req = req.header(IF_NONE_MATCH, e);
             }
@@ -127,7 +162,11 @@ impl Fetcher {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) => return failed(true, describe(&e)),
+                Err(e) => match address::refusal_in(&e) {
+                    // The strict resolver found only non-public addresses for the name.
+                    Some(r) => return refused(&url, start, &r),
+                    None => return failed(true, describe(&e)),
+                },
             };
             let status = resp.status();
             let moved_to = (permanent && url != *start).then(|| url.clone());
@@ -222,6 +261,23 @@ impl Fetcher {
             moved_to,
         }
     }
+}
+
+fn refused(url: &Url, start: &Url, why: &Refusal) -> Outcome {
+    let message = if url == start {
+        format!("refused: {why}")
+    } else {
+        format!("refused a redirect to {}: {why}", shown(url))
+    };
+    Outcome::Refused { message }
+}
+
+/// A URL for a message: without its query and fragment (which may hold a key).
+fn shown(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 fn failed(transient: bool, message: String) -> Outcome {

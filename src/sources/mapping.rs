@@ -173,10 +173,24 @@ pub fn article_id(source: &str, entry: &feed_rs::model::Entry) -> String {
     )
 }
 
+/// What a document's entries became.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    pub articles: Vec<Article>,
+    /// Entries that could not become articles, with the field at fault.
+    pub rejected: Vec<Rejected>,
+    /// Entries stored without their image, because the image was unusable (a `data:` URL, a
+    /// bad media type…): the item is worth keeping, the picture is not.
+    pub images_dropped: Vec<Rejected>,
+}
+
 /// Maps every entry to an article credited to `credit` (see [`credit`]), or to a rejection
-/// naming the item and field. `stored` holds
-/// the articles these ids already have, so undated items keep their first-seen time; `now` is
-/// that time for items seen for the first time.
+/// naming the item and field. `stored` holds the articles these ids already have, so undated
+/// items keep their first-seen time; `now` is that time for items seen for the first time.
+///
+/// An entry carrying one of this site's own `tag:` guids is one of bantin's own articles come
+/// back (a source that proxies or mirrors bantin): it is rejected, so bantin never aggregates
+/// itself however it was reached.
 pub fn articles(
     parsed: &Parsed,
     credit: &Credit,
@@ -185,22 +199,35 @@ pub fn articles(
     config: &Config,
     stored: &HashMap<String, Article>,
     now: DateTime<Utc>,
-) -> (Vec<Article>, Vec<Rejected>) {
+) -> Mapped {
     let home = credit
         .home_page_url
         .as_deref()
         .and_then(|u| Url::parse(u).ok())
         .unwrap_or_else(|| feed_url.clone());
-    let mut out = Vec::with_capacity(parsed.feed.entries.len());
-    let mut rejected = Vec::new();
+    let own = format!("tag:{}:", config.tag_authority);
+    let mut out = Mapped {
+        articles: Vec::with_capacity(parsed.feed.entries.len()),
+        ..Mapped::default()
+    };
     let mut seen = std::collections::HashSet::new();
     for (i, entry) in parsed.feed.entries.iter().enumerate() {
+        if entry.id.trim().starts_with(&own) {
+            out.rejected.push(Rejected {
+                item: i + 1,
+                error: ValidationError::new(
+                    "guid",
+                    format!("{own}… is one of this site's own articles: bantin does not aggregate itself"),
+                ),
+            });
+            continue;
+        }
         let id = article_id(&source.id, entry);
         // An upstream that lists one guid twice gets one article (the first, its newest).
         if !seen.insert(id.clone()) {
             continue;
         }
-        let input = input_of(
+        let mut input = input_of(
             parsed,
             entry,
             id.clone(),
@@ -210,15 +237,27 @@ pub fn articles(
             stored.get(&id),
             now,
         );
+        // The image is checked on its own, against the validated article URL, so that only it
+        // is dropped when it is unusable.
+        let image = input.image.take();
         match Article::from_input(input, config) {
             Ok(mut a) => {
+                if let Some(img) = image {
+                    let checked = Url::parse(&a.url)
+                        .map_err(|e| ValidationError::new("url", e.to_string()))
+                        .and_then(|u| crate::article::normalise_image(img, &u));
+                    match checked {
+                        Ok(img) => a.image = Some(img),
+                        Err(error) => out.images_dropped.push(Rejected { item: i + 1, error }),
+                    }
+                }
                 a.source = Some(credit.clone());
-                out.push(a);
+                out.articles.push(a);
             }
-            Err(error) => rejected.push(Rejected { item: i + 1, error }),
+            Err(error) => out.rejected.push(Rejected { item: i + 1, error }),
         }
     }
-    (out, rejected)
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -449,6 +488,12 @@ mod tests {
     }
 
     fn map(body: &str, content: SourceContent) -> (Vec<Article>, Vec<Rejected>) {
+        let m = map_all(body, content);
+        assert!(m.images_dropped.is_empty(), "{:?}", m.images_dropped);
+        (m.articles, m.rejected)
+    }
+
+    fn map_all(body: &str, content: SourceContent) -> Mapped {
         let c = config();
         let url = Url::parse("https://baotayninh.example/rss/xa-hoi.rss").unwrap();
         let parsed = parse(body.as_bytes(), &url, c.zone).unwrap();
@@ -530,7 +575,11 @@ mod tests {
             {"id":"1","url":"https://baotayninh.example/1","title":"Một","content_text":"x","image":"/img/1.png"}]}"#;
         let parsed = parse(body.as_bytes(), &url, c.zone).unwrap();
         let t1 = Utc::now();
-        let (first, rej) = articles(
+        let Mapped {
+            articles: first,
+            rejected: rej,
+            ..
+        } = articles(
             &parsed,
             &credit(&parsed, &url),
             &source(SourceContent::Summary),
@@ -546,7 +595,7 @@ mod tests {
         );
         let stored = HashMap::from([(first[0].id.clone(), first[0].clone())]);
         let later = t1 + chrono::Duration::hours(2);
-        let (again, _) = articles(
+        let again = articles(
             &parsed,
             &credit(&parsed, &url),
             &source(SourceContent::Summary),
@@ -555,7 +604,49 @@ mod tests {
             &stored,
             later,
         );
-        assert_eq!(again, first);
+        assert_eq!(again.articles, first);
+    }
+
+    #[test]
+    fn an_unusable_image_is_dropped_and_its_item_kept() {
+        let body = RSS
+            .replace(
+                "https://baotayninh.example/anh.jpg",
+                "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+            )
+            .replace(
+                "<pubDate>Mon, 30 Nov 2026 09:00:00</pubDate>",
+                r#"<pubDate>Mon, 30 Nov 2026 09:00:00</pubDate><enclosure url="javascript:alert(1)" length="10" type="image/png"/>"#,
+            );
+        let m = map_all(&body, SourceContent::Full);
+        assert!(m.rejected.is_empty(), "{:?}", m.rejected);
+        assert_eq!(m.articles.len(), 2, "both items kept");
+        assert!(m.articles.iter().all(|a| a.image.is_none()));
+        assert_eq!(m.articles[0].title, "Cầu mới & đường mới");
+        let dropped: Vec<(usize, &str)> = m
+            .images_dropped
+            .iter()
+            .map(|r| (r.item, r.error.field.as_str()))
+            .collect();
+        assert_eq!(dropped, vec![(1, "image.url"), (2, "image.url")]);
+    }
+
+    #[test]
+    fn bantin_s_own_articles_are_never_imported() {
+        let own = format!("tag:{}:article:la-2026-0412", config().tag_authority);
+        let (arts, rejected) = map(&RSS.replace("tn-1", &own), SourceContent::Full);
+        assert_eq!(arts.len(), 1, "the other item stays");
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(
+            (rejected[0].item, rejected[0].error.field.as_str()),
+            (1, "guid")
+        );
+        assert!(
+            rejected[0]
+                .error
+                .message
+                .contains("does not aggregate itself")
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Where articles come from besides the API: files (`import`) and upstream feeds
 //! (`[[sources]]`), polled politely, deduplicated and credited.
 //!
-//! The upstream side is four small parts: [`fetch`] (one conditional, bounded HTTP fetch),
+//! The upstream side is five small parts: [`address`] (where a fetch may go: public addresses,
+//! never bantin itself), [`fetch`] (one conditional, bounded HTTP fetch),
 //! [`mapping`] (feed-rs parsing and entry → article, pure), [`schedule`] (when next: jitter,
 //! backoff, `Retry-After`, pure) and [`poller`] (the task that claims due sources and turns what
 //! a fetch found into persisted state). Their articles go through the same write path as the
 //! API's, so they are served, invalidated and pinged exactly like the newsroom's own.
 
+pub mod address;
 pub mod dates;
 pub mod decode;
 pub mod fetch;

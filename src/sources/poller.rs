@@ -10,7 +10,8 @@
 //!
 //! What a poll found becomes state ([`SourceState`]): validators only from a body that was parsed
 //! and stored, so a 304 after a body that failed to parse cannot turn a source back to `ok`;
-//! failures back off ([`super::schedule`]) and are retried forever; 410 stops the source.
+//! failures back off ([`super::schedule`]) and are retried forever; 410 stops the source; a
+//! target [`super::address`] refuses is `refused`, retried after the same growing delays.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -331,7 +332,13 @@ async fn poll(
     st.last_attempt = Some(now);
     let url = Url::parse(&st.url).unwrap_or_else(|_| cfg.url.clone());
     let outcome = fetcher
-        .fetch(&url, st.etag.as_deref(), st.last_modified.as_deref(), now)
+        .fetch(
+            &url,
+            &cfg.url,
+            st.etag.as_deref(),
+            st.last_modified.as_deref(),
+            now,
+        )
         .await;
     let label = apply(&app, &cfg, &mut st, outcome, now).await;
     app.metrics
@@ -381,7 +388,7 @@ async fn apply(
                     cfg,
                     cap,
                     now,
-                    false,
+                    SourceStatus::Error,
                     "304 to an unconditional request".into(),
                 );
                 return "error";
@@ -418,7 +425,7 @@ async fn apply(
                     "updated"
                 }
                 Err(PollError::Feed(message)) => {
-                    fail(st, cfg, cap, now, false, message);
+                    fail(st, cfg, cap, now, SourceStatus::Error, message);
                     "error"
                 }
                 Err(PollError::Store(e)) => {
@@ -429,7 +436,7 @@ async fn apply(
                         cfg,
                         cap,
                         now,
-                        true,
+                        SourceStatus::Backoff,
                         "could not store the items (the store is unavailable; see the log)".into(),
                     );
                     "failed"
@@ -469,8 +476,19 @@ async fn apply(
             st.next_poll = schedule::after(now, delay);
             "throttled"
         }
+        Outcome::Refused { message } => {
+            // Not a failure of the upstream that a retry soon would fix: the same growing
+            // delays as an error, so a refused source costs a log line every few hours at most.
+            fail(st, cfg, cap, now, SourceStatus::Refused, message);
+            "refused"
+        }
         Outcome::Failed { transient, message } => {
-            fail(st, cfg, cap, now, transient, message);
+            let status = if transient {
+                SourceStatus::Backoff
+            } else {
+                SourceStatus::Error
+            };
+            fail(st, cfg, cap, now, status, message);
             if transient { "failed" } else { "error" }
         }
     }
@@ -489,19 +507,27 @@ fn fail(
     cfg: &SourceConfig,
     cap: Duration,
     now: DateTime<Utc>,
-    transient: bool,
+    status: SourceStatus,
     message: String,
 ) {
     st.consecutive_failures += 1;
-    st.status = if transient {
-        SourceStatus::Backoff
-    } else {
-        SourceStatus::Error
-    };
+    st.status = status;
     let delay = schedule::backoff_delay(&st.id, cfg.every, st.consecutive_failures, cap, now);
     tracing::warn!(source = %st.id, failures = st.consecutive_failures, retry_in = %humantime::format_duration(delay), error = %message, "source poll failed");
     st.last_error = Some(message);
     st.next_poll = schedule::after(now, delay);
+}
+
+/// Longest note kept in `last_error`, in characters: a rejection quotes the value at fault, and
+/// an upstream's value (a `data:` image, a URL) can be megabytes.
+const MAX_NOTE_CHARS: usize = 1000;
+
+fn clip(mut s: String) -> String {
+    if let Some((i, _)) = s.char_indices().nth(MAX_NOTE_CHARS) {
+        s.truncate(i);
+        s.push('…');
+    }
+    s
 }
 
 enum PollError {
@@ -569,17 +595,21 @@ async fn ingest(
     }
     let config = app.config.clone();
     let (cfg2, url) = (cfg.clone(), feed_url.clone());
-    let (articles, rejected, title) = tokio::task::spawn_blocking(move || {
+    let (mapped, title) = tokio::task::spawn_blocking(move || {
         let credit = mapping::credit(&parsed, &url);
-        let (articles, rejected) =
-            mapping::articles(&parsed, &credit, &cfg2, &url, &config, &stored, now);
-        (articles, rejected, credit.title)
+        let mapped = mapping::articles(&parsed, &credit, &cfg2, &url, &config, &stored, now);
+        (mapped, credit.title)
     })
     .await
     .map_err(|e| PollError::Feed(format!("mapping failed: {e}")))?;
 
     // The body limit bounds how many articles one poll holds, so they are written in one go
     // through the ingest layer (transactions, invalidation, NOTIFY, WebSub, CDN purges).
+    let mapping::Mapped {
+        articles,
+        rejected,
+        images_dropped,
+    } = mapped;
     let created = crate::ingest::ingest_articles(app, &articles)
         .await
         .map_err(|e| PollError::Store(e.to_string()))?
@@ -588,12 +618,12 @@ async fn ingest(
         .count() as u64;
     if articles.is_empty() && !rejected.is_empty() {
         let first = &rejected[0];
-        return Err(PollError::Feed(format!(
+        return Err(PollError::Feed(clip(format!(
             "no item could be stored ({} rejected); item {}: {}",
             rejected.len(),
             first.item,
             first.error
-        )));
+        ))));
     }
     let mut notes = Vec::new();
     if let Some(first) = rejected.first() {
@@ -604,13 +634,21 @@ async fn ingest(
             first.error
         ));
     }
+    if let Some(first) = images_dropped.first() {
+        notes.push(format!(
+            "{} item(s) stored without their image; item {}: {}",
+            images_dropped.len(),
+            first.item,
+            first.error
+        ));
+    }
     if cut > 0 {
         notes.push(format!(
             "{cut} item(s) past the first {} not read",
             mapping::MAX_ENTRIES
         ));
     }
-    let rejected = (!notes.is_empty()).then(|| notes.join("; "));
+    let rejected = (!notes.is_empty()).then(|| clip(notes.join("; ")));
     if let Some(r) = &rejected {
         tracing::warn!(source = %cfg.id, "{r}");
     }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{PageQuery, Store, Upsert};
+use super::{Facet, FacetBound, PageQuery, Store, Upsert};
 use crate::article::tests::config;
 use crate::article::{Article, ArticleInput};
 use crate::feed::{FeedKey, Selector};
@@ -311,7 +311,7 @@ async fn feed_pages(store: &dyn Store) {
     let nobody = FeedKey::new("vi", Selector::Tag("khong-co".into()));
     assert_eq!(store.count_visible(&nobody, now).await.unwrap(), 0);
 
-    let (tags, authors) = store.facets(now).await.unwrap();
+    let (tags, authors) = store.facets(now, FacetBound::ALL).await.unwrap();
     let tag_list: Vec<_> = tags
         .iter()
         .map(|f| (f.lang.as_str(), f.slug.as_str(), f.count))
@@ -331,6 +331,30 @@ async fn feed_pages(store: &dyn Store) {
             ("vi", "Hoàng Nam", 1),
             ("vi", "Minh Thư", 2)
         ]
+    );
+
+    // Bounded listings: the least used left out, then only the most used (ties by language
+    // and slug), still in the listing's order.
+    let slugs = |f: &[Facet]| -> Vec<(String, String)> {
+        f.iter().map(|f| (f.lang.clone(), f.slug.clone())).collect()
+    };
+    let bound = FacetBound {
+        min_articles: 2,
+        limit: 10,
+    };
+    let (tags, authors) = store.facets(now, bound).await.unwrap();
+    let pair = |l: &str, s: &str| (l.to_string(), s.to_string());
+    assert_eq!(slugs(&tags), [pair("vi", "gia-lua"), pair("vi", "tet")]);
+    assert_eq!(slugs(&authors), [pair("vi", "minh-thu")]);
+    let bound = FacetBound {
+        min_articles: 1,
+        limit: 2,
+    };
+    let (tags, authors) = store.facets(now, bound).await.unwrap();
+    assert_eq!(slugs(&tags), [pair("vi", "gia-lua"), pair("vi", "tet")]);
+    assert_eq!(
+        slugs(&authors),
+        [pair("en", "minh-thu"), pair("vi", "minh-thu")]
     );
 
     let many = store
@@ -456,6 +480,7 @@ async fn batch_and_delete(store: &dyn Store) {
 
 async fn readership_rows(store: &dyn Store) {
     use super::readership::*;
+    use crate::readership::sketch::{self, Sketch};
     let day = |s: &str| parse_day(s).unwrap();
     let secret = store.readership_secret().await.unwrap();
     assert_ne!(secret, [0u8; 16]);
@@ -468,7 +493,29 @@ async fn readership_rows(store: &dyn Store) {
     let d1 = day("2026-11-29");
     let d2 = day("2026-11-30");
     let feed = "/vi/rss.xml".to_string();
-    let batch = |polls: u64, subs: u64, at: i64| ReadershipBatch {
+    let readers = |family: &str, ids: std::ops::Range<u64>| {
+        let mut s = Sketch::new(if family.is_empty() {
+            sketch::ALL
+        } else {
+            sketch::FAMILY
+        });
+        for i in ids {
+            s.insert(xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()));
+        }
+        ReaderSketch {
+            day: d2,
+            feed: feed.clone(),
+            family: family.into(),
+            sketch: s.to_bytes(),
+        }
+    };
+    let estimate = |rows: &WindowRows, family: &str| {
+        rows.sketches
+            .iter()
+            .find(|s| s.family == family && s.day == d2)
+            .map(|s| Sketch::from_bytes(&s.sketch).unwrap().estimate())
+    };
+    let batch = |polls: u64, subs: u64, at: i64, ids: std::ops::Range<u64>| ReadershipBatch {
         totals: vec![DayTotals {
             day: d2,
             feed: feed.clone(),
@@ -476,25 +523,22 @@ async fn readership_rows(store: &dyn Store) {
             not_modified: polls / 2,
             bytes: polls * 1000,
         }],
-        aggregators: vec![AggregatorCount {
+        sketches: vec![readers("", ids.clone()), readers("Miniflux", ids)],
+        claims: vec![Claim {
             day: d2,
             feed: feed.clone(),
-            client: "Feedly".into(),
-            feed_id: String::new(),
+            aggregator: "Feedly".into(),
+            network: "203.0.113.0/24".into(),
             subscribers: subs,
-            observed_at: at,
+            first_seen: at,
+            last_seen: at,
+            verdict: 0,
         }],
         partners: vec![PartnerPolls {
             day: d2,
             feed: feed.clone(),
             partner: "baomoi".into(),
             polls: 1,
-        }],
-        readers: vec![ReaderSeen {
-            day: d2,
-            feed: feed.clone(),
-            reader: -42,
-            client: "Miniflux".into(),
         }],
         impolite: vec![Impolite {
             day: d2,
@@ -504,10 +548,17 @@ async fn readership_rows(store: &dyn Store) {
             too_soon: 2,
         }],
     };
-    store.add_readership(&batch(10, 131, 1_000)).await.unwrap();
-    // A second replica's flush: counts add up, the reader is the same one, and its older
-    // observation of Feedly's count does not replace the newer one.
-    store.add_readership(&batch(4, 120, 900)).await.unwrap();
+    store
+        .add_readership(&batch(10, 131, 1_000, 0..10))
+        .await
+        .unwrap();
+    // A second replica's flush: counts add up, its readers merge with the stored ones (5 of its
+    // 10 seen already), and its older sighting of Feedly's claim widens the claim without
+    // replacing the later count.
+    store
+        .add_readership(&batch(4, 120, 900, 5..15))
+        .await
+        .unwrap();
     store
         .add_readership(&ReadershipBatch::default())
         .await
@@ -520,50 +571,117 @@ async fn readership_rows(store: &dyn Store) {
             not_modified: 0,
             bytes: 5,
         }],
-        readers: vec![ReaderSeen {
-            day: d1,
-            feed: "/en/atom.xml".into(),
-            reader: 7,
-            client: "other".into(),
-        }],
         ..Default::default()
     };
     store.add_readership(&early).await.unwrap();
 
-    let rows = store.readership(d2, d2).await.unwrap();
-    assert_eq!(rows.totals.len(), 1);
-    let t = &rows.totals[0];
+    let w = store.readership_window(d2, d2, None, 10).await.unwrap();
+    assert_eq!(w.feeds, [feed.clone()]);
+    assert_eq!(w.totals.len(), 1);
+    let t = &w.totals[0];
     assert_eq!(
         (t.totals.polls, t.totals.not_modified, t.totals.bytes),
         (14, 7, 14_000)
     );
     assert_eq!(t.closed, None);
-    assert_eq!(rows.aggregators.len(), 1);
+    assert_eq!(estimate(&w, ALL_READERS), Some(15), "readers of both flushes, each once");
+    assert_eq!(estimate(&w, "Miniflux"), Some(15));
+    assert_eq!(w.claims.len(), 1);
+    let c = &w.claims[0];
     assert_eq!(
-        (
-            rows.aggregators[0].subscribers,
-            rows.aggregators[0].observed_at
-        ),
-        (131, 1_000)
+        (c.subscribers, c.first_seen, c.last_seen),
+        (131, 900, 1_000)
     );
-    assert_eq!(rows.partners[0].polls, 2);
-    assert_eq!(rows.readers.len(), 1);
-    assert_eq!(rows.readers[0].reader, -42, "a negative hash round-trips");
+    assert_eq!(w.partners[0].polls, 2);
     assert_eq!(
-        (rows.impolite[0].unconditional, rows.impolite[0].too_soon),
-        (6, 4)
+        store.readership_impolite(d2, d2, 10).await.unwrap(),
+        [ImpoliteSum {
+            feed: feed.clone(),
+            user_agent: "curl/8.0".into(),
+            unconditional: 6,
+            too_soon: 4
+        }]
     );
-    store.add_readership(&batch(1, 140, 2_000)).await.unwrap();
-    let rows = store.readership(d2, d2).await.unwrap();
+    store
+        .add_readership(&batch(1, 140, 2_000, 0..1))
+        .await
+        .unwrap();
+    let w = store.readership_window(d2, d2, None, 10).await.unwrap();
+    assert_eq!(w.claims[0].subscribers, 140, "a later sighting replaces the count");
+
+    // Counts saturate in the store; they never wrap or fail the write.
+    let huge = ReadershipBatch {
+        totals: vec![DayTotals {
+            day: d2,
+            feed: feed.clone(),
+            polls: u64::MAX,
+            not_modified: 0,
+            bytes: u64::MAX,
+        }],
+        ..Default::default()
+    };
+    store.add_readership(&huge).await.unwrap();
+    store.add_readership(&huge).await.unwrap();
+    let w = store.readership_window(d2, d2, None, 10).await.unwrap();
+    assert_eq!(w.totals[0].totals.polls, i64::MAX as u64);
+
+    // Bounds per feed-day: claims from one network, and families.
+    let mut flood = ReadershipBatch::default();
+    for i in 0..5 {
+        flood.claims.push(Claim {
+            day: d2,
+            feed: feed.clone(),
+            aggregator: format!("Fake{i}"),
+            network: "198.51.100.0/24".into(),
+            subscribers: 1,
+            first_seen: 0,
+            last_seen: 0,
+            verdict: 0,
+        });
+    }
+    for i in 0..12u64 {
+        flood.sketches.push(readers(&format!("F{i}"), (100 * i)..(100 * i + 2)));
+    }
+    store.add_readership(&flood).await.unwrap();
+    let w = store.readership_window(d2, d2, None, 10).await.unwrap();
+    assert_eq!(w.claims.len(), 1 + MAX_CLAIMS_PER_NETWORK);
+    let families = w.sketches.iter().filter(|s| s.family != ALL_READERS).count();
+    assert_eq!(families, MAX_FAMILIES);
     assert_eq!(
-        rows.aggregators[0].subscribers, 140,
-        "a later observation replaces"
+        w.totals[0].overflow,
+        Overflow {
+            readers_folded: 2 * (12 - (MAX_FAMILIES as u64 - 2)),
+            claims_dropped: 5 - MAX_CLAIMS_PER_NETWORK as u64,
+        }
     );
 
-    let both = store.readership(d1, d2).await.unwrap();
-    assert_eq!(both.totals.len(), 2);
-    assert_eq!(both.totals[0].totals.day, d1, "ordered by day");
-    assert_eq!(both.readers.len(), 2);
+    // Pages: days in (day, feed) order after a key; window feeds in feed order after a feed.
+    let all = store.readership_days(d1, d2, None, 10).await.unwrap();
+    let keys: Vec<(chrono::NaiveDate, &str)> = all
+        .iter()
+        .map(|t| (t.totals.day, t.totals.feed.as_str()))
+        .collect();
+    assert_eq!(keys, [(d1, "/en/atom.xml"), (d2, feed.as_str())]);
+    let next = store
+        .readership_days(d1, d2, Some((d1, "/en/atom.xml".into())), 10)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].totals.day, d2);
+    let first = store.readership_window(d1, d2, None, 1).await.unwrap();
+    assert_eq!(first.feeds, ["/en/atom.xml"]);
+    assert!(first.sketches.is_empty(), "only the page's feeds");
+    let second = store
+        .readership_window(d1, d2, Some("/en/atom.xml".into()), 1)
+        .await
+        .unwrap();
+    assert_eq!(second.feeds, [feed.clone()]);
+    assert!(!second.sketches.is_empty());
+    let none = store
+        .readership_window(d1, d2, Some(feed.clone()), 1)
+        .await
+        .unwrap();
+    assert_eq!(none, WindowRows::default());
 
     let next = day("2026-12-01");
     assert_eq!(store.open_readership_days(next).await.unwrap(), [d1, d2]);
@@ -585,41 +703,39 @@ async fn readership_rows(store: &dyn Store) {
         .await
         .unwrap();
     store.close_readership_days(&[closed(999)]).await.unwrap();
-    let rows = store.readership(d2, d2).await.unwrap();
+    let rows = store.readership_days(d2, d2, None, 10).await.unwrap();
     assert_eq!(
-        rows.totals.len(),
+        rows.len(),
         2,
         "a feed with subscribers but no polls that day gets a row"
     );
-    let vi = rows.totals.iter().find(|t| t.totals.feed == feed).unwrap();
+    let vi = rows.iter().find(|t| t.totals.feed == feed).unwrap();
     assert_eq!(
         vi.closed.as_ref().map(|c| c.0),
         Some(143),
         "the first close wins"
     );
-    assert_eq!(vi.totals.polls, 15, "closing keeps the counts");
-    let quiet = rows.totals.iter().find(|t| t.totals.feed != feed).unwrap();
+    assert_eq!(vi.totals.polls, i64::MAX as u64, "closing keeps the counts");
+    let quiet = rows.iter().find(|t| t.totals.feed != feed).unwrap();
     assert_eq!(
         (quiet.totals.polls, quiet.closed.as_ref().map(|c| c.0)),
         (0, Some(3))
     );
     assert_eq!(store.open_readership_days(next).await.unwrap(), [d1]);
 
-    store.prune_readership(d2, d1).await.unwrap();
-    let both = store.readership(d1, d2).await.unwrap();
-    assert_eq!(
-        both.readers.len(),
-        1,
-        "readers before the window are pruned"
-    );
-    assert_eq!(both.readers[0].day, d2);
-    assert_eq!(both.totals.len(), 3, "totals are kept longer");
+    // Sketches and claims go with the window; totals are kept longer.
+    store.prune_readership(next, d1).await.unwrap();
+    let w = store.readership_window(d1, d2, None, 10).await.unwrap();
+    assert!(w.sketches.is_empty() && w.claims.is_empty());
+    assert_eq!(w.totals.len(), 3, "totals are kept longer");
+    assert_eq!(w.partners.len(), 1);
     store.prune_readership(d2, d2).await.unwrap();
-    let both = store.readership(d1, d2).await.unwrap();
-    assert!(both.totals.iter().all(|t| t.totals.day == d2));
+    let w = store.readership_window(d1, d2, None, 10).await.unwrap();
+    assert!(w.totals.iter().all(|t| t.totals.day == d2));
     store.prune_readership(next, next).await.unwrap();
     assert_eq!(
-        store.readership(d1, next).await.unwrap(),
-        ReadershipRows::default()
+        store.readership_window(d1, next, None, 10).await.unwrap(),
+        WindowRows::default()
     );
+    assert!(store.readership_impolite(d1, next, 10).await.unwrap().is_empty());
 }

@@ -9,7 +9,8 @@
 //!
 //! The decision of what an upsert means ([`decide`]) is a pure function shared by both backends,
 //! so they cannot disagree on idempotence or on the 409 rule; each backend only applies it inside
-//! its own transaction. [`contract`] holds the tests both backends must pass.
+//! its own transaction. [`contract`] holds the tests both backends must pass. Both hold their
+//! connections in bounded pools ([`pool`]) whose descriptors the HTTP layer reserves.
 
 use std::collections::BTreeSet;
 
@@ -19,9 +20,10 @@ use tokio::sync::mpsc;
 
 use crate::article::Article;
 use crate::feed::{FeedKey, Selector};
-use readership::{ClosedDay, ReadershipBatch, ReadershipRows};
+use readership::{ClosedDay, ImpoliteSum, ReadershipBatch, StoredTotals, WindowRows};
 use upstream::SourceState;
 
+pub mod pool;
 pub mod postgres;
 pub mod readership;
 pub mod sqlite;
@@ -31,14 +33,48 @@ pub mod upstream;
 pub(crate) mod contract;
 
 /// Why the store could not answer.
+///
+/// The line between the two is "would the same request succeed later, with nothing changed in
+/// it or in bantin?": a database out of reach, locked, out of disk or memory, or read-only (a
+/// standby, a remounted file system) will be fixed by its operator or by time, so the client is
+/// told 503 with `Retry-After` and keeps its write; a bad query or a corrupt row will not.
+/// [`sqlite_code_is_unavailable`] and [`sqlstate_is_unavailable`] draw the line for each backend.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached or is locked: worth a 503 and a retry.
+    /// The database cannot take the request now (unreachable, locked, disk full, out of memory,
+    /// read-only): worth a 503 and a retry.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The query failed for another reason (a bug, a corrupt row, a full disk).
+    /// The query failed for another reason (a bug, a corrupt row).
     #[error("store error: {0}")]
     Backend(String),
+}
+
+/// Whether a SQLite result code is a passing condition of the database rather than a fault of
+/// the query: busy or locked, cannot open, I/O failure, permission, read-only, disk full
+/// (`SQLITE_FULL`, also what `PRAGMA max_page_count` gives), out of memory.
+pub fn sqlite_code_is_unavailable(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        code,
+        DatabaseBusy
+            | DatabaseLocked
+            | CannotOpen
+            | SystemIoFailure
+            | PermissionDenied
+            | ReadOnly
+            | DiskFull
+            | OutOfMemory
+    )
+}
+
+/// Whether a PostgreSQL SQLSTATE is a passing condition of the server rather than a fault of the
+/// query: connection exceptions (class 08), operator intervention such as a shutdown or a
+/// cancelled query (57P), insufficient resources (class 53: disk full 53100, out of memory
+/// 53200, too many connections 53300), and a read-only transaction (25006: a standby, or
+/// `default_transaction_read_only` set while the disk is being dealt with).
+pub fn sqlstate_is_unavailable(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "25006"
 }
 
 /// What an upsert did.
@@ -66,6 +102,39 @@ pub struct Facet {
     pub count: u64,
 }
 
+/// Which facets a listing asks for: those with at least `min_articles` visible articles, the
+/// `limit` most used of each kind (ties by language, then slug). Bounded so that a corpus with
+/// half a million tags and bylines costs the caller at most `limit` rows of each, whatever the
+/// store holds: the counting stays in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FacetBound {
+    pub min_articles: u64,
+    pub limit: usize,
+}
+
+impl FacetBound {
+    /// Every facet (the `export` command, which writes every feed anyway).
+    pub const ALL: FacetBound = FacetBound {
+        min_articles: 1,
+        limit: usize::MAX,
+    };
+
+    /// `limit` as SQL takes it.
+    pub fn sql_limit(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(i64::MAX)
+    }
+
+    pub fn sql_min(&self) -> i64 {
+        i64::try_from(self.min_articles).unwrap_or(i64::MAX)
+    }
+}
+
+/// A facet's display name is cut to this many characters, and a facet whose slug is longer than
+/// [`MAX_FACET_SLUG_BYTES`] is not listed (its feed still exists): a listing row then weighs at
+/// most a few kilobytes, whatever a byline holds.
+pub const MAX_FACET_NAME_CHARS: usize = 200;
+pub const MAX_FACET_SLUG_BYTES: usize = 200;
+
 /// One page of one feed at one instant: `limit` rows after skipping `offset`.
 #[derive(Debug, Clone)]
 pub struct PageQuery<'a> {
@@ -79,6 +148,10 @@ pub struct PageQuery<'a> {
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+
+    /// File descriptors this store's connections may hold at most (its pools are bounded), so
+    /// the HTTP layer can keep them out of the connection cap ([`crate::http::fd_budget`]).
+    fn max_descriptors(&self) -> usize;
 
     /// Inserts or replaces one article, applying [`decide`] atomically.
     async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError>;
@@ -108,8 +181,14 @@ pub trait Store: Send + Sync + 'static {
     /// How many articles of one feed are visible at `now` (what its pages hold in all).
     async fn count_visible(&self, feed: &FeedKey, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Tags and bylines with visible articles, per language, ordered by language then slug.
-    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError>;
+    /// Tags and bylines with visible articles, within `bound` (each kind on its own), ordered by
+    /// language then slug; names cut to [`MAX_FACET_NAME_CHARS`], slugs over
+    /// [`MAX_FACET_SLUG_BYTES`] left out.
+    async fn facets(
+        &self,
+        now: DateTime<Utc>,
+        bound: FacetBound,
+    ) -> Result<(Vec<Facet>, Vec<Facet>), StoreError>;
 
     /// Number of stored articles (any status).
     async fn count(&self) -> Result<u64, StoreError>;
@@ -121,16 +200,38 @@ pub trait Store: Send + Sync + 'static {
     /// this database (so one reader polling two replicas is one reader).
     async fn readership_secret(&self) -> Result<[u8; 16], StoreError>;
 
-    /// Adds one flush of readership counts, in one transaction (see [`readership`] for how each
-    /// kind of row combines with what is stored).
+    /// Adds one flush of readership counts, in one transaction, within the bounds per
+    /// feed-day (see [`readership`] for how each kind of row combines with what is stored and
+    /// how concurrent writers are kept from losing each other's merges).
     async fn add_readership(&self, batch: &ReadershipBatch) -> Result<(), StoreError>;
 
-    /// Every readership row of the days `from..=to`.
-    async fn readership(
+    /// Day totals of `from..=to` in (day, feed) order after `after`, at most `limit` rows.
+    async fn readership_days(
         &self,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> Result<ReadershipRows, StoreError>;
+        after: Option<(chrono::NaiveDate, String)>,
+        limit: usize,
+    ) -> Result<Vec<StoredTotals>, StoreError>;
+
+    /// One page of the window `from..=to`: the first `feeds` feeds after `after` (in feed
+    /// order) with a day totals row in the range, and every row of theirs in the range.
+    async fn readership_window(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        after: Option<String>,
+        feeds: usize,
+    ) -> Result<WindowRows, StoreError>;
+
+    /// Impolite fetches of `from..=to` summed per feed and User-Agent, most too-soon first, at
+    /// most `limit` (summed by the database, saturating).
+    async fn readership_impolite(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<ImpoliteSum>, StoreError>;
 
     /// Days before `before` with a feed whose figures are not final yet, oldest first.
     async fn open_readership_days(
@@ -142,11 +243,11 @@ pub trait Store: Send + Sync + 'static {
     /// closing the same day at once agree anyway: they read the same rows).
     async fn close_readership_days(&self, days: &[ClosedDay]) -> Result<(), StoreError>;
 
-    /// Deletes reader rows of days before `readers_before` and every readership row of days
-    /// before `all_before`.
+    /// Deletes sketches and claims of days before `window_before` (the figures they made are
+    /// closed by then) and every readership row of days before `all_before`.
     async fn prune_readership(
         &self,
-        readers_before: chrono::NaiveDate,
+        window_before: chrono::NaiveDate,
         all_before: chrono::NaiveDate,
     ) -> Result<(), StoreError>;
 
@@ -282,17 +383,40 @@ pub(crate) fn random_secret() -> [u8; 16] {
     out
 }
 
-/// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`.
+/// Opens the store a database URL names: `sqlite://PATH[?max_bytes=N]` or `postgres://…`, with
+/// the default pool bounds (one HTTP worker per core).
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if let Some(path) = url
+    open_with(url, pool::PoolBounds::default()).await
+}
+
+/// [`open`], with its connection pools bounded by `bounds`.
+pub async fn open_with(
+    url: &str,
+    bounds: pool::PoolBounds,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
+        let (path, max_bytes) = match rest.rsplit_once("?max_bytes=") {
+            Some((path, n)) => (
+                path,
+                Some(n.parse::<u64>().map_err(|_| {
+                    StoreError::Backend(format!(
+                        "`max_bytes={n}` in the SQLite URL is not a number of bytes"
+                    ))
+                })?),
+            ),
+            None => (rest, None),
+        };
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+            sqlite::SqliteStore::open_capped(std::path::Path::new(path), max_bytes, bounds)
+                .await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::connect_with(url, bounds).await?,
+        ))
     } else {
         Err(StoreError::Backend(format!(
             "unsupported database URL `{url}`"
@@ -304,6 +428,37 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
 mod tests {
     use super::*;
     use crate::article::tests::{config, input};
+
+    #[test]
+    fn full_disks_and_read_only_stores_are_unavailable() {
+        use rusqlite::ErrorCode::*;
+        for c in [
+            DiskFull,
+            ReadOnly,
+            OutOfMemory,
+            DatabaseBusy,
+            DatabaseLocked,
+            CannotOpen,
+        ] {
+            assert!(sqlite_code_is_unavailable(c), "{c:?}");
+        }
+        for c in [
+            ConstraintViolation,
+            DatabaseCorrupt,
+            TypeMismatch,
+            ApiMisuse,
+        ] {
+            assert!(!sqlite_code_is_unavailable(c), "{c:?}");
+        }
+        for c in [
+            "53100", "53200", "53300", "53000", "25006", "08006", "57P01", "57P03",
+        ] {
+            assert!(sqlstate_is_unavailable(c), "{c}");
+        }
+        for c in ["23505", "42P01", "22001", "25P02", "40001"] {
+            assert!(!sqlstate_is_unavailable(c), "{c}");
+        }
+    }
 
     #[test]
     fn decide_orders_versions_by_updated_at() {

@@ -8,8 +8,12 @@
 //! Cross-replica invalidation rides on `LISTEN/NOTIFY` (see [`PgStore::announce`] and
 //! [`PgStore::changes`]): a dedicated connection listens, and when it is lost and comes back the
 //! replica is told to drop its whole cache, since notifications may have been missed meanwhile.
+//!
+//! The pool is bounded by [`PoolBounds`] (the readers plus two for writes: six with two HTTP
+//! workers), a caller waits at most two seconds for a connection, and a task closes connections
+//! idle for a minute, so a burst's sockets do not stay counted against the file limit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,12 +24,16 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::pool::PoolBounds;
 use super::readership::{
-    AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
-    ReadershipRows, StoredTotals, day_text, parse_day,
+    self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls,
+    ReaderSketch, ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
 use super::upstream::{SourceState, millis};
-use super::{Change, Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, to_doc};
+use super::{
+    Change, Facet, FacetBound, MAX_FACET_NAME_CHARS, MAX_FACET_SLUG_BYTES, PageQuery, Store,
+    StoreError, Upsert, decide, from_doc, to_doc,
+};
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
 
@@ -33,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_articles.sql")),
     (2, include_str!("migrations/postgres/0002_sources.sql")),
     (3, include_str!("migrations/postgres/0003_readership.sql")),
+    (4, include_str!("migrations/postgres/0004_readership_bounded.sql")),
 ];
 
 /// Advisory lock key serialising migrations across replicas ("bant" in ASCII).
@@ -46,6 +55,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct PgStore {
     pool: Pool,
+    bounds: PoolBounds,
     config: tokio_postgres::Config,
     /// Tells this replica's own notifications apart from the others'.
     instance: String,
@@ -53,14 +63,18 @@ pub struct PgStore {
 
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
     let transient = e.is_closed()
-        || e.code().is_none_or(|c| {
-            let c = c.code();
-            c.starts_with("08") || c.starts_with("57P") || c == "53300"
-        });
+        || e.code()
+            .is_none_or(|c| super::sqlstate_is_unavailable(c.code()));
+    // The driver's own text is just "db error"; the server's SQLSTATE and message are what an
+    // operator reading the log needs (they never reach a client).
+    let text = match e.as_db_error() {
+        Some(db) => format!("{e} {}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
     if transient {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(text)
     } else {
-        StoreError::Backend(e.to_string())
+        StoreError::Backend(text)
     }
 }
 
@@ -212,111 +226,253 @@ async fn upsert_many(
     Ok(outcomes)
 }
 
-/// Adds one readership flush in the caller's transaction: one statement per table, each row set
-/// passed as arrays (`unnest`), so a flush costs the same few round trips however many feeds and
-/// readers it carries.
+/// `col + add` saturating at `i64::MAX` (both are non-negative: no write stores a negative count).
+fn sat(col: &str, add: &str) -> String {
+    format!("LEAST({col}, 9223372036854775807 - {add}) + {add}")
+}
+
+/// Adds one readership flush in the caller's transaction. Each row set is passed as arrays
+/// (`unnest`), so a flush costs the same few round trips however many feeds it carries. The day
+/// totals go first, in (day, feed) order: their row locks serialise every writer of a feed-day, so
+/// the sketches and claims read next cannot change before this transaction writes their merge, and
+/// two replicas lock in the same order (no deadlock).
 async fn add_readership(
     tx: &deadpool_postgres::Transaction<'_>,
     b: &ReadershipBatch,
 ) -> Result<(), StoreError> {
-    let n = |v: u64| v.min(i64::MAX as u64) as i64;
-    if !b.totals.is_empty() {
-        let days: Vec<String> = b.totals.iter().map(|t| day_text(t.day)).collect();
-        let feeds: Vec<&str> = b.totals.iter().map(|t| t.feed.as_str()).collect();
-        let polls: Vec<i64> = b.totals.iter().map(|t| n(t.polls)).collect();
-        let nm: Vec<i64> = b.totals.iter().map(|t| n(t.not_modified)).collect();
-        let bytes: Vec<i64> = b.totals.iter().map(|t| n(t.bytes)).collect();
+    let days = b.feed_days();
+    {
+        let d: Vec<String> = days.iter().map(|t| day_text(t.day)).collect();
+        let feeds: Vec<&str> = days.iter().map(|t| t.feed.as_str()).collect();
+        let polls: Vec<i64> = days.iter().map(|t| stored(t.polls)).collect();
+        let nm: Vec<i64> = days.iter().map(|t| stored(t.not_modified)).collect();
+        let bytes: Vec<i64> = days.iter().map(|t| stored(t.bytes)).collect();
         let stmt = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "INSERT INTO readership_days AS d (day, feed, polls, not_modified, bytes)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
-                 ON CONFLICT (day, feed) DO UPDATE SET polls = d.polls + excluded.polls,
-                   not_modified = d.not_modified + excluded.not_modified, bytes = d.bytes + excluded.bytes",
-            )
+                   AS u(day, feed, polls, not_modified, bytes) ORDER BY day, feed
+                 ON CONFLICT (day, feed) DO UPDATE SET polls = {}, not_modified = {}, bytes = {}",
+                sat("d.polls", "excluded.polls"),
+                sat("d.not_modified", "excluded.not_modified"),
+                sat("d.bytes", "excluded.bytes"),
+            ))
             .await
             .map_err(pg_error)?;
-        tx.execute(&stmt, &[&days, &feeds, &polls, &nm, &bytes])
+        tx.execute(&stmt, &[&d, &feeds, &polls, &nm, &bytes])
             .await
             .map_err(pg_error)?;
     }
-    if !b.aggregators.is_empty() {
-        let a = &b.aggregators;
-        let days: Vec<String> = a.iter().map(|x| day_text(x.day)).collect();
-        let feeds: Vec<&str> = a.iter().map(|x| x.feed.as_str()).collect();
-        let clients: Vec<&str> = a.iter().map(|x| x.client.as_str()).collect();
-        let ids: Vec<&str> = a.iter().map(|x| x.feed_id.as_str()).collect();
-        let subs: Vec<i64> = a.iter().map(|x| n(x.subscribers)).collect();
-        let at: Vec<i64> = a.iter().map(|x| x.observed_at).collect();
+
+    // What is stored for the feed-days that need it, then the plan.
+    let keys = |it: &mut dyn Iterator<Item = (chrono::NaiveDate, &str)>| {
+        let set: BTreeSet<(chrono::NaiveDate, String)> =
+            it.map(|(d, f)| (d, f.to_string())).collect();
+        let days: Vec<String> = set.iter().map(|(d, _)| day_text(*d)).collect();
+        let feeds: Vec<String> = set.into_iter().map(|(_, f)| f).collect();
+        (days, feeds)
+    };
+    let mut existing = Existing::default();
+    let (d, f) = keys(&mut b.sketches.iter().map(|s| (s.day, s.feed.as_str())));
+    if !d.is_empty() {
+        for r in tx
+            .query(
+                "SELECT s.day, s.feed, s.family, s.sketch FROM readership_sketches s
+                 JOIN unnest($1::text[], $2::text[]) AS k(day, feed) ON s.day = k.day AND s.feed = k.feed",
+                &[&d, &f],
+            )
+            .await
+            .map_err(pg_error)?
+        {
+            existing.sketches.push(ReaderSketch {
+                day: day_of(r.get(0))?,
+                feed: r.get(1),
+                family: r.get(2),
+                sketch: r.get(3),
+            });
+        }
+    }
+    let (d, f) = keys(&mut b.claims.iter().map(|c| (c.day, c.feed.as_str())));
+    if !d.is_empty() {
+        for r in tx
+            .query(
+                "SELECT c.day, c.feed, c.aggregator, c.network, c.subscribers, c.first_seen, c.last_seen, c.verdict
+                 FROM readership_claims c
+                 JOIN unnest($1::text[], $2::text[]) AS k(day, feed) ON c.day = k.day AND c.feed = k.feed",
+                &[&d, &f],
+            )
+            .await
+            .map_err(pg_error)?
+        {
+            existing.claims.push(Claim {
+                day: day_of(r.get(0))?,
+                feed: r.get(1),
+                aggregator: r.get(2),
+                network: r.get(3),
+                subscribers: count(r.get(4)),
+                first_seen: r.get(5),
+                last_seen: r.get(6),
+                verdict: r.get(7),
+            });
+        }
+    }
+    let (d, f) = keys(&mut b.impolite.iter().map(|i| (i.day, i.feed.as_str())));
+    if !d.is_empty() {
+        for r in tx
+            .query(
+                "SELECT i.day, i.feed, i.user_agent FROM readership_impolite i
+                 JOIN unnest($1::text[], $2::text[]) AS k(day, feed) ON i.day = k.day AND i.feed = k.feed",
+                &[&d, &f],
+            )
+            .await
+            .map_err(pg_error)?
+        {
+            existing
+                .impolite
+                .push((day_of(r.get(0))?, r.get(1), r.get(2)));
+        }
+    }
+    let plan = readership::plan(b, existing);
+
+    if !plan.sketches.is_empty() {
+        let s = &plan.sketches;
+        let feeds: Vec<&str> = s.iter().map(|x| x.feed.as_str()).collect();
+        let days: Vec<String> = s.iter().map(|x| day_text(x.day)).collect();
+        let families: Vec<&str> = s.iter().map(|x| x.family.as_str()).collect();
+        let blobs: Vec<&[u8]> = s.iter().map(|x| x.sketch.as_slice()).collect();
         let stmt = tx
             .prepare_cached(
-                "INSERT INTO readership_aggregators AS g (day, feed, client, feed_id, subscribers, observed_at)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-                 ON CONFLICT (day, feed, client, feed_id) DO UPDATE SET subscribers = excluded.subscribers,
-                   observed_at = excluded.observed_at WHERE excluded.observed_at >= g.observed_at",
+                "INSERT INTO readership_sketches (feed, day, family, sketch)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+                 ON CONFLICT (feed, day, family) DO UPDATE SET sketch = excluded.sketch",
             )
             .await
             .map_err(pg_error)?;
-        tx.execute(&stmt, &[&days, &feeds, &clients, &ids, &subs, &at])
+        tx.execute(&stmt, &[&feeds, &days, &families, &blobs])
             .await
             .map_err(pg_error)?;
+    }
+    if !plan.claims.is_empty() {
+        let c = &plan.claims;
+        let feeds: Vec<&str> = c.iter().map(|x| x.feed.as_str()).collect();
+        let days: Vec<String> = c.iter().map(|x| day_text(x.day)).collect();
+        let aggs: Vec<&str> = c.iter().map(|x| x.aggregator.as_str()).collect();
+        let nets: Vec<&str> = c.iter().map(|x| x.network.as_str()).collect();
+        let subs: Vec<i64> = c.iter().map(|x| stored(x.subscribers)).collect();
+        let first: Vec<i64> = c.iter().map(|x| x.first_seen).collect();
+        let last: Vec<i64> = c.iter().map(|x| x.last_seen).collect();
+        let verdicts: Vec<i64> = c.iter().map(|x| x.verdict).collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO readership_claims (feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+                 ON CONFLICT (feed, day, aggregator, network) DO UPDATE SET subscribers = excluded.subscribers,
+                   first_seen = excluded.first_seen, last_seen = excluded.last_seen, verdict = excluded.verdict",
+            )
+            .await
+            .map_err(pg_error)?;
+        tx.execute(
+            &stmt,
+            &[&feeds, &days, &aggs, &nets, &subs, &first, &last, &verdicts],
+        )
+        .await
+        .map_err(pg_error)?;
     }
     if !b.partners.is_empty() {
         let p = &b.partners;
         let days: Vec<String> = p.iter().map(|x| day_text(x.day)).collect();
         let feeds: Vec<&str> = p.iter().map(|x| x.feed.as_str()).collect();
         let ids: Vec<&str> = p.iter().map(|x| x.partner.as_str()).collect();
-        let polls: Vec<i64> = p.iter().map(|x| n(x.polls)).collect();
+        let polls: Vec<i64> = p.iter().map(|x| stored(x.polls)).collect();
         let stmt = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "INSERT INTO readership_partners AS p (day, feed, partner, polls)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-                 ON CONFLICT (day, feed, partner) DO UPDATE SET polls = p.polls + excluded.polls",
-            )
+                 ON CONFLICT (day, feed, partner) DO UPDATE SET polls = {}",
+                sat("p.polls", "excluded.polls")
+            ))
             .await
             .map_err(pg_error)?;
         tx.execute(&stmt, &[&days, &feeds, &ids, &polls])
             .await
             .map_err(pg_error)?;
     }
-    if !b.readers.is_empty() {
-        let r = &b.readers;
-        let days: Vec<String> = r.iter().map(|x| day_text(x.day)).collect();
-        let feeds: Vec<&str> = r.iter().map(|x| x.feed.as_str()).collect();
-        let readers: Vec<i64> = r.iter().map(|x| x.reader).collect();
-        let clients: Vec<&str> = r.iter().map(|x| x.client.as_str()).collect();
+    if !plan.impolite.is_empty() {
+        // The plan may fold several User-Agents into one row: sum them first (one statement may
+        // not update a row twice).
+        let mut rows: BTreeMap<(chrono::NaiveDate, &str, &str), (u64, u64)> = BTreeMap::new();
+        for i in &plan.impolite {
+            let e = rows
+                .entry((i.day, i.feed.as_str(), i.user_agent.as_str()))
+                .or_default();
+            e.0 = e.0.saturating_add(i.unconditional);
+            e.1 = e.1.saturating_add(i.too_soon);
+        }
+        let days: Vec<String> = rows.keys().map(|k| day_text(k.0)).collect();
+        let feeds: Vec<&str> = rows.keys().map(|k| k.1).collect();
+        let uas: Vec<&str> = rows.keys().map(|k| k.2).collect();
+        let unc: Vec<i64> = rows.values().map(|v| stored(v.0)).collect();
+        let soon: Vec<i64> = rows.values().map(|v| stored(v.1)).collect();
         let stmt = tx
-            .prepare_cached(
-                "INSERT INTO readership_readers (day, feed, reader, client)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
-                 ON CONFLICT (day, feed, reader) DO NOTHING",
-            )
-            .await
-            .map_err(pg_error)?;
-        tx.execute(&stmt, &[&days, &feeds, &readers, &clients])
-            .await
-            .map_err(pg_error)?;
-    }
-    if !b.impolite.is_empty() {
-        let i = &b.impolite;
-        let days: Vec<String> = i.iter().map(|x| day_text(x.day)).collect();
-        let feeds: Vec<&str> = i.iter().map(|x| x.feed.as_str()).collect();
-        let uas: Vec<&str> = i.iter().map(|x| x.user_agent.as_str()).collect();
-        let unc: Vec<i64> = i.iter().map(|x| n(x.unconditional)).collect();
-        let soon: Vec<i64> = i.iter().map(|x| n(x.too_soon)).collect();
-        let stmt = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "INSERT INTO readership_impolite AS i (day, feed, user_agent, unconditional, too_soon)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-                 ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = i.unconditional + excluded.unconditional,
-                   too_soon = i.too_soon + excluded.too_soon",
-            )
+                 ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = {}, too_soon = {}",
+                sat("i.unconditional", "excluded.unconditional"),
+                sat("i.too_soon", "excluded.too_soon")
+            ))
             .await
             .map_err(pg_error)?;
         tx.execute(&stmt, &[&days, &feeds, &uas, &unc, &soon])
             .await
             .map_err(pg_error)?;
     }
+    if !plan.overflow.is_empty() {
+        let o = &plan.overflow;
+        let days: Vec<String> = o.iter().map(|x| day_text(x.0)).collect();
+        let feeds: Vec<&str> = o.iter().map(|x| x.1.as_str()).collect();
+        let folded: Vec<i64> = o.iter().map(|x| stored(x.2.readers_folded)).collect();
+        let dropped: Vec<i64> = o.iter().map(|x| stored(x.2.claims_dropped)).collect();
+        tx.execute(
+            &format!(
+                "UPDATE readership_days AS d SET readers_folded = {}, claims_dropped = {}
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(day, feed, r, c)
+                 WHERE d.day = u.day AND d.feed = u.feed",
+                sat("d.readers_folded", "u.r"),
+                sat("d.claims_dropped", "u.c")
+            ),
+            &[&days, &feeds, &folded, &dropped],
+        )
+        .await
+        .map_err(pg_error)?;
+    }
     Ok(())
+}
+
+fn close_idle(pool: &Pool, idle: Duration) -> usize {
+    pool.retain(|_, m| m.last_used() < idle).removed.len()
+}
+
+const TOTALS_COLUMNS: &str =
+    "day, feed, polls, not_modified, bytes, subscribers, clients, readers_folded, claims_dropped";
+
+fn totals_row(r: &tokio_postgres::Row) -> Result<StoredTotals, StoreError> {
+    let subs: Option<i64> = r.get(5);
+    let clients: Option<String> = r.get(6);
+    Ok(StoredTotals {
+        totals: DayTotals {
+            day: day_of(r.get(0))?,
+            feed: r.get(1),
+            polls: count(r.get(2)),
+            not_modified: count(r.get(3)),
+            bytes: count(r.get(4)),
+        },
+        closed: subs.map(|s| (count(s), clients.unwrap_or_else(|| "[]".into()))),
+        overflow: Overflow {
+            readers_folded: count(r.get(7)),
+            claims_dropped: count(r.get(8)),
+        },
+    })
 }
 
 fn day_of(s: &str) -> Result<chrono::NaiveDate, StoreError> {
@@ -324,8 +480,13 @@ fn day_of(s: &str) -> Result<chrono::NaiveDate, StoreError> {
 }
 
 impl PgStore {
-    /// Connects, builds the pool and runs pending migrations.
+    /// Connects, builds the pool and runs pending migrations, with the default pool bounds.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect_with(url, PoolBounds::default()).await
+    }
+
+    /// [`PgStore::connect`] with a pool of `bounds.postgres_size()` connections at most.
+    pub async fn connect_with(url: &str, bounds: PoolBounds) -> Result<PgStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
         config.connect_timeout(TIMEOUT);
@@ -348,20 +509,44 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(16)
+            .max_size(bounds.postgres_size())
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(TIMEOUT))
+            .wait_timeout(Some(bounds.wait.min(TIMEOUT)))
             .create_timeout(Some(TIMEOUT))
             .recycle_timeout(Some(TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         let store = PgStore {
             pool,
+            bounds,
             config,
             instance: format!("{:016x}", rand_u64()),
         };
         store.migrate().await?;
+        // Closes idle connections for as long as the pool lives (a weak handle: dropping the
+        // store ends the task).
+        let weak = store.pool.weak();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(pool) = weak.upgrade() else { break };
+                close_idle(&pool, bounds.idle);
+            }
+        });
         Ok(store)
+    }
+
+    /// Connections in the pool now (in use or idle).
+    pub fn open_connections(&self) -> usize {
+        self.pool.status().size
+    }
+
+    /// Closes the pooled connections idle for `idle` or longer; returns how many.
+    pub fn close_idle(&self, idle: Duration) -> usize {
+        close_idle(&self.pool, idle)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -446,6 +631,10 @@ fn parse_payload(p: &str) -> Option<(String, Change)> {
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn max_descriptors(&self) -> usize {
+        self.bounds.postgres_descriptors()
     }
 
     async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError> {
@@ -557,20 +746,31 @@ impl Store for PgStore {
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
-    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
+    async fn facets(
+        &self,
+        now: DateTime<Utc>,
+        bound: FacetBound,
+    ) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let t = now.timestamp();
+        let (min, limit) = (bound.sql_min(), bound.sql_limit());
+        let (name_chars, slug_bytes) = (MAX_FACET_NAME_CHARS as i32, MAX_FACET_SLUG_BYTES as i32);
         let facet = |r: &tokio_postgres::Row| Facet {
             lang: r.get(0),
             slug: r.get(1),
             name: r.get(2),
             count: r.get::<_, i64>(3) as u64,
         };
+        // The most used first to apply the limit (a top-N sort), then in the listing's order.
         let tags = client
             .query(
-                "SELECT lang, tag_slug, MIN(tag), COUNT(*) FROM article_tags WHERE published_at <= $1
-                 GROUP BY lang, tag_slug ORDER BY lang, tag_slug",
-                &[&t],
+                "SELECT lang, slug, name, n FROM (
+                   SELECT lang, tag_slug AS slug, left(MIN(tag), $4) AS name, COUNT(*) AS n
+                   FROM article_tags WHERE published_at <= $1 AND octet_length(tag_slug) <= $5
+                   GROUP BY lang, tag_slug HAVING COUNT(*) >= $2
+                   ORDER BY n DESC, lang, tag_slug LIMIT $3) top
+                 ORDER BY lang, slug",
+                &[&t, &min, &limit, &name_chars, &slug_bytes],
             )
             .await
             .map_err(pg_error)?
@@ -579,10 +779,16 @@ impl Store for PgStore {
             .collect();
         let authors = client
             .query(
-                "SELECT lang, author_slug, MIN(doc::jsonb ->> 'author'), COUNT(*) FROM articles
-                 WHERE status = 'published' AND published_at <= $1 AND author_slug <> ''
-                 GROUP BY lang, author_slug ORDER BY lang, author_slug",
-                &[&t],
+                "SELECT lang, slug, name, n FROM (
+                   SELECT lang, author_slug AS slug, left(MIN(doc::jsonb ->> 'author'), $4) AS name,
+                          COUNT(*) AS n
+                   FROM articles
+                   WHERE status = 'published' AND published_at <= $1 AND author_slug <> ''
+                     AND octet_length(author_slug) <= $5
+                   GROUP BY lang, author_slug HAVING COUNT(*) >= $2
+                   ORDER BY n DESC, lang, author_slug LIMIT $3) top
+                 ORDER BY lang, slug",
+                &[&t, &min, &limit, &name_chars, &slug_bytes],
             )
             .await
             .map_err(pg_error)?
@@ -716,13 +922,36 @@ impl Store for PgStore {
         tx.commit().await.map_err(pg_error)
     }
 
-    async fn readership(
+    async fn readership_days(
         &self,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> Result<ReadershipRows, StoreError> {
+        after: Option<(chrono::NaiveDate, String)>,
+        limit: usize,
+    ) -> Result<Vec<StoredTotals>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let (after_day, after_feed) = after.map(|(d, f)| (day_text(d), f)).unwrap_or_default();
+        client
+            .query(
+                &format!("SELECT {TOTALS_COLUMNS} FROM readership_days WHERE day BETWEEN $1 AND $2 AND (day, feed) > ($3, $4) ORDER BY day, feed LIMIT $5"),
+                &[&day_text(from), &day_text(to), &after_day, &after_feed, &(limit as i64)],
+            )
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(totals_row)
+            .collect()
+    }
+
+    async fn readership_window(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        after: Option<String>,
+        feeds: usize,
+    ) -> Result<WindowRows, StoreError> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
-        // One snapshot for all five tables.
+        // One snapshot for the page's tables.
         let tx = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -731,50 +960,92 @@ impl Store for PgStore {
             .await
             .map_err(pg_error)?;
         let (f, t) = (day_text(from), day_text(to));
-        let u = |v: i64| v.max(0) as u64;
-        let mut rows = ReadershipRows::default();
+        let mut rows = WindowRows {
+            feeds: tx
+                .query(
+                    "SELECT DISTINCT feed FROM readership_days WHERE feed > $1 AND day BETWEEN $2 AND $3 ORDER BY feed LIMIT $4",
+                    &[&after.unwrap_or_default(), &f, &t, &(feeds as i64)],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            ..Default::default()
+        };
+        let (Some(first), Some(last)) = (rows.feeds.first().cloned(), rows.feeds.last().cloned())
+        else {
+            tx.commit().await.map_err(pg_error)?;
+            return Ok(rows);
+        };
+        // The page's feeds are consecutive in feed order, so a range of feeds selects exactly them.
+        let range: [&(dyn ToSql + Sync); 4] = [&first, &last, &f, &t];
         for r in tx
-            .query("SELECT day, feed, polls, not_modified, bytes, subscribers, clients FROM readership_days WHERE day BETWEEN $1 AND $2 ORDER BY day, feed", &[&f, &t])
+            .query(&format!("SELECT {TOTALS_COLUMNS} FROM readership_days WHERE feed BETWEEN $1 AND $2 AND day BETWEEN $3 AND $4"), &range)
             .await
             .map_err(pg_error)?
         {
-            let subs: Option<i64> = r.get(5);
-            let clients: Option<String> = r.get(6);
-            rows.totals.push(StoredTotals {
-                totals: DayTotals { day: day_of(r.get(0))?, feed: r.get(1), polls: u(r.get(2)), not_modified: u(r.get(3)), bytes: u(r.get(4)) },
-                closed: subs.map(|s| (u(s), clients.unwrap_or_else(|| "[]".into()))),
+            rows.totals.push(totals_row(&r)?);
+        }
+        for r in tx
+            .query("SELECT feed, day, family, sketch FROM readership_sketches WHERE feed BETWEEN $1 AND $2 AND day BETWEEN $3 AND $4", &range)
+            .await
+            .map_err(pg_error)?
+        {
+            rows.sketches.push(ReaderSketch { feed: r.get(0), day: day_of(r.get(1))?, family: r.get(2), sketch: r.get(3) });
+        }
+        for r in tx
+            .query("SELECT feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict FROM readership_claims WHERE feed BETWEEN $1 AND $2 AND day BETWEEN $3 AND $4", &range)
+            .await
+            .map_err(pg_error)?
+        {
+            rows.claims.push(Claim {
+                feed: r.get(0),
+                day: day_of(r.get(1))?,
+                aggregator: r.get(2),
+                network: r.get(3),
+                subscribers: count(r.get(4)),
+                first_seen: r.get(5),
+                last_seen: r.get(6),
+                verdict: r.get(7),
             });
         }
         for r in tx
-            .query("SELECT day, feed, client, feed_id, subscribers, observed_at FROM readership_aggregators WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, client, feed_id", &[&f, &t])
+            .query("SELECT feed, day, partner, polls FROM readership_partners WHERE feed BETWEEN $1 AND $2 AND day BETWEEN $3 AND $4", &range)
             .await
             .map_err(pg_error)?
         {
-            rows.aggregators.push(AggregatorCount { day: day_of(r.get(0))?, feed: r.get(1), client: r.get(2), feed_id: r.get(3), subscribers: u(r.get(4)), observed_at: r.get(5) });
-        }
-        for r in tx
-            .query("SELECT day, feed, partner, polls FROM readership_partners WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, partner", &[&f, &t])
-            .await
-            .map_err(pg_error)?
-        {
-            rows.partners.push(PartnerPolls { day: day_of(r.get(0))?, feed: r.get(1), partner: r.get(2), polls: u(r.get(3)) });
-        }
-        for r in tx
-            .query("SELECT day, feed, reader, client FROM readership_readers WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, reader", &[&f, &t])
-            .await
-            .map_err(pg_error)?
-        {
-            rows.readers.push(ReaderSeen { day: day_of(r.get(0))?, feed: r.get(1), reader: r.get(2), client: r.get(3) });
-        }
-        for r in tx
-            .query("SELECT day, feed, user_agent, unconditional, too_soon FROM readership_impolite WHERE day BETWEEN $1 AND $2 ORDER BY day, feed, user_agent", &[&f, &t])
-            .await
-            .map_err(pg_error)?
-        {
-            rows.impolite.push(Impolite { day: day_of(r.get(0))?, feed: r.get(1), user_agent: r.get(2), unconditional: u(r.get(3)), too_soon: u(r.get(4)) });
+            rows.partners.push(PartnerPolls { feed: r.get(0), day: day_of(r.get(1))?, partner: r.get(2), polls: count(r.get(3)) });
         }
         tx.commit().await.map_err(pg_error)?;
         Ok(rows)
+    }
+
+    async fn readership_impolite(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<ImpoliteSum>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        Ok(client
+            .query(
+                "SELECT feed, user_agent, LEAST(SUM(unconditional), 9223372036854775807)::bigint AS u,
+                   LEAST(SUM(too_soon), 9223372036854775807)::bigint AS s
+                 FROM readership_impolite WHERE day BETWEEN $1 AND $2
+                 GROUP BY feed, user_agent ORDER BY s DESC, feed, user_agent LIMIT $3",
+                &[&day_text(from), &day_text(to), &(limit as i64)],
+            )
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(|r| ImpoliteSum {
+                feed: r.get(0),
+                user_agent: r.get(1),
+                unconditional: count(r.get(2)),
+                too_soon: count(r.get(3)),
+            })
+            .collect())
     }
 
     async fn open_readership_days(
@@ -803,7 +1074,7 @@ impl Store for PgStore {
         let feeds: Vec<&str> = days.iter().map(|x| x.feed.as_str()).collect();
         let subs: Vec<i64> = days
             .iter()
-            .map(|x| x.subscribers.min(i64::MAX as u64) as i64)
+            .map(|x| stored(x.subscribers))
             .collect();
         let clients: Vec<&str> = days.iter().map(|x| x.clients.as_str()).collect();
         client
@@ -821,18 +1092,19 @@ impl Store for PgStore {
 
     async fn prune_readership(
         &self,
-        readers_before: chrono::NaiveDate,
+        window_before: chrono::NaiveDate,
         all_before: chrono::NaiveDate,
     ) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let (r, a) = (day_text(readers_before), day_text(all_before));
-        tx.execute("DELETE FROM readership_readers WHERE day < $1", &[&r])
-            .await
-            .map_err(pg_error)?;
+        let (w, a) = (day_text(window_before.max(all_before)), day_text(all_before));
+        for table in ["readership_sketches", "readership_claims"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE day < $1"), &[&w])
+                .await
+                .map_err(pg_error)?;
+        }
         for table in [
             "readership_days",
-            "readership_aggregators",
             "readership_partners",
             "readership_impolite",
         ] {
@@ -1023,12 +1295,85 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+    async fn the_pool_stays_bounded_and_idle_connections_close() {
+        let url = test_support::fresh_database().await;
+        let bounds = PoolBounds {
+            readers: 2,
+            wait: Duration::from_secs(2),
+            idle: Duration::from_secs(60),
+        };
+        let store = std::sync::Arc::new(PgStore::connect_with(&url, bounds).await.unwrap());
+        let reads = (0..40).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.count().await })
+        });
+        for r in futures::future::join_all(reads).await {
+            assert_eq!(r.unwrap().unwrap(), 0);
+        }
+        let open = store.open_connections();
+        assert!((1..=4).contains(&open), "{open} connections, at most 2 + 2");
+        assert_eq!(store.max_descriptors(), 5);
+        assert_eq!(store.close_idle(Duration::from_secs(60)), 0);
+        assert_eq!(store.close_idle(Duration::ZERO), open);
+        assert_eq!(store.open_connections(), 0);
+        assert_eq!(
+            store.count().await.unwrap(),
+            0,
+            "a new one is opened on demand"
+        );
+        drop(store);
+        test_support::drop_database(&url).await;
+    }
+
     #[tokio::test]
     #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
     async fn postgres_passes_the_store_contract() {
         let url = test_support::fresh_database().await;
         let store = PgStore::connect(&url).await.unwrap();
         crate::store::contract::run_all(&store).await;
+        drop(store);
+        test_support::drop_database(&url).await;
+    }
+
+    /// A database turned read-only (as an operator does while a disk is being dealt with, or a
+    /// standby is) makes writes unavailable, not failed: a 503 with `Retry-After`, not a 500.
+    #[tokio::test]
+    #[ignore = "needs BANTIN_TEST_DATABASE_URL"]
+    async fn a_read_only_database_is_unavailable_and_keeps_nothing() {
+        let url = test_support::fresh_database().await;
+        let name = test_support::name_of(&url);
+        let store = PgStore::connect(&url).await.unwrap();
+        let admin = test_support::admin().await;
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} SET default_transaction_read_only = on"
+            ))
+            .await
+            .unwrap();
+        // The pool's sessions took the old setting; end them so new ones take the new.
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        // Reads still work once the pool has replaced its connections.
+        let mut tries = 0;
+        while store.count().await.is_err() {
+            tries += 1;
+            assert!(tries < 50, "the pool never reconnected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let c = crate::article::tests::config();
+        let a = Article::from_input(crate::article::tests::input(), &c).unwrap();
+        match store.upsert(&a).await {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("25006"), "{m}"),
+            other => panic!("a write to a read-only database: {other:?}"),
+        }
+        assert_eq!(store.get(&a.id).await.unwrap(), None, "nothing was written");
         drop(store);
         test_support::drop_database(&url).await;
     }

@@ -2,25 +2,35 @@
 //!
 //! rusqlite is synchronous, so every call runs on tokio's blocking pool. One writer connection
 //! behind a mutex serialises writes in this process (SQLite allows one writer anyway; the busy
-//! timeout covers a concurrent `bantin import`), and a small pool of reader connections lets feed
-//! misses run in parallel with each other and with writes, which WAL permits.
+//! timeout covers a concurrent `bantin import`), and a bounded pool of reader connections lets
+//! feed misses run in parallel with each other and with writes, which WAL permits.
+//!
+//! The readers are bounded ([`PoolBounds`]: twice the HTTP workers): a read first waits, off the
+//! blocking pool, for one of that many permits, up to [`PoolBounds::wait`], and only then takes
+//! an idle reader or opens one, so the connections never outnumber the permits and a burst of
+//! misses queues (then fails as *unavailable*) instead of opening a descriptor pair each. Idle
+//! readers are taken newest first, so the oldest age out: a task closes those unused for
+//! [`PoolBounds::idle`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::pool::PoolBounds;
 use super::readership::{
-    AggregatorCount, ClosedDay, DayTotals, Impolite, PartnerPolls, ReaderSeen, ReadershipBatch,
-    ReadershipRows, StoredTotals, day_text, parse_day,
+    self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls,
+    ReaderSketch, ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
 use super::upstream::{SourceState, millis};
 use super::{
-    Facet, PageQuery, Store, StoreError, Upsert, decide, from_doc, from_doc_bytes, to_doc,
+    Facet, FacetBound, MAX_FACET_NAME_CHARS, MAX_FACET_SLUG_BYTES, PageQuery, Store, StoreError,
+    Upsert, decide, from_doc, from_doc_bytes, to_doc,
 };
 use crate::article::{Article, Status};
 use crate::feed::{FeedKey, Selector};
@@ -29,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_articles.sql")),
     (2, include_str!("migrations/sqlite/0002_sources.sql")),
     (3, include_str!("migrations/sqlite/0003_readership.sql")),
+    (4, include_str!("migrations/sqlite/0004_readership_bounded.sql")),
 ];
 
 /// How long a statement waits for a lock held by another connection or process before the store
@@ -42,16 +53,96 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Readers,
+    bounds: PoolBounds,
+}
+
+/// The bounded reader pool.
+struct Readers {
+    /// One per reader that may exist; a read holds one from before it takes a connection
+    /// until after it gives it back.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Readers not in use, with when each was last given back (the newest last).
+    idle: Mutex<Vec<(Connection, Instant)>>,
+    /// Readers open, in use or idle.
+    open: AtomicUsize,
+}
+
+impl Readers {
+    fn new(max: usize) -> Readers {
+        Readers {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            idle: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// An idle reader, or a new one. The caller holds a permit, so this never exceeds the bound.
+    fn take(&self, path: &Path) -> Result<Reader<'_>, StoreError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some((c, _)) => c,
+            None => {
+                let c = open_connection(path)?;
+                self.open.fetch_add(1, Ordering::Relaxed);
+                c
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            pool: self,
+        })
+    }
+
+    /// Closes the readers idle for `idle` or longer; returns how many.
+    fn close_idle(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let expired: Vec<(Connection, Instant)> = {
+            let mut list = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let keep = list
+                .iter()
+                .position(|(_, at)| now.duration_since(*at) < idle)
+                .unwrap_or(list.len());
+            list.drain(..keep).collect()
+        };
+        self.open.fetch_sub(expired.len(), Ordering::Relaxed);
+        // Closed outside the lock: a close may touch the files.
+        expired.len()
+    }
+}
+
+/// A reader in use: back to the pool when the read succeeded, closed otherwise (it may be
+/// broken), also when the read panicked.
+struct Reader<'a> {
+    conn: Option<Connection>,
+    pool: &'a Readers,
+}
+
+impl Reader<'_> {
+    fn give_back(mut self) {
+        if let Some(c) = self.conn.take() {
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((c, Instant::now()));
+        }
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if self.conn.take().is_some() {
+            self.pool.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(
-            DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure | PermissionDenied
-            | ReadOnly,
-        ) => StoreError::Unavailable(e.to_string()),
+        Some(code) if super::sqlite_code_is_unavailable(code) => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -230,78 +321,168 @@ fn upsert_one(conn: &Connection, a: &Article) -> Result<Upsert, StoreError> {
     Ok(outcome)
 }
 
+/// `col + add` saturating at `i64::MAX` (both are non-negative: no write stores a negative count).
+fn sat(col: &str, add: &str) -> String {
+    format!("min({col}, 9223372036854775807 - {add}) + {add}")
+}
+
 fn add_readership(conn: &Connection, b: &ReadershipBatch) -> Result<(), StoreError> {
-    let n = |v: u64| v.min(i64::MAX as u64) as i64;
+    // The day totals first, in (day, feed) order: every feed-day the flush touches has one.
+    let days = b.feed_days();
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO readership_days (day, feed, polls, not_modified, bytes) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (day, feed) DO UPDATE SET polls = polls + excluded.polls,
-               not_modified = not_modified + excluded.not_modified, bytes = bytes + excluded.bytes",
-        )
+             ON CONFLICT (day, feed) DO UPDATE SET polls = {}, not_modified = {}, bytes = {}",
+            sat("polls", "excluded.polls"),
+            sat("not_modified", "excluded.not_modified"),
+            sat("bytes", "excluded.bytes"),
+        ))
         .map_err(unavailable)?;
-    for t in &b.totals {
+    for t in &days {
         stmt.execute(params![
             day_text(t.day),
             t.feed,
-            n(t.polls),
-            n(t.not_modified),
-            n(t.bytes)
+            stored(t.polls),
+            stored(t.not_modified),
+            stored(t.bytes)
         ])
         .map_err(unavailable)?;
     }
+
+    // What is stored for the feed-days that need it, then the plan.
+    let mut existing = Existing::default();
+    let keys = |it: &mut dyn Iterator<Item = (chrono::NaiveDate, &str)>| {
+        it.map(|(d, f)| (d, f.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let mut stmt = conn
+        .prepare_cached("SELECT family, sketch FROM readership_sketches WHERE feed = ?1 AND day = ?2")
+        .map_err(unavailable)?;
+    for (day, feed) in keys(&mut b.sketches.iter().map(|s| (s.day, s.feed.as_str()))) {
+        let rows = stmt
+            .query_map(params![feed, day_text(day)], |r| {
+                Ok(ReaderSketch {
+                    day,
+                    feed: feed.clone(),
+                    family: r.get(0)?,
+                    sketch: r.get(1)?,
+                })
+            })
+            .map_err(unavailable)?;
+        for r in rows {
+            existing.sketches.push(r.map_err(unavailable)?);
+        }
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT aggregator, network, subscribers, first_seen, last_seen, verdict FROM readership_claims WHERE feed = ?1 AND day = ?2")
+        .map_err(unavailable)?;
+    for (day, feed) in keys(&mut b.claims.iter().map(|c| (c.day, c.feed.as_str()))) {
+        let rows = stmt
+            .query_map(params![feed, day_text(day)], |r| {
+                Ok(Claim {
+                    day,
+                    feed: feed.clone(),
+                    aggregator: r.get(0)?,
+                    network: r.get(1)?,
+                    subscribers: count(r.get(2)?),
+                    first_seen: r.get(3)?,
+                    last_seen: r.get(4)?,
+                    verdict: r.get(5)?,
+                })
+            })
+            .map_err(unavailable)?;
+        for r in rows {
+            existing.claims.push(r.map_err(unavailable)?);
+        }
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT user_agent FROM readership_impolite WHERE day = ?1 AND feed = ?2")
+        .map_err(unavailable)?;
+    for (day, feed) in keys(&mut b.impolite.iter().map(|i| (i.day, i.feed.as_str()))) {
+        let rows = stmt
+            .query_map(params![day_text(day), feed], |r| r.get::<_, String>(0))
+            .map_err(unavailable)?;
+        for r in rows {
+            existing
+                .impolite
+                .push((day, feed.clone(), r.map_err(unavailable)?));
+        }
+    }
+    let plan = readership::plan(b, existing);
+
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO readership_aggregators (day, feed, client, feed_id, subscribers, observed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (day, feed, client, feed_id) DO UPDATE SET subscribers = excluded.subscribers,
-               observed_at = excluded.observed_at WHERE excluded.observed_at >= readership_aggregators.observed_at",
+            "INSERT INTO readership_sketches (feed, day, family, sketch) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (feed, day, family) DO UPDATE SET sketch = excluded.sketch",
         )
         .map_err(unavailable)?;
-    for a in &b.aggregators {
+    for s in &plan.sketches {
+        stmt.execute(params![s.feed, day_text(s.day), s.family, s.sketch])
+            .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO readership_claims (feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (feed, day, aggregator, network) DO UPDATE SET subscribers = excluded.subscribers,
+               first_seen = excluded.first_seen, last_seen = excluded.last_seen, verdict = excluded.verdict",
+        )
+        .map_err(unavailable)?;
+    for c in &plan.claims {
         stmt.execute(params![
-            day_text(a.day),
-            a.feed,
-            a.client,
-            a.feed_id,
-            n(a.subscribers),
-            a.observed_at
+            c.feed,
+            day_text(c.day),
+            c.aggregator,
+            c.network,
+            stored(c.subscribers),
+            c.first_seen,
+            c.last_seen,
+            c.verdict
         ])
         .map_err(unavailable)?;
     }
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO readership_partners (day, feed, partner, polls) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, feed, partner) DO UPDATE SET polls = polls + excluded.polls",
-        )
+             ON CONFLICT (day, feed, partner) DO UPDATE SET polls = {}",
+            sat("polls", "excluded.polls")
+        ))
         .map_err(unavailable)?;
     for p in &b.partners {
-        stmt.execute(params![day_text(p.day), p.feed, p.partner, n(p.polls)])
+        stmt.execute(params![day_text(p.day), p.feed, p.partner, stored(p.polls)])
             .map_err(unavailable)?;
     }
     let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO readership_readers (day, feed, reader, client) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, feed, reader) DO NOTHING",
-        )
-        .map_err(unavailable)?;
-    for r in &b.readers {
-        stmt.execute(params![day_text(r.day), r.feed, r.reader, r.client])
-            .map_err(unavailable)?;
-    }
-    let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO readership_impolite (day, feed, user_agent, unconditional, too_soon) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = unconditional + excluded.unconditional,
-               too_soon = too_soon + excluded.too_soon",
-        )
+             ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = {}, too_soon = {}",
+            sat("unconditional", "excluded.unconditional"),
+            sat("too_soon", "excluded.too_soon")
+        ))
         .map_err(unavailable)?;
-    for i in &b.impolite {
+    for i in &plan.impolite {
         stmt.execute(params![
             day_text(i.day),
             i.feed,
             i.user_agent,
-            n(i.unconditional),
-            n(i.too_soon)
+            stored(i.unconditional),
+            stored(i.too_soon)
+        ])
+        .map_err(unavailable)?;
+    }
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE readership_days SET readers_folded = {}, claims_dropped = {} WHERE day = ?1 AND feed = ?2",
+            sat("readers_folded", "?3"),
+            sat("claims_dropped", "?4")
+        ))
+        .map_err(unavailable)?;
+    for (day, feed, o) in &plan.overflow {
+        stmt.execute(params![
+            day_text(*day),
+            feed,
+            stored(o.readers_folded),
+            stored(o.claims_dropped)
         ])
         .map_err(unavailable)?;
     }
@@ -318,93 +499,103 @@ fn day_of(s: String) -> rusqlite::Result<chrono::NaiveDate> {
     })
 }
 
-fn read_readership(
+const TOTALS_COLUMNS: &str =
+    "day, feed, polls, not_modified, bytes, subscribers, clients, readers_folded, claims_dropped";
+
+fn totals_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTotals> {
+    let subs: Option<i64> = r.get(5)?;
+    let clients: Option<String> = r.get(6)?;
+    Ok(StoredTotals {
+        totals: DayTotals {
+            day: day_of(r.get(0)?)?,
+            feed: r.get(1)?,
+            polls: count(r.get(2)?),
+            not_modified: count(r.get(3)?),
+            bytes: count(r.get(4)?),
+        },
+        closed: subs.map(|s| (count(s), clients.unwrap_or_else(|| "[]".into()))),
+        overflow: Overflow {
+            readers_folded: count(r.get(7)?),
+            claims_dropped: count(r.get(8)?),
+        },
+    })
+}
+
+fn read_window(
     conn: &Connection,
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
-) -> Result<ReadershipRows, StoreError> {
+    after: Option<&str>,
+    feeds: usize,
+) -> Result<WindowRows, StoreError> {
     let (f, t) = (day_text(from), day_text(to));
-    let u = |v: i64| v.max(0) as u64;
-    let mut rows = ReadershipRows::default();
+    let mut rows = WindowRows::default();
     let mut stmt = conn
-        .prepare_cached("SELECT day, feed, polls, not_modified, bytes, subscribers, clients FROM readership_days WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed")
+        .prepare_cached("SELECT DISTINCT feed FROM readership_days WHERE feed > ?1 AND day BETWEEN ?2 AND ?3 ORDER BY feed LIMIT ?4")
+        .map_err(unavailable)?;
+    rows.feeds = stmt
+        .query_map(params![after.unwrap_or(""), f, t, feeds as i64], |r| r.get(0))
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let (Some(first), Some(last)) = (rows.feeds.first().cloned(), rows.feeds.last().cloned())
+    else {
+        return Ok(rows);
+    };
+    // The page's feeds are consecutive in feed order, so a range of feeds selects exactly them.
+    let range = params![first, last, f, t];
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {TOTALS_COLUMNS} FROM readership_days WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4"))
         .map_err(unavailable)?;
     rows.totals = stmt
-        .query_map([&f, &t], |r| {
-            let subs: Option<i64> = r.get(5)?;
-            let clients: Option<String> = r.get(6)?;
-            Ok(StoredTotals {
-                totals: DayTotals {
-                    day: day_of(r.get(0)?)?,
-                    feed: r.get(1)?,
-                    polls: u(r.get(2)?),
-                    not_modified: u(r.get(3)?),
-                    bytes: u(r.get(4)?),
-                },
-                closed: subs.map(|s| (u(s), clients.unwrap_or_else(|| "[]".into()))),
+        .query_map(range, totals_row)
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT feed, day, family, sketch FROM readership_sketches WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4")
+        .map_err(unavailable)?;
+    rows.sketches = stmt
+        .query_map(range, |r| {
+            Ok(ReaderSketch {
+                feed: r.get(0)?,
+                day: day_of(r.get(1)?)?,
+                family: r.get(2)?,
+                sketch: r.get(3)?,
             })
         })
         .map_err(unavailable)?
         .collect::<Result<_, _>>()
         .map_err(unavailable)?;
     let mut stmt = conn
-        .prepare_cached("SELECT day, feed, client, feed_id, subscribers, observed_at FROM readership_aggregators WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, client, feed_id")
+        .prepare_cached("SELECT feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict FROM readership_claims WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4")
         .map_err(unavailable)?;
-    rows.aggregators = stmt
-        .query_map([&f, &t], |r| {
-            Ok(AggregatorCount {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
-                client: r.get(2)?,
-                feed_id: r.get(3)?,
-                subscribers: u(r.get(4)?),
-                observed_at: r.get(5)?,
+    rows.claims = stmt
+        .query_map(range, |r| {
+            Ok(Claim {
+                feed: r.get(0)?,
+                day: day_of(r.get(1)?)?,
+                aggregator: r.get(2)?,
+                network: r.get(3)?,
+                subscribers: count(r.get(4)?),
+                first_seen: r.get(5)?,
+                last_seen: r.get(6)?,
+                verdict: r.get(7)?,
             })
         })
         .map_err(unavailable)?
         .collect::<Result<_, _>>()
         .map_err(unavailable)?;
     let mut stmt = conn
-        .prepare_cached("SELECT day, feed, partner, polls FROM readership_partners WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, partner")
+        .prepare_cached("SELECT feed, day, partner, polls FROM readership_partners WHERE feed BETWEEN ?1 AND ?2 AND day BETWEEN ?3 AND ?4")
         .map_err(unavailable)?;
     rows.partners = stmt
-        .query_map([&f, &t], |r| {
+        .query_map(range, |r| {
             Ok(PartnerPolls {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
+                feed: r.get(0)?,
+                day: day_of(r.get(1)?)?,
                 partner: r.get(2)?,
-                polls: u(r.get(3)?),
-            })
-        })
-        .map_err(unavailable)?
-        .collect::<Result<_, _>>()
-        .map_err(unavailable)?;
-    let mut stmt = conn
-        .prepare_cached("SELECT day, feed, reader, client FROM readership_readers WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, reader")
-        .map_err(unavailable)?;
-    rows.readers = stmt
-        .query_map([&f, &t], |r| {
-            Ok(ReaderSeen {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
-                reader: r.get(2)?,
-                client: r.get(3)?,
-            })
-        })
-        .map_err(unavailable)?
-        .collect::<Result<_, _>>()
-        .map_err(unavailable)?;
-    let mut stmt = conn
-        .prepare_cached("SELECT day, feed, user_agent, unconditional, too_soon FROM readership_impolite WHERE day BETWEEN ?1 AND ?2 ORDER BY day, feed, user_agent")
-        .map_err(unavailable)?;
-    rows.impolite = stmt
-        .query_map([&f, &t], |r| {
-            Ok(Impolite {
-                day: day_of(r.get(0)?)?,
-                feed: r.get(1)?,
-                user_agent: r.get(2)?,
-                unconditional: u(r.get(3)?),
-                too_soon: u(r.get(4)?),
+                polls: count(r.get(3)?),
             })
         })
         .map_err(unavailable)?
@@ -414,10 +605,28 @@ fn read_readership(
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and runs pending migrations.
+    /// Opens (creating if needed) the database file and runs pending migrations, with the
+    /// default pool bounds.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, PoolBounds::default()).await
+    }
+
+    /// [`SqliteStore::open`] with at most `bounds.readers` reader connections.
+    pub async fn open_with(path: &Path, bounds: PoolBounds) -> Result<SqliteStore, StoreError> {
+        Self::open_capped(path, None, bounds).await
+    }
+
+    /// [`SqliteStore::open_with`], with the database held to `max_bytes`
+    /// (`sqlite://PATH?max_bytes=N`): past it a write fails as on a full disk (`SQLITE_FULL`,
+    /// answered 503 with `Retry-After`) and rolls back whole, while reads go on. A cap below the
+    /// present size holds it there.
+    pub async fn open_capped(
+        path: &Path,
+        max_bytes: Option<u64>,
+        bounds: PoolBounds,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || {
+        let store = tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -425,16 +634,52 @@ impl SqliteStore {
             }
             let mut writer = open_connection(&path)?;
             migrate(&mut writer)?;
-            Ok(SqliteStore {
+            if let Some(max) = max_bytes {
+                // Only the writer grows the file; the limit is per connection, not stored.
+                let page: i64 = writer
+                    .query_row("PRAGMA page_size", [], |r| r.get(0))
+                    .map_err(unavailable)?;
+                let page = page.max(1) as u64;
+                writer
+                    .query_row(
+                        &format!("PRAGMA max_page_count = {}", (max / page).max(1)),
+                        [],
+                        |_| Ok(()),
+                    )
+                    .map_err(unavailable)?;
+            }
+            Ok::<_, StoreError>(SqliteStore {
                 inner: Arc::new(Inner {
                     path,
                     writer: Mutex::new(writer),
-                    readers: Mutex::new(Vec::new()),
+                    readers: Readers::new(bounds.readers.max(1)),
+                    bounds,
                 }),
             })
         })
         .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        // Closes idle readers for as long as the store lives (it holds no reference to it).
+        let weak = Arc::downgrade(&store.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let _ = tokio::task::spawn_blocking(move || {
+                    inner.readers.close_idle(inner.bounds.idle)
+                })
+                .await;
+            }
+        });
+        Ok(store)
+    }
+
+    /// Reader connections open now (in use or idle).
+    pub fn open_readers(&self) -> usize {
+        self.inner.readers.open.load(Ordering::Relaxed)
     }
 
     async fn read<R: Send + 'static>(
@@ -442,24 +687,28 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let inner = self.inner.clone();
+        let wait = inner.bounds.wait;
+        // Waiting happens here, on the caller's task, not on a blocking thread.
+        let permit = tokio::time::timeout(wait, inner.readers.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no database reader came free within {} (all {} busy)",
+                    humantime::format_duration(wait),
+                    inner.bounds.readers
+                ))
+            })?
+            .map_err(|_| StoreError::Backend("the reader pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_connection(&inner.path)?,
-            };
-            let result = f(&conn);
-            // A connection that failed may be broken; let it drop rather than return it.
+            let _permit = permit;
+            let reader = inner.readers.take(&inner.path)?;
+            let conn = reader
+                .conn
+                .as_ref()
+                .expect("a reader taken holds its connection");
+            let result = f(conn);
             if result.is_ok() {
-                inner
-                    .readers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(conn);
+                reader.give_back();
             }
             result
         })
@@ -485,6 +734,10 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn max_descriptors(&self) -> usize {
+        self.inner.bounds.sqlite_descriptors()
     }
 
     async fn upsert(&self, article: &Article) -> Result<Upsert, StoreError> {
@@ -613,29 +866,59 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn facets(&self, now: DateTime<Utc>) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
+    async fn facets(
+        &self,
+        now: DateTime<Utc>,
+        bound: FacetBound,
+    ) -> Result<(Vec<Facet>, Vec<Facet>), StoreError> {
         self.read(move |conn| {
-            let t = secs(now);
+            let params = rusqlite::params![
+                secs(now),
+                bound.sql_min(),
+                bound.sql_limit(),
+                MAX_FACET_NAME_CHARS as i64,
+                MAX_FACET_SLUG_BYTES as i64
+            ];
+            let facet = |r: &rusqlite::Row<'_>| {
+                Ok(Facet {
+                    lang: r.get(0)?,
+                    slug: r.get(1)?,
+                    name: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                })
+            };
+            // The most used first to apply the limit (SQLite keeps only `limit` rows while
+            // sorting), then in the listing's order.
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT lang, tag_slug, MIN(tag), COUNT(*) FROM article_tags WHERE published_at <= ?1
-                     GROUP BY lang, tag_slug ORDER BY lang, tag_slug",
+                    "SELECT lang, slug, name, n FROM (
+                       SELECT lang, tag_slug AS slug, substr(MIN(tag), 1, ?4) AS name, COUNT(*) AS n
+                       FROM article_tags WHERE published_at <= ?1 AND length(tag_slug) <= ?5
+                       GROUP BY lang, tag_slug HAVING COUNT(*) >= ?2
+                       ORDER BY n DESC, lang, tag_slug LIMIT ?3)
+                     ORDER BY lang, slug",
                 )
                 .map_err(unavailable)?;
             let tags = stmt
-                .query_map([t], |r| Ok(Facet { lang: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, count: r.get::<_, i64>(3)? as u64 }))
+                .query_map(params, facet)
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT lang, author_slug, MIN(json_extract(doc, '$.author')), COUNT(*) FROM articles
-                     WHERE status = 'published' AND published_at <= ?1 AND author_slug <> ''
-                     GROUP BY lang, author_slug ORDER BY lang, author_slug",
+                    "SELECT lang, slug, name, n FROM (
+                       SELECT lang, author_slug AS slug,
+                              substr(MIN(json_extract(doc, '$.author')), 1, ?4) AS name, COUNT(*) AS n
+                       FROM articles
+                       WHERE status = 'published' AND published_at <= ?1 AND author_slug <> ''
+                         AND length(author_slug) <= ?5
+                       GROUP BY lang, author_slug HAVING COUNT(*) >= ?2
+                       ORDER BY n DESC, lang, author_slug LIMIT ?3)
+                     ORDER BY lang, slug",
                 )
                 .map_err(unavailable)?;
             let authors = stmt
-                .query_map([t], |r| Ok(Facet { lang: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, count: r.get::<_, i64>(3)? as u64 }))
+                .query_map(params, facet)
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
@@ -770,17 +1053,75 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn readership(
+    async fn readership_days(
         &self,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> Result<ReadershipRows, StoreError> {
+        after: Option<(chrono::NaiveDate, String)>,
+        limit: usize,
+    ) -> Result<Vec<StoredTotals>, StoreError> {
         self.read(move |conn| {
-            // One snapshot for all five tables.
+            let (after_day, after_feed) = after
+                .map(|(d, f)| (day_text(d), f))
+                .unwrap_or_default();
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {TOTALS_COLUMNS} FROM readership_days WHERE day BETWEEN ?1 AND ?2 AND (day, feed) > (?3, ?4) ORDER BY day, feed LIMIT ?5"))
+                .map_err(unavailable)?;
+            stmt.query_map(
+                params![day_text(from), day_text(to), after_day, after_feed, limit as i64],
+                totals_row,
+            )
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn readership_window(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        after: Option<String>,
+        feeds: usize,
+    ) -> Result<WindowRows, StoreError> {
+        self.read(move |conn| {
+            // One snapshot for the page's tables.
             conn.execute_batch("BEGIN").map_err(unavailable)?;
-            let rows = read_readership(conn, from, to);
+            let rows = read_window(conn, from, to, after.as_deref(), feeds);
             let _ = conn.execute_batch("COMMIT");
             rows
+        })
+        .await
+    }
+
+    async fn readership_impolite(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<ImpoliteSum>, StoreError> {
+        self.read(move |conn| {
+            // total() is a float sum: it cannot fail on overflow, and the cast saturates it.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT feed, user_agent, CAST(min(total(unconditional), 9.2e18) AS INTEGER) AS u,
+                       CAST(min(total(too_soon), 9.2e18) AS INTEGER) AS s
+                     FROM readership_impolite WHERE day BETWEEN ?1 AND ?2
+                     GROUP BY feed, user_agent ORDER BY s DESC, feed, user_agent LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            stmt.query_map(params![day_text(from), day_text(to), limit as i64], |r| {
+                Ok(ImpoliteSum {
+                    feed: r.get(0)?,
+                    user_agent: r.get(1)?,
+                    unconditional: count(r.get(2)?),
+                    too_soon: count(r.get(3)?),
+                })
+            })
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
         })
         .await
     }
@@ -819,7 +1160,7 @@ impl Store for SqliteStore {
                     )
                     .map_err(unavailable)?;
                 for d in &days {
-                    stmt.execute(params![day_text(d.day), d.feed, d.subscribers.min(i64::MAX as u64) as i64, d.clients])
+                    stmt.execute(params![day_text(d.day), d.feed, stored(d.subscribers), d.clients])
                         .map_err(unavailable)?;
                 }
             }
@@ -830,19 +1171,20 @@ impl Store for SqliteStore {
 
     async fn prune_readership(
         &self,
-        readers_before: chrono::NaiveDate,
+        window_before: chrono::NaiveDate,
         all_before: chrono::NaiveDate,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let (r, a) = (day_text(readers_before), day_text(all_before));
-            tx.execute("DELETE FROM readership_readers WHERE day < ?1", [&r])
-                .map_err(unavailable)?;
+            let (w, a) = (day_text(window_before.max(all_before)), day_text(all_before));
+            for table in ["readership_sketches", "readership_claims"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE day < ?1"), [&w])
+                    .map_err(unavailable)?;
+            }
             for table in [
                 "readership_days",
-                "readership_aggregators",
                 "readership_partners",
                 "readership_impolite",
             ] {
@@ -875,6 +1217,205 @@ mod tests {
             .await
             .unwrap();
         crate::store::contract::run_all(&store).await;
+    }
+
+    fn bounds(readers: usize, wait_ms: u64, idle_ms: u64) -> PoolBounds {
+        PoolBounds {
+            readers,
+            wait: Duration::from_millis(wait_ms),
+            idle: Duration::from_millis(idle_ms),
+        }
+    }
+
+    async fn store_with(dir: &tempfile::TempDir, b: PoolBounds) -> Arc<SqliteStore> {
+        Arc::new(
+            SqliteStore::open_with(&dir.path().join("bantin.db"), b)
+                .await
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_stay_within_the_bound_however_many_read_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(&dir, bounds(3, 5_000, 60_000)).await;
+        let now = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads = (0..40).map(|_| {
+            let (store, now, most) = (store.clone(), now.clone(), most.clone());
+            tokio::spawn(async move {
+                store
+                    .read(move |conn| {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(5));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        conn.query_row("SELECT COUNT(*) FROM articles", [], |r| r.get::<_, i64>(0))
+                            .map_err(unavailable)
+                    })
+                    .await
+            })
+        });
+        for r in futures::future::join_all(reads).await {
+            assert_eq!(r.unwrap().unwrap(), 0);
+        }
+        assert!(most.load(Ordering::SeqCst) <= 3, "{most:?} reads at once");
+        assert!(
+            store.open_readers() <= 3,
+            "{} readers",
+            store.open_readers()
+        );
+        assert!(store.open_readers() >= 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waits_for_a_reader_then_the_store_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(&dir, bounds(1, 50, 60_000)).await;
+        let (held, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            std::sync::mpsc::channel(),
+        );
+        let (tx, rx) = release;
+        let rx = Mutex::new(rx);
+        let h = held.clone();
+        let busy = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .read(move |_| {
+                        h.wait();
+                        let _ = rx.lock().unwrap().recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || held.wait())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let e = store.count().await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("no database reader came free"),
+            "{e}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(store.open_readers(), 1, "no second reader was opened");
+        tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(
+            store.count().await.unwrap(),
+            0,
+            "served again once one is free"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_readers_are_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(&dir, bounds(4, 5_000, 60_000)).await;
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let reads = (0..4).map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                store
+                    .read(move |_| {
+                        barrier.wait();
+                        Ok(())
+                    })
+                    .await
+            })
+        });
+        for r in futures::future::join_all(reads).await {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(store.open_readers(), 4);
+        assert_eq!(
+            store.inner.readers.close_idle(Duration::from_secs(60)),
+            0,
+            "not idle long enough"
+        );
+        assert_eq!(store.inner.readers.close_idle(Duration::ZERO), 4);
+        assert_eq!(store.open_readers(), 0);
+
+        // And by the store's own task, after the idle time.
+        let store = store_with(&dir, bounds(4, 5_000, 40)).await;
+        store.count().await.unwrap();
+        assert_eq!(store.open_readers(), 1);
+        let closed = async {
+            while store.open_readers() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the idle reader is closed");
+    }
+
+    /// What the budget reserves covers what SQLite really holds open.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_descriptors_claimed_cover_every_reader_and_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bounds(4, 5_000, 60_000);
+        let store = store_with(&dir, b).await;
+        let a = crate::article::Article::from_input(
+            crate::article::tests::input(),
+            &crate::article::tests::config(),
+        )
+        .unwrap();
+        store.upsert(&a).await.unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let held = Arc::new(std::sync::Barrier::new(5));
+        let reads: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, barrier, held) = (store.clone(), barrier.clone(), held.clone());
+                tokio::spawn(async move {
+                    store
+                        .read(move |conn| {
+                            conn.query_row("SELECT COUNT(*) FROM articles", [], |r| {
+                                r.get::<_, i64>(0)
+                            })
+                            .map_err(unavailable)?;
+                            barrier.wait();
+                            held.wait();
+                            held.wait();
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let held2 = held.clone();
+        tokio::task::spawn_blocking(move || held2.wait())
+            .await
+            .unwrap();
+        // Every reader is open and inside a read: count this directory's descriptors.
+        let ours = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|p| p.starts_with(dir.path()))
+            .count();
+        eprintln!("{ours} descriptors for 4 readers and the writer");
+        let held2 = held.clone();
+        tokio::task::spawn_blocking(move || held2.wait())
+            .await
+            .unwrap();
+        for r in reads {
+            r.await.unwrap().unwrap();
+        }
+        assert_eq!(store.open_readers(), 4);
+        assert!(
+            ours <= store.max_descriptors(),
+            "{ours} descriptors open, {} claimed",
+            store.max_descriptors()
+        );
+        assert!(
+            ours >= 2 * 5,
+            "each connection holds the database and its WAL: {ours}"
+        );
     }
 
     #[tokio::test]

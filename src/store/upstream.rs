@@ -25,6 +25,10 @@ pub enum SourceStatus {
     Error,
     /// 410 Gone: not polled again until its configured URL changes.
     Gone,
+    /// The source's URL, or a redirect, points where bantin does not fetch (a non-public
+    /// address, or bantin itself): nothing was requested there. Retried after growing delays
+    /// like an error, since an upstream's redirect (or the configuration) may change.
+    Refused,
 }
 
 impl SourceStatus {
@@ -35,6 +39,7 @@ impl SourceStatus {
             SourceStatus::Backoff => "backoff",
             SourceStatus::Error => "error",
             SourceStatus::Gone => "gone",
+            SourceStatus::Refused => "refused",
         }
     }
 }

@@ -785,3 +785,385 @@ async fn a_chunked_batch_over_the_limit_ends_its_document_with_an_error() {
     assert_eq!(v["results"].as_array().unwrap().len(), within);
     assert_eq!(app.server.app.store.count().await.unwrap(), within as u64);
 }
+
+/// The limit the OpenAPI document states at `pointer` (a `maxLength` or `maxItems`).
+fn documented(doc: &Value, pointer: &str) -> usize {
+    doc.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("the OpenAPI document states no limit at {pointer}")) as usize
+}
+
+#[tokio::test]
+async fn every_bounded_field_is_422_past_its_documented_limit() {
+    let app = spawn_default().await;
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let input = "/components/schemas/ArticleInput/properties";
+    let image = "/components/schemas/Image/properties";
+    type Set = fn(&mut Value, usize);
+    fn url(n: usize) -> String {
+        let base = "https://baolongan.example/";
+        format!("{base}{}", "u".repeat(n - base.len()))
+    }
+    fn img(a: &mut Value) -> &mut Value {
+        if a.get("image").is_none() {
+            a["image"] = json!({"url": "https://baolongan.example/a.jpg"});
+        }
+        &mut a["image"]
+    }
+    // Field, where the document states its limit, how to make a value of n, whether a value at
+    // the limit is otherwise valid (times of 64 characters are not).
+    let cases: &[(&str, String, Set, bool)] = &[
+        (
+            "title",
+            format!("{input}/title/maxLength"),
+            |a, n| a["title"] = "ắ".repeat(n).into(),
+            true,
+        ),
+        (
+            "summary",
+            format!("{input}/summary/maxLength"),
+            |a, n| a["summary"] = "ắ".repeat(n).into(),
+            true,
+        ),
+        (
+            "author",
+            format!("{input}/author/maxLength"),
+            |a, n| a["author"] = "Đ".repeat(n).into(),
+            true,
+        ),
+        (
+            "content_html",
+            format!("{input}/content_html/maxLength"),
+            |a, n| a["content_html"] = "x".repeat(n).into(),
+            true,
+        ),
+        (
+            "url",
+            format!("{input}/url/maxLength"),
+            |a, n| a["url"] = url(n).into(),
+            true,
+        ),
+        (
+            "tags",
+            format!("{input}/tags/maxItems"),
+            |a, n| a["tags"] = (0..n).map(|k| format!("thẻ {k}")).collect(),
+            true,
+        ),
+        (
+            "tags[0]",
+            format!("{input}/tags/items/maxLength"),
+            |a, n| a["tags"] = json!(["ắ".repeat(n)]),
+            true,
+        ),
+        (
+            "image.caption",
+            format!("{image}/caption/maxLength"),
+            |a, n| img(a)["caption"] = "ả".repeat(n).into(),
+            true,
+        ),
+        (
+            "image.url",
+            format!("{image}/url/maxLength"),
+            |a, n| img(a)["url"] = url(n).into(),
+            true,
+        ),
+        (
+            "image.mime",
+            format!("{image}/mime/maxLength"),
+            |a, n| img(a)["mime"] = format!("image/{}", "x".repeat(n - 6)).into(),
+            true,
+        ),
+        (
+            "published_at",
+            format!("{input}/published_at/maxLength"),
+            |a, n| a["published_at"] = format!("2026-11-25T08:00:00.{}", "0".repeat(n - 20)).into(),
+            false,
+        ),
+        (
+            "updated_at",
+            format!("{input}/updated_at/maxLength"),
+            |a, n| a["updated_at"] = format!("2026-11-25T08:00:00.{}", "0".repeat(n - 20)).into(),
+            false,
+        ),
+    ];
+    for (k, (field, pointer, set, at_ok)) in cases.iter().enumerate() {
+        let max = documented(&doc, pointer);
+        if *at_ok {
+            let id = format!("bound-{k}-at");
+            let mut a = article(&id, "vi", "kinh-te", "2026-11-25T08:00:00");
+            set(&mut a, max);
+            let r = app.put(&id, &a).await;
+            assert_eq!(
+                saw("put", ONE, r.status().as_u16()),
+                201,
+                "{field} of {max} is allowed"
+            );
+        }
+        let id = format!("bound-{k}-over");
+        let mut a = article(&id, "vi", "kinh-te", "2026-11-25T08:00:00");
+        set(&mut a, max + 1);
+        let (s, e) = error_of(app.put(&id, &a).await).await;
+        assert_eq!(
+            (saw("put", ONE, s), e["field"].as_str()),
+            (422, Some(*field)),
+            "{field}: {e}"
+        );
+        assert!(
+            e["message"].as_str().unwrap().len() < 200,
+            "{field}: the message does not echo the value"
+        );
+        assert_eq!(
+            app.server.app.store.get(&id).await.unwrap(),
+            None,
+            "{field}: nothing stored"
+        );
+    }
+
+    // A batch goes through the same validation, line by line.
+    let good = article("bound-batch-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    let mut long = article("bound-batch-2", "vi", "kinh-te", "2026-11-25T08:00:00");
+    long["author"] = "Đ"
+        .repeat(documented(&doc, &format!("{input}/author/maxLength")) + 1)
+        .into();
+    long["image"] = json!({"url": "/a.jpg", "caption": "ả".repeat(100_000)});
+    let r = app
+        .client
+        .post(app.url(MANY))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{good}\n{long}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("post", MANY, r.status().as_u16()), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"][0]["status"], "created");
+    assert_eq!(v["results"][1]["status"], "invalid");
+    assert_eq!(v["results"][1]["error"]["field"], "author");
+    assert_eq!(
+        app.server.app.store.get("bound-batch-2").await.unwrap(),
+        None
+    );
+}
+
+/// A store that cannot grow (its disk is full: here a real SQLite database held to a size with
+/// `?max_bytes=`, which fails exactly as a full disk does, with `SQLITE_FULL`) answers a write
+/// 503 with `Retry-After`, keeps nothing of it, and goes on serving what it has.
+#[tokio::test]
+async fn a_full_disk_is_503_with_retry_after_and_nothing_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?max_bytes={}",
+        dir.path().join("full.db").display(),
+        3 << 20
+    );
+    let app = spawn(Options {
+        database_url: Some(url),
+        ..Default::default()
+    })
+    .await;
+    let before = app.server.app.store.count().await.unwrap();
+    // Bodies of 900 kB fill the 3 MB allowed within a few writes.
+    let body = "lời tòa soạn ".repeat(900_000 / "lời tòa soạn ".len());
+    let mut stored = 0;
+    let full = loop {
+        let id = format!("full-{stored}");
+        let mut a = article(&id, "vi", "kinh-te", "2026-11-25T08:00:00");
+        a["content_html"] = format!("<p>{body}</p>").into();
+        let r = app.put(&id, &a).await;
+        match saw("put", ONE, r.status().as_u16()) {
+            201 => stored += 1,
+            503 => break (id, r),
+            s => panic!("a write to a full store answered {s}"),
+        }
+        assert!(stored < 10, "3 MB never filled up");
+    };
+    let (id, r) = full;
+    assert!(stored >= 1, "the store had room for one at first");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0);
+    let (_, e) = error_of(r).await;
+    assert_eq!(e["code"], "store_unavailable");
+    assert!(
+        !e["message"].as_str().unwrap().contains("full"),
+        "no driver text: {e}"
+    );
+    // Nothing of the refused article is anywhere: not stored, not in a feed.
+    assert_eq!(app.server.app.store.get(&id).await.unwrap(), None);
+    assert_eq!(app.server.app.store.count().await.unwrap(), before + stored);
+    let feed = app.get_text("/vi/kinh-te/rss.xml").await;
+    assert!(feed.contains(":full-0</guid>"));
+    assert!(!feed.contains(&format!(":{id}</guid>")));
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/articles/{id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saw("get", ONE, r.status().as_u16()), 404, "reads go on");
+}
+
+/// A client bound to a loopback address of its own, to play another network.
+fn client_from(addr: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(addr.parse::<std::net::IpAddr>().unwrap())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn metric(text: &str, line_prefix: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn wrong_tokens_are_counted_and_slowed_per_network_and_others_still_get_in() {
+    let app = spawn_default().await;
+    let url = app.url("/api/v1/articles/auth-1");
+    let a = article("auth-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    let attacker = client_from("127.0.0.1");
+    let put = |c: &reqwest::Client, token: &str| {
+        c.put(&url).bearer_auth(token.to_string()).json(&a).send()
+    };
+    for i in 0..bantin::access::MAX_FAILURES {
+        let r = put(&attacker, &format!("guess-{i}-0123456789"))
+            .await
+            .unwrap();
+        assert_eq!(saw("put", ONE, r.status().as_u16()), 401, "guess {i}");
+    }
+    // Past the limit the network is refused, its token not even looked at: the right one too.
+    for token in ["guess-again-0123456789", TOKEN] {
+        let r = put(&attacker, token).await.unwrap();
+        assert_eq!(saw("put", ONE, r.status().as_u16()), 429);
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let (_, e) = error_of(r).await;
+        assert_eq!(e["code"], "too_many_failures");
+    }
+    // A newsroom tool on another address is not held back.
+    let r = put(&client_from("127.0.0.2"), TOKEN).await.unwrap();
+    assert_eq!(saw("put", ONE, r.status().as_u16()), 201);
+
+    // /stats with a wrong Basic password, from a third address: counted under its endpoint.
+    let browser = client_from("127.0.0.3");
+    for _ in 0..bantin::access::MAX_FAILURES {
+        let r = browser
+            .get(app.url("/stats"))
+            .basic_auth("newsroom", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = browser
+        .get(app.url("/stats"))
+        .basic_auth("newsroom", Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let r = browser
+        .get(app.url("/api/v1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        saw("get", "/api/v1/stats", r.status().as_u16()),
+        429,
+        "one record per network"
+    );
+    // No credentials at all is not a failure: a browser asks for the password after a 401.
+    let fresh = client_from("127.0.0.4");
+    for _ in 0..10 {
+        assert_eq!(
+            fresh.get(app.url("/stats")).send().await.unwrap().status(),
+            401
+        );
+    }
+    let r = fresh
+        .get(app.url("/stats"))
+        .basic_auth("newsroom", Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let m = app.get_text("/metrics").await;
+    assert_eq!(
+        metric(&m, "bantin_auth_failures_total{endpoint=\"api\"}"),
+        5
+    );
+    assert_eq!(
+        metric(&m, "bantin_auth_failures_total{endpoint=\"stats\"}"),
+        5
+    );
+    assert_eq!(
+        metric(&m, "bantin_auth_throttled_total{endpoint=\"api\"}"),
+        2
+    );
+    assert_eq!(
+        metric(&m, "bantin_auth_throttled_total{endpoint=\"stats\"}"),
+        2
+    );
+    assert!(!m.contains("guess-"), "no token in the metrics");
+}
+
+/// Wrong tokens from more networks than the table holds: it stays at its bound, and a good
+/// token still gets in.
+#[tokio::test]
+async fn a_flood_of_networks_with_wrong_tokens_stays_bounded() {
+    let app = spawn_default().await;
+    let addr = app.server.addr;
+    let n = bantin::access::MAX_NETWORKS + 300;
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        for i in 0..n {
+            let local = std::net::Ipv4Addr::from(0x7f01_0000 + i as u32);
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.bind(&std::net::SocketAddr::from((local, 0)).into()).unwrap();
+            s.connect(&addr.into()).unwrap();
+            let mut s: std::net::TcpStream = s.into();
+            s.write_all(
+                b"GET /api/v1/articles/x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer wrong-0123456789abcdef\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            assert!(out.starts_with(b"HTTP/1.1 401"), "{}", String::from_utf8_lossy(&out));
+        }
+    })
+    .await
+    .unwrap();
+    let logins = &app.server.app.logins;
+    assert_eq!(
+        logins.len(),
+        bantin::access::MAX_NETWORKS,
+        "the table holds its bound"
+    );
+    let m = app.get_text("/metrics").await;
+    assert_eq!(
+        metric(&m, "bantin_auth_failures_total{endpoint=\"api\"}"),
+        n as u64
+    );
+    let r = app
+        .client
+        .get(app.url("/api/v1/articles/x"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -544,3 +544,395 @@ async fn two_instances_on_one_store_end_with_identical_bytes_and_etags() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The lists of feeds, the HTML previews and the render slots: everything a request without a
+// token can make bantin render is cached within the budget and bounded.
+
+/// A counter or gauge of `/metrics` (0 when the series does not exist yet).
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app.get_text("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Renders of one kind so far (`feed`, `preview`, `opml`, `partner_opml`, `index`).
+pub async fn renders(app: &TestApp, kind: &str) -> f64 {
+    metric(app, &format!("bantin_renders_total{{kind=\"{kind}\"}}")).await
+}
+
+/// Stores `articles` through the batch API.
+pub async fn post_batch(app: &TestApp, articles: &[serde_json::Value]) {
+    let body: String = articles.iter().map(|a| format!("{a}\n")).collect();
+    let r = app
+        .client
+        .post(app.url("/api/v1/articles"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        v["summary"]["created"].as_u64(),
+        Some(articles.len() as u64),
+        "{v}"
+    );
+}
+
+fn xml_urls(opml: &str) -> Vec<String> {
+    strict_xml(opml, "opml")
+        .descendants()
+        .filter_map(|n| n.attribute("xmlUrl").map(str::to_string))
+        .collect()
+}
+
+fn bounded_lists(c: &mut bantin::config::Config) {
+    c.opml.max_outlines = 300;
+    c.opml.min_articles = 2;
+}
+
+#[tokio::test]
+async fn the_lists_of_feeds_are_bounded_however_many_tags_and_bylines_exist() {
+    let app = spawn(Options {
+        articles_dir: None,
+        tweak: Some(bounded_lists),
+        ..Default::default()
+    })
+    .await;
+    // 200 articles with 50 tags each: 45 used once, 5 shared by two articles, and one used by
+    // all; 50 bylines of four articles each. Nearly 10,000 tag feeds exist.
+    let articles: Vec<serde_json::Value> = (0..200)
+        .map(|i| {
+            let mut a = article(&format!("many-{i}"), "vi", "xa-hoi", "2026-11-20T08:00:00");
+            let mut tags: Vec<String> = (0..45).map(|j| format!("t{i}-{j}")).collect();
+            tags.extend((0..4).map(|j| format!("s{}-{j}", i / 2)));
+            tags.push("chung".into());
+            a["tags"] = serde_json::json!(tags);
+            a["author"] = format!("Phóng viên {}", i % 50).into();
+            a
+        })
+        .collect();
+    post_batch(&app, &articles).await;
+
+    let opml = app.get_text("/feeds.opml").await;
+    let urls = xml_urls(&opml);
+    assert_eq!(urls.len(), 300, "exactly [opml] max_outlines outlines");
+    assert!(
+        opml.len() <= 300 * 512,
+        "{} bytes for 300 outlines",
+        opml.len()
+    );
+    let listed = |path: &str| urls.contains(&format!("{}{path}", app.base));
+    for configured in [
+        "/vi/rss.xml",
+        "/en/rss.xml",
+        "/vi/xa-hoi/rss.xml",
+        "/en/defence/rss.xml",
+    ] {
+        assert!(listed(configured), "{configured} is always listed");
+    }
+    assert!(listed("/vi/tag/chung/rss.xml"), "the most used tag");
+    for n in 0..50 {
+        assert!(
+            listed(&format!("/vi/author/phong-vien-{n}/rss.xml")),
+            "byline {n} (four articles) outranks the tags of two"
+        );
+    }
+    assert!(
+        !urls.iter().any(|u| u.contains("/tag/t")),
+        "tags of one article are below [opml] min_articles"
+    );
+    assert!(urls.iter().any(|u| u.contains("/vi/tag/s0-0/")));
+    // The feeds left out still exist.
+    assert_eq!(app.get("/vi/tag/t7-3/rss.xml").await.status(), 200);
+
+    // The HTML index names the same bounded list.
+    let index = app.get_text("/").await;
+    assert_eq!(index.matches("<li>").count(), 300);
+    assert!(index.contains("href=\"/vi/tag/chung/\""));
+    assert!(!index.contains("href=\"/vi/tag/t7-3/\""));
+}
+
+#[tokio::test]
+async fn the_opml_is_cached_in_the_budget_and_invalidated_by_writes() {
+    let app = spawn_default().await;
+    let cache = &app.server.app.cache;
+    let opml_key = bantin::cache::Key::List(bantin::cache::List::Opml);
+    cache.settle().await;
+    let before = cache.weighted_size();
+    let first = app.get("/feeds.opml").await;
+    let etag = first.headers()["etag"].clone();
+    let body = first.bytes().await.unwrap();
+    cache.settle().await;
+    assert!(cache.holds(&opml_key).await);
+    assert!(
+        cache.weighted_size() >= before + body.len() as u64,
+        "the cache's weighed size counts the OPML: {} -> {} for {} bytes",
+        before,
+        cache.weighted_size(),
+        body.len()
+    );
+    assert!(
+        metric(&app, "bantin_cache_bytes").await >= body.len() as f64,
+        "and /metrics says so"
+    );
+    assert_eq!(renders(&app, "opml").await, 1.0);
+    let again = app
+        .client
+        .get(app.url("/feeds.opml"))
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304, "validated like a feed");
+    assert_eq!(app.get_text("/feeds.opml").await.as_bytes(), &body[..]);
+    assert_eq!(renders(&app, "opml").await, 1.0, "hits render nothing");
+
+    // Two articles of a new tag: the next request renders the list again, with the tag.
+    for i in 0..2 {
+        let id = format!("opml-new-{i}");
+        let mut a = article(&id, "vi", "kinh-te", "2026-11-21T08:00:00");
+        a["tags"] = serde_json::json!(["Đê bao mới"]);
+        assert_eq!(app.put(&id, &a).await.status(), 201);
+    }
+    assert!(
+        !cache.contains_current(&opml_key).await,
+        "a write invalidates it"
+    );
+    let after = app.get_text("/feeds.opml").await;
+    assert!(after.contains("/vi/tag/de-bao-moi/rss.xml"));
+    assert_eq!(renders(&app, "opml").await, 2.0);
+}
+
+fn tiny_budget(c: &mut bantin::config::Config) {
+    c.cache.max_bytes = 1 << 20;
+    c.opml.max_outlines = 5_000;
+    c.opml.min_articles = 1;
+}
+
+#[tokio::test]
+async fn an_opml_over_the_budget_is_not_held() {
+    let app = spawn(Options {
+        articles_dir: None,
+        tweak: Some(tiny_budget),
+        ..Default::default()
+    })
+    .await;
+    // 3,000 tags with long names: an OPML of over a megabyte, more than the 768 KiB the map of
+    // a 1 MiB budget holds.
+    let articles: Vec<serde_json::Value> = (0..60)
+        .map(|i| {
+            let mut a = article(&format!("long-{i}"), "vi", "xa-hoi", "2026-11-20T08:00:00");
+            let tags: Vec<String> = (0..50)
+                .map(|j| format!("{i:02}-{j:02} {}", "nông nghiệp công nghệ cao ".repeat(3)))
+                .collect();
+            a["tags"] = serde_json::json!(tags);
+            a
+        })
+        .collect();
+    post_batch(&app, &articles).await;
+    let cache = &app.server.app.cache;
+    let opml = app.get_text("/feeds.opml").await;
+    assert!(opml.len() > 1 << 20, "{} bytes", opml.len());
+    assert!(xml_urls(&opml).len() > 3000);
+    cache.settle().await;
+    assert!(
+        !cache
+            .holds(bantin::cache::Key::List(bantin::cache::List::Opml))
+            .await,
+        "an entry over the budget is not kept"
+    );
+    assert!(cache.weighted_size() <= (1 << 20) / 4 * 3);
+    assert!(
+        cache.live_bytes() <= 1 << 20,
+        "{} live bytes once answered",
+        cache.live_bytes()
+    );
+    // So it is rendered again, one request at a time, never held beyond the budget.
+    app.get_text("/feeds.opml").await;
+    assert_eq!(renders(&app, "opml").await, 2.0);
+    assert!(cache.live_bytes() <= 1 << 20);
+}
+
+#[tokio::test]
+async fn previews_and_the_index_are_cached_and_invalidated_with_their_feed() {
+    let app = spawn_default().await;
+    let first = app.get("/vi/kinh-te/").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "text/html; charset=utf-8");
+    let etag = first.headers()["etag"].clone();
+    let html = first.text().await.unwrap();
+    assert!(html.contains("rel=\"alternate\" type=\"application/atom+xml\""));
+    assert_eq!(renders(&app, "preview").await, 1.0);
+    assert_eq!(app.get_text("/vi/kinh-te/").await, html);
+    let r = app
+        .client
+        .get(app.url("/vi/kinh-te/"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let gz = app
+        .client
+        .get(app.url("/vi/kinh-te/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gunzip(&gz.bytes().await.unwrap()), html.as_bytes());
+    assert_eq!(
+        renders(&app, "preview").await,
+        1.0,
+        "a second request is a hit"
+    );
+    app.get_text("/").await;
+    app.get_text("/").await;
+    assert_eq!(renders(&app, "index").await, 1.0);
+
+    // A write elsewhere leaves the preview cached; one in its feed renders it again.
+    let en = article("preview-en", "en", "quoc-phong", "2026-11-22T08:00:00");
+    assert_eq!(app.put("preview-en", &en).await.status(), 201);
+    app.get_text("/vi/kinh-te/").await;
+    assert_eq!(renders(&app, "preview").await, 1.0);
+    let mut vi = article("preview-vi", "vi", "kinh-te", "2026-11-29T08:00:00");
+    vi["title"] = "Giá tiêu tăng mạnh".into();
+    assert_eq!(app.put("preview-vi", &vi).await.status(), 201);
+    assert!(
+        app.get_text("/vi/kinh-te/")
+            .await
+            .contains("Giá tiêu tăng mạnh")
+    );
+    assert_eq!(renders(&app, "preview").await, 2.0);
+    // Any write refreshes the index (it lists tags and bylines).
+    app.get_text("/").await;
+    assert_eq!(renders(&app, "index").await, 2.0);
+}
+
+#[tokio::test]
+async fn preview_pages_past_the_end_are_404_without_reading_the_store() {
+    let app = spawn(Options {
+        items_per_feed: Some(5),
+        ..Options::default()
+    })
+    .await;
+    let queries = || app.server.app.metrics.page_queries.get();
+    assert_eq!(app.get("/vi/?page=2").await.status(), 200);
+    let mut last: u32 = 2;
+    while app.get(&format!("/vi/?page={}", last + 1)).await.status() == 200 {
+        last += 1;
+    }
+    let before = queries();
+    for page in (last + 1..last + 300).chain([99_999, 100_000]) {
+        let r = app.get(&format!("/vi/?page={page}")).await;
+        assert_eq!(r.status(), 404, "page {page}");
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("the preview starts at /vi/")
+        );
+    }
+    for page in [50, 1_000, 2_000] {
+        let r = app.get(&format!("/vi/tag/gia-lua/?page={page}")).await;
+        assert_eq!(r.status(), 404);
+    }
+    assert!(
+        queries() - before <= 1,
+        "pages past the end read the store {} times",
+        queries() - before
+    );
+}
+
+#[tokio::test]
+async fn page_one_is_served_while_deep_pages_hold_their_slots() {
+    let app = spawn(Options {
+        items_per_feed: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let slots = &app.server.app.slots;
+    let policy = slots.policy();
+    // Deep renders of other clients in flight: every slot the deep lane may take.
+    let mut held = Vec::new();
+    for n in 0..policy.deep_max {
+        let client = bantin::slots::ClientKey::of(Some([10, 0, 0, n as u8 + 1].into()));
+        held.push(
+            slots
+                .acquire(bantin::slots::Lane::Deep(client))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(slots.stats().deep_running, policy.deep_max);
+
+    // This client's deep pages (feeds on the fast path, a preview on the axum path) wait...
+    let deep = [
+        "/vi/rss.xml?page=2",
+        "/vi/atom.xml?page=3",
+        "/vi/kinh-te/feed.json?page=2",
+        "/vi/?page=2",
+    ];
+    let mut waiting = Vec::new();
+    for path in deep {
+        let (c, url) = (app.client.clone(), app.url(path));
+        waiting.push(tokio::spawn(async move {
+            c.get(url).send().await.unwrap().status()
+        }));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while slots.stats().deep_waiting < deep.len() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", slots.stats());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ...and one more of this client's is refused at once: it has four in flight.
+    let refused = app.get("/en/rss.xml?page=2").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    assert_eq!(metric(&app, "bantin_renders_refused_total").await, 1.0);
+
+    // Page-1 misses, a preview, the OPML: served at once, on the slot the deep lane never takes.
+    let started = std::time::Instant::now();
+    for path in [
+        "/en/defence/atom.xml",
+        "/vi/the-thao/rss.xml",
+        "/en/",
+        "/feeds.opml",
+    ] {
+        assert_eq!(app.get(path).await.status(), 200, "{path}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        slots.stats().deep_waiting,
+        deep.len(),
+        "the deep pages still wait"
+    );
+    assert!(waiting.iter().all(|t| !t.is_finished()));
+    assert_eq!(
+        metric(&app, "bantin_renders_waiting{lane=\"deep\"}").await,
+        deep.len() as f64
+    );
+
+    // Once the other clients' renders end, this client's pages are rendered, one at a time.
+    drop(held);
+    for t in waiting {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(
+        slots.stats(),
+        bantin::slots::Stats {
+            refused: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(slots.clients(), 0, "no client is remembered once served");
+}

@@ -167,6 +167,9 @@ async fn every_feed_of_the_sample_corpus_is_valid_dated_and_safe() {
     for path in &paths {
         let r = app.get(path).await;
         assert_eq!(r.status(), 200, "{path}");
+        // The client follows redirects: the answer must come from the listed URL itself, which
+        // is the feed's one canonical spelling.
+        assert_eq!(r.url().as_str(), app.url(path), "{path} was redirected");
         let ct = r.headers()["content-type"].to_str().unwrap().to_string();
         let want_ct = match () {
             _ if path.ends_with("rss.xml") => "application/rss+xml; charset=utf-8",

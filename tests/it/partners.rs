@@ -336,3 +336,50 @@ async fn the_partner_opml_lists_keyed_urls() {
     // The public list carries no key.
     assert!(!app.get_text("/feeds.opml").await.contains("key="));
 }
+
+#[tokio::test]
+async fn the_partner_opml_is_cached_per_partner_and_rendered_once_at_a_time() {
+    use crate::cache::renders;
+    let app = spawn_with(summary_only).await;
+    let keyed = format!("/feeds.opml?key={KEY}");
+    // Concurrent misses, by query and by Bearer token: one render for them all.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let c = app.client.clone();
+        let req = if i % 2 == 0 {
+            c.get(app.url(&keyed))
+        } else {
+            c.get(app.url("/feeds.opml")).bearer_auth(KEY)
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }));
+    }
+    let mut bodies = Vec::new();
+    for t in tasks {
+        bodies.push(t.await.unwrap());
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert!(bodies[0].contains(&format!("?key={KEY}")));
+    assert_eq!(renders(&app, "partner_opml").await, 1.0);
+    assert_eq!(app.get_text(&keyed).await, bodies[0]);
+    assert_eq!(
+        renders(&app, "partner_opml").await,
+        1.0,
+        "a hit renders nothing"
+    );
+    // The public list is its own entry, without the key.
+    assert!(!app.get_text("/feeds.opml").await.contains("key="));
+    assert_eq!(renders(&app, "opml").await, 1.0);
+    // A write makes both stale; each is rendered once more.
+    let a = article("doi-tac-2", "vi", "kinh-te", "2026-01-06T08:00:00");
+    assert_eq!(app.put("doi-tac-2", &a).await.status(), 201);
+    for _ in 0..3 {
+        app.get_text(&keyed).await;
+        app.get_text("/feeds.opml").await;
+    }
+    assert_eq!(renders(&app, "partner_opml").await, 2.0);
+    assert_eq!(renders(&app, "opml").await, 2.0);
+}

@@ -1013,3 +1013,237 @@ async fn two_replicas_on_postgres_poll_each_interval_once() {
     drop(b);
     drop_database(&db).await;
 }
+
+/// An upstream that is not a feed at all: a local admin service on another loopback port.
+async fn secret_service() -> Upstream {
+    let secret = Upstream::start().await;
+    secret.set(
+        "/admin.xml",
+        Reply::Feed {
+            body: rss(&[(
+                "s-1",
+                "SECRET admin token = hunter2",
+                "Fri, 09 Jan 2026 08:00:00 +0700",
+            )]),
+            etag: None,
+            last_modified: None,
+        },
+    );
+    secret
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_loopback_port_is_refused_and_its_body_never_published() {
+    let up = Upstream::start().await;
+    let secret = secret_service().await;
+    up.set("/temp.xml", Reply::Redirect(302, secret.url("/admin.xml")));
+    up.set("/moved.xml", Reply::Redirect(301, secret.url("/admin.xml")));
+    up.set(
+        "/mapped.xml",
+        Reply::Redirect(
+            302,
+            secret
+                .url("/admin.xml")
+                .replace("127.0.0.1", "[::ffff:127.0.0.1]"),
+        ),
+    );
+    // A name, judged by what it resolves to (in the resolver, so a rebinding gains nothing).
+    up.set(
+        "/named.xml",
+        Reply::Redirect(
+            302,
+            secret.url("/admin.xml").replace("127.0.0.1", "localhost"),
+        ),
+    );
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    let s = start(
+        vec![
+            source("temp", &up.url("/temp.xml"), "2s"),
+            source("moved", &up.url("/moved.xml"), "2s"),
+            source("mapped", &up.url("/mapped.xml"), "2s"),
+            source("named", &up.url("/named.xml"), "2s"),
+            // Configured at the service's own loopback origin: the operator's choice, allowed.
+            source("own", &secret.url("/admin.xml"), "2s"),
+        ],
+        fast_upstream(),
+        clock,
+        None,
+    )
+    .await;
+    s.settle().await;
+    let all = s.sources().await;
+    for id in ["temp", "moved", "mapped", "named"] {
+        let src = &all[id];
+        assert_eq!(src["state"], "refused", "{id}: {src}");
+        let why = src["last_error"].as_str().unwrap();
+        assert!(
+            why.contains("refused a redirect to http://") && why.contains("loopback"),
+            "{id}: {why}"
+        );
+        assert_eq!(src["items"], 0);
+        assert!(
+            // The backoff's first delay: `every` less at most a fifth of jitter (shown to the
+            // second).
+            time_of(&src["next_poll"]) >= t(T0) + chrono::Duration::seconds(1),
+            "{id}: retried after a delay, not in a loop: {src}"
+        );
+    }
+    assert_eq!(
+        all["moved"]["url"],
+        up.url("/moved.xml"),
+        "the 301 is not remembered"
+    );
+    // Only the source configured there fetched the service; no redirect reached it.
+    assert_eq!(secret.hits("/admin.xml").len(), 1);
+    assert_eq!(all["own"]["state"], "ok", "{}", all["own"]);
+    assert_eq!(all["own"]["items"], 1);
+
+    // The refused sources published nothing: the one SECRET item is the configured source's.
+    let ids = all_ids_with_prefix(&s, "").await;
+    assert_eq!(
+        ids.iter().filter(|i| i.starts_with("own.")).count(),
+        1,
+        "{ids:?}"
+    );
+    for id in ["temp.", "moved.", "mapped.", "named."] {
+        assert!(!ids.iter().any(|i| i.starts_with(id)), "{id} {ids:?}");
+    }
+
+    // Still refused on the next attempt, which comes after the backoff.
+    s.advance(Duration::from_secs(60)).await;
+    let temp = s.source("temp").await;
+    assert_eq!(temp["state"], "refused");
+    assert_eq!(temp["consecutive_failures"], 2);
+    assert_eq!(secret.hits("/admin.xml").len(), 2, "only `own` polls it");
+}
+
+#[tokio::test]
+async fn allow_private_lets_a_redirect_reach_another_loopback_port() {
+    let up = Upstream::start().await;
+    let secret = secret_service().await;
+    up.set("/temp.xml", Reply::Redirect(302, secret.url("/admin.xml")));
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    let s = start(
+        vec![source("temp", &up.url("/temp.xml"), "2s")],
+        UpstreamConfig {
+            allow_private: true,
+            ..fast_upstream()
+        },
+        clock,
+        None,
+    )
+    .await;
+    s.settle().await;
+    let src = s.source("temp").await;
+    assert_eq!(src["state"], "ok", "{src}");
+    assert_eq!(src["items"], 1);
+    assert_eq!(secret.hits("/admin.xml").len(), 1);
+}
+
+#[tokio::test]
+async fn a_source_pointing_at_bantin_itself_is_refused_and_a_301_there_not_remembered() {
+    const PUBLIC: &str = "https://feeds.baolongan.example";
+    let up = Upstream::start().await;
+    up.set(
+        "/to-public.xml",
+        Reply::Redirect(301, format!("{PUBLIC}/vi/xa-hoi/rss.xml")),
+    );
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    let app = spawn(Options {
+        articles_dir: Some(crate::helpers::sample_articles()),
+        clock: Some(clock.clone() as Arc<dyn Clock>),
+        public_url: Some(PUBLIC.into()),
+        sources: vec![
+            source("self", &format!("{PUBLIC}/vi/rss.xml"), "2s"),
+            source("to-public", &up.url("/to-public.xml"), "2s"),
+            // Answered later with a 301 to bantin's own listen address.
+            source("to-listen", &up.url("/to-listen.xml"), "2s"),
+        ],
+        // Even with private targets allowed, bantin itself never is.
+        upstream: Some(UpstreamConfig {
+            allow_private: true,
+            ..fast_upstream()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let s = Setup { app, clock };
+    s.settle().await;
+    up.set(
+        "/to-listen.xml",
+        Reply::Redirect(301, s.app.url("/vi/xa-hoi/feed.json")),
+    );
+    s.advance(Duration::from_secs(60)).await;
+    let all = s.sources().await;
+    assert_eq!(all["self"]["state"], "refused", "{}", all["self"]);
+    assert!(
+        all["self"]["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: points at bantin itself"),
+        "{}",
+        all["self"]
+    );
+    for id in ["to-public", "to-listen"] {
+        let src = &all[id];
+        assert_eq!(src["state"], "refused", "{id}: {src}");
+        let why = src["last_error"].as_str().unwrap();
+        assert!(why.contains("points at bantin itself"), "{id}: {why}");
+        assert_eq!(
+            src["url"],
+            up.url(&format!("/{id}.xml")),
+            "{id}: not remembered"
+        );
+        assert_eq!(src["items"], 0);
+    }
+    // Nothing of bantin's came back as a source's article.
+    let ids = all_ids_with_prefix(&s, "").await;
+    assert!(
+        !ids.iter()
+            .any(|i| i.starts_with("self.") || i.starts_with("to-")),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_item_with_a_data_image_is_stored_without_the_image() {
+    let up = Upstream::start().await;
+    let body = r#"<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>Ảnh</title><link>https://anh.example/</link>
+<item><guid>img-1</guid><title>Ảnh nhúng</title><link>https://anh.example/1</link><pubDate>Fri, 09 Jan 2026 08:00:00 +0700</pubDate>
+<enclosure url="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7" length="42" type="image/gif"/></item>
+<item><guid>img-2</guid><title>Ảnh thật</title><link>https://anh.example/2</link><pubDate>Fri, 09 Jan 2026 09:00:00 +0700</pubDate>
+<media:content url="https://anh.example/2.jpg" type="image/jpeg" fileSize="1234"/></item>
+</channel></rss>"#;
+    up.set(
+        "/img.xml",
+        Reply::Feed {
+            body: body.into(),
+            etag: None,
+            last_modified: None,
+        },
+    );
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    let s = start(
+        vec![source("anh", &up.url("/img.xml"), "2s")],
+        fast_upstream(),
+        clock,
+        None,
+    )
+    .await;
+    s.settle().await;
+    let src = s.source("anh").await;
+    assert_eq!(src["state"], "ok", "{src}");
+    assert_eq!(src["items"], 2, "the item with the data: image is kept");
+    let note = src["last_error"].as_str().unwrap();
+    assert!(
+        note.starts_with("1 item(s) stored without their image; item 1: image.url:"),
+        "{note}"
+    );
+    let v: Value = serde_json::from_str(&s.app.get_text("/vi/xa-hoi/feed.json").await).unwrap();
+    let items = v["items"].as_array().unwrap();
+    let by_title = |t: &str| items.iter().find(|i| i["title"] == t).unwrap().clone();
+    assert_eq!(by_title("Ảnh nhúng")["image"], Value::Null);
+    assert_eq!(by_title("Ảnh thật")["image"], "https://anh.example/2.jpg");
+    let rss = s.app.get_text("/vi/xa-hoi/rss.xml").await;
+    assert!(!rss.contains("data:image"), "no data: URL is published");
+}
