@@ -22,6 +22,13 @@ pub struct SourcePollLabel {
     pub outcome: &'static str,
 }
 
+/// A repair the forgiving feed reader made, per source (`html_entity`, `atom_0_3`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceRepairLabel {
+    pub source: String,
+    pub repair: &'static str,
+}
+
 /// What was rendered: `feed`, `preview`, `opml`, `partner_opml`, `index`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -87,6 +94,8 @@ pub struct Metrics {
     /// Polls of upstream sources by outcome (`updated`, `not_modified`, `gone`, `throttled`,
     /// `failed`, `error`).
     pub source_polls: Family<SourcePollLabel, Counter>,
+    /// Repairs made to read ill-formed upstream documents, by source and kind.
+    pub source_repairs: Family<SourceRepairLabel, Counter>,
     /// Wrong API tokens and partner keys presented, by endpoint (a fixed set of labels).
     pub auth_failures: Family<EndpointLabel, Counter>,
     /// Requests refused 429 because their network had failed too often.
@@ -128,6 +137,7 @@ impl Metrics {
             readership_dropped: Family::default(),
             readership_bytes: Gauge::default(),
             source_polls: Family::default(),
+            source_repairs: Family::default(),
             auth_failures: Family::default(),
             auth_throttled: Family::default(),
             registry: Registry::default(),
@@ -256,6 +266,11 @@ impl Metrics {
             "source_polls",
             "Polls of upstream sources by outcome",
             m.source_polls.clone(),
+        );
+        registry.register(
+            "source_repairs",
+            "Repairs made to read ill-formed upstream documents, by source and kind",
+            m.source_repairs.clone(),
         );
         registry.register(
             "auth_failures",

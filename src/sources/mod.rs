@@ -11,6 +11,7 @@
 pub mod address;
 pub mod dates;
 pub mod decode;
+pub mod dialect;
 pub mod fetch;
 pub mod import;
 pub mod mapping;

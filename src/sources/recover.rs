@@ -534,7 +534,7 @@ impl<'a> Reader<'a> {
                     self.pos += 9 + e;
                 }
             }
-        } else if rest.len() >= 9 && rest[..9].eq_ignore_ascii_case("<!DOCTYPE") {
+        } else if rest.len() >= 9 && rest.as_bytes()[..9].eq_ignore_ascii_case(b"<!DOCTYPE") {
             self.doctype();
         } else if rest.starts_with("<!") || rest.starts_with("<?") {
             let close = if rest.starts_with("<?") { "?>" } else { ">" };

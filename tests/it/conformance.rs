@@ -133,10 +133,11 @@ pub fn read_pure(doc: &Expected, config: &Config) -> Reading {
     let src = source("up", url.as_str());
     let zone = config.zone;
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let parsed = mapping::parse(&body, &url, zone)?;
+        let parsed = mapping::parse(&body, Some(&doc.content_type), &url, zone, now())?;
         let credit = mapping::credit(&parsed, &url);
-        let (articles, _rejected) =
-            mapping::articles(&parsed, &credit, &src, &url, config, &HashMap::new(), now());
+        let articles =
+            mapping::articles(&parsed, &credit, &src, &url, config, &HashMap::new(), now())
+                .articles;
         Ok::<_, String>((credit.title, articles))
     }));
     match run {
