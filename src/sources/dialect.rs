@@ -98,6 +98,13 @@ pub fn read(
     let feed = match root.local.to_ascii_lowercase().as_str() {
         "rss" | "channel" | "rdf" => rss(root, &base, &mut cx),
         "feed" => atom(root, &base, &mut cx),
+        // A lone Atom entry document (RFC 4287 §4.1.2): a feed of one.
+        "entry" => {
+            let mut feed = atom(&Element::default(), &base, &mut cx);
+            let v03 = root.ns == ATOM03;
+            feed.entries.push(atom_entry(root, &base, v03, &mut cx));
+            feed
+        }
         _ => {
             return Err(format!(
                 "the root element is <{}>, not <rss>, <rdf:RDF> or <feed>",
@@ -679,7 +686,7 @@ fn atom(root: &Element, base: &Url, cx: &mut Ctx) -> Feed {
         cx.repairs.add(Repair::Atom03);
     }
     let mut feed = empty_feed(FeedType::Atom);
-    let a = |e: &Element| e.ns == ATOM10 || e.ns == ATOM03 || e.ns.is_empty();
+    let a = is_atom_core;
     let get = atom_child;
     feed.title = get(root, "title").map(|t| atom_text(t, v03, cx));
     feed.description = get(root, "subtitle")
@@ -693,16 +700,33 @@ fn atom(root: &Element, base: &Url, cx: &mut Ctx) -> Feed {
         .filter(|e| a(e) && e.local == "author")
         .map(atom_person)
         .collect();
-    for en in root.elements().filter(|e| a(e) && e.local == "entry") {
+    // (`<item>` in an Atom feed is read as an entry, as feedparser does.)
+    for en in root
+        .elements()
+        .filter(|e| a(e) && (e.local == "entry" || e.local == "item"))
+    {
         let b = base_of(en, base, cx.repairs);
         feed.entries.push(atom_entry(en, &b, v03, cx));
     }
     feed
 }
 
+/// An element of Atom's own vocabulary: in either Atom namespace, none, or the namespace a
+/// document put its whole feed in (feedparser reads those as Atom too).
+fn is_atom_core(e: &Element) -> bool {
+    e.ns == ATOM10 || e.ns == ATOM03 || !EXTENSIONS.contains(&e.ns.as_str())
+}
+
 fn atom_child<'a>(e: &'a Element, local: &str) -> Option<&'a Element> {
+    e.elements().find(|c| is_atom_core(c) && c.local == local)
+}
+
+/// The last child of that name: where a date is given twice, the last one counts (as in
+/// feedparser, which overwrites).
+fn last_child<'a>(e: &'a Element, ns: Option<&str>, local: &str) -> Option<&'a Element> {
     e.elements()
-        .find(|c| (c.ns == ATOM10 || c.ns == ATOM03 || c.ns.is_empty()) && c.local == local)
+        .filter(|c| c.local == local && ns.map_or(is_atom_core(c), |n| c.ns == n))
+        .last()
 }
 
 fn atom_person(p: &Element) -> Person {
@@ -719,10 +743,16 @@ fn atom_links(e: &Element, base: &Url, cx: &mut Ctx) -> Vec<Link> {
     let mut out = Vec::new();
     for l in e
         .elements()
-        .filter(|c| (c.ns == ATOM10 || c.ns == ATOM03 || c.ns.is_empty()) && c.local == "link")
+        .filter(|c| is_atom_core(c) && c.local == "link")
     {
         let b = base_of(l, base, cx.repairs);
-        let Some(href) = l.attr("href").and_then(|h| resolve(&b, h)) else {
+        // No href: the URL written as the element's text (RSS habits in an Atom feed).
+        let Some(href) = l
+            .attr("href")
+            .map(String::from)
+            .or_else(|| nonempty(l.text()))
+            .and_then(|h| resolve(&b, &h))
+        else {
             continue;
         };
         let mut lk = link(href);
@@ -800,27 +830,37 @@ fn atom_entry(en: &Element, base: &Url, v03: bool, cx: &mut Ctx) -> Entry {
     }
     e.published = first_date(
         &[
-            atom_child(en, "published"),
-            atom_child(en, "issued"),
-            child(en, DCTERMS, "issued"),
-            atom_child(en, "created"),
-            child(en, DCTERMS, "created"),
+            last_child(en, None, "published"),
+            last_child(en, None, "issued"),
+            last_child(en, Some(DCTERMS), "issued"),
+            last_child(en, None, "created"),
+            last_child(en, Some(DCTERMS), "created"),
         ],
         cx,
     );
     e.updated = first_date(
         &[
-            atom_child(en, "updated"),
-            atom_child(en, "modified"),
-            child(en, DC, "date"),
-            child(en, DCTERMS, "modified"),
+            last_child(en, None, "updated"),
+            last_child(en, None, "modified"),
+            last_child(en, Some(DC), "date"),
+            last_child(en, Some(DCTERMS), "modified"),
         ],
         cx,
     );
+    // No page link: an id that is a URL (relative ones resolved) is the page, as feedparser
+    // reads it; `tag:` and `urn:` ids are not.
+    if !e.links.iter().any(|l| l.rel.is_none()) && !e.id.is_empty() {
+        let scheme = e.id.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        if scheme.as_deref().is_none_or(|s| s == "http" || s == "https")
+            && let Some(u) = resolve(base, &e.id)
+        {
+            e.links.push(link(u));
+        }
+    }
     e.authors = en
         .elements()
         .filter(|c| {
-            (c.ns == ATOM10 || c.ns == ATOM03 || c.ns.is_empty()) && c.local == "author"
+            is_atom_core(c) && c.local == "author"
         })
         .map(atom_person)
         .chain(
@@ -831,7 +871,7 @@ fn atom_entry(en: &Element, base: &Url, v03: bool, cx: &mut Ctx) -> Entry {
         .filter(|p| p.name.is_some())
         .collect();
     for c in en.elements().filter(|c| {
-        (c.ns == ATOM10 || c.ns == ATOM03 || c.ns.is_empty()) && c.local == "category"
+        is_atom_core(c) && c.local == "category"
     }) {
         let term = c.attr("term").map(str::trim).unwrap_or_default();
         if !term.is_empty() {
@@ -868,7 +908,7 @@ fn atom_text(t: &Element, v03: bool, cx: &mut Ctx) -> Text {
             && let Ok(s) = String::from_utf8(bytes)
         {
             cx.repairs.add(Repair::Base64);
-            return if html_type || xhtml_type || looks_like_html(&s) {
+            return if html_type || xhtml_type {
                 text_html(s)
             } else {
                 text_plain(s)

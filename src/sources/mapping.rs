@@ -158,7 +158,14 @@ pub fn credit(parsed: &Parsed, feed_url: &Url) -> Credit {
         .filter(|u| u.len() <= MAX_CREDIT_URL);
     // The credit is copied into every article of the feed, so each part is cleaned and bounded
     // like a validated field (an upstream could send a megabyte of `<id>`).
+    // An Atom `<source><id>` must be an absolute IRI: an upstream id that is not one (Reddit's
+    // `/r/homelab/new/.rss`) is replaced by the feed's URL, which names the same feed.
     let id = crate::text::clean_line(&feed.id);
+    let id = if Url::parse(&id).is_ok() {
+        id
+    } else {
+        String::new()
+    };
     Credit {
         title: truncate(&title, 200),
         feed_url: feed_url.to_string(),
@@ -388,6 +395,11 @@ fn input_of(
     let mut title = e.title.as_ref().map(text_of).unwrap_or_default();
     if title.is_empty() {
         title = truncate(&summary, DERIVED_TITLE_CHARS);
+    }
+    // An item with neither title nor text (RSS allows it; a podcast episode may be only an
+    // enclosure) is still an item: it is named by its page, as feed readers show it.
+    if title.is_empty() {
+        title = truncate(url.as_str(), DERIVED_TITLE_CHARS);
     }
     let content = match source.content {
         SourceContent::Summary => String::new(),

@@ -322,6 +322,7 @@ pub fn read(text: &str, utf8_source: bool, repairs: &mut Repairs) -> Element {
         utf8_source,
         repairs,
         skipped_depth: 0,
+        no_cdata_end_after: usize::MAX,
     };
     r.run();
     r.finish()
@@ -348,6 +349,8 @@ struct Reader<'a> {
     repairs: &'a mut Repairs,
     /// Start tags ignored for depth, still open (their end tags are ignored too).
     skipped_depth: usize,
+    /// A position from which no `]]>` follows (`usize::MAX` until one search fails).
+    no_cdata_end_after: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -514,7 +517,18 @@ impl<'a> Reader<'a> {
             self.pos += end;
         } else if rest.starts_with("<![CDATA[") {
             let body = &rest[9..];
-            match body.find("]]>") {
+            // Once no `]]>` follows some point, none follows any later one: not searched again
+            // (many unclosed sections would otherwise cost quadratic time).
+            let end = if self.pos >= self.no_cdata_end_after {
+                None
+            } else {
+                let e = memchr::memmem::find(body.as_bytes(), b"]]>");
+                if e.is_none() {
+                    self.no_cdata_end_after = self.pos;
+                }
+                e
+            };
+            match end {
                 Some(e) => {
                     let text = body[..e].to_string();
                     self.push_text(&text);
@@ -640,7 +654,7 @@ impl<'a> Reader<'a> {
         let rest = self.rest();
         let b = rest.as_bytes();
         let name_len = rest[1..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '>' | '<' | '"' | '\'' | '='))
+            .find(|c: char| c.is_ascii_whitespace() || matches!(c, '/' | '>' | '<' | '"' | '\'' | '='))
             .unwrap_or(rest.len() - 1);
         let qname = rest[1..1 + name_len].to_string();
         let mut i = 1 + name_len;
@@ -676,8 +690,15 @@ impl<'a> Reader<'a> {
                 }
                 _ => {
                     let n = rest[i..]
-                        .find(|c: char| c.is_whitespace() || matches!(c, '=' | '>' | '/' | '<'))
+                        .find(|c: char| c.is_ascii_whitespace() || matches!(c, '=' | '>' | '/' | '<'))
                         .unwrap_or(rest.len() - i);
+                    if n == 0 {
+                        // Nothing a name can start with (a stray character): skip it, so the
+                        // loop always advances.
+                        self.repairs.add(Repair::BadAttribute);
+                        i += rest[i..].chars().next().map_or(1, char::len_utf8);
+                        continue;
+                    }
                     let name = rest[i..i + n].to_string();
                     i += n;
                     let mut j = i;
@@ -695,9 +716,10 @@ impl<'a> Reader<'a> {
                                 let body = &rest[j + 1..];
                                 // A value cannot hold `<`: a quote not closed before the next
                                 // tag ends at this tag's end.
-                                let end = body
-                                    .find(q as char)
-                                    .filter(|&e| body.find('<').is_none_or(|lt| e < lt));
+                                // (Searched only up to that `<`, so many unclosed quotes
+                                // cost linear time, not quadratic.)
+                                let lt = memchr::memchr(b'<', body.as_bytes()).unwrap_or(body.len());
+                                let end = memchr::memchr(q, &body.as_bytes()[..lt]);
                                 match end {
                                     Some(e) => {
                                         value = Some(body[..e].to_string());
@@ -714,7 +736,7 @@ impl<'a> Reader<'a> {
                             _ => {
                                 self.repairs.add(Repair::BadAttribute);
                                 let e = rest[j..]
-                                    .find(|c: char| c.is_whitespace() || c == '>')
+                                    .find(|c: char| c.is_ascii_whitespace() || c == '>')
                                     .unwrap_or(rest.len() - j);
                                 value = Some(rest[j..j + e].to_string());
                                 j += e;
@@ -1065,5 +1087,32 @@ mod tests {
         let (d, r) = doc("junk<rss/>more");
         assert_eq!(d.elements().count(), 1);
         assert_eq!(r.count(Repair::ContentOutsideRoot), 2);
+    }
+
+    #[test]
+    fn odd_characters_inside_a_tag_always_advance() {
+        // A no-break space (Unicode whitespace, not XML's) where an attribute would start.
+        // (U+00A0 is a name character in XML: it joins the name, and the reading ends.)
+        let (r, rep) = root("<content\u{a0}type=\"xhtml\" xml:lang");
+        assert!(r.local.starts_with("content"));
+        assert!(rep.count(Repair::BadAttribute) > 0);
+        let (r, _) = root("<a \u{a0}\u{a0}b=\"1\">x</a>");
+        assert_eq!(r.text(), "x");
+    }
+
+    #[test]
+    fn pathological_input_reads_in_linear_time() {
+        // Each shape repeated to a megabyte: quadratic work would take minutes here.
+        for unit in ["<![CDATA[x", "<a b=\"", "< ", "&", "&#", "</x>", "<!--", "<a\u{a0}"] {
+            let s = unit.repeat((1 << 20) / unit.len());
+            let t = std::time::Instant::now();
+            let mut r = Repairs::default();
+            read(&s, true, &mut r);
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "{unit:?}: {:?}",
+                t.elapsed()
+            );
+        }
     }
 }
