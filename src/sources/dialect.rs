@@ -217,13 +217,9 @@ fn text_html(s: String) -> Text {
 /// What feedparser calls "looks like HTML": an end tag or an entity reference in the text.
 fn looks_like_html(s: &str) -> bool {
     let b = s.as_bytes();
+    // (A lone start tag is not enough: "Kịch bản <script>" is a title about a tag.)
     b.windows(3)
         .any(|w| w[0] == b'<' && w[1] == b'/' && w[2].is_ascii_alphabetic())
-        || b.windows(3).any(|w| {
-            w[0] == b'<'
-                && w[1].is_ascii_alphabetic()
-                && matches!(w[2], b'>' | b' ' | b'/' | b'a'..=b'z' | b'A'..=b'Z')
-        }) && s.contains('>')
         || s.match_indices('&').any(|(i, _)| {
             let rest = &s[i + 1..];
             let n = rest
