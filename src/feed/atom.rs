@@ -116,12 +116,10 @@ fn entry(a: &Article, page: &FeedPage, config: &Config) -> Entry {
         } else {
             None
         },
-        content: full.then(|| {
-            Content {
-                value: Some(a.content_html.clone()),
-                content_type: Some("html".into()),
-                ..Default::default()
-            }
+        content: full.then(|| Content {
+            value: Some(a.content_html.clone()),
+            content_type: Some("html".into()),
+            ..Default::default()
         }),
         source: a.source.as_ref().map(|c| credit(c, a, config)),
         ..Default::default()
@@ -143,17 +141,17 @@ fn text(s: &str) -> Text {
 /// A tag start (`<p`, `</`, `<!`) or an entity reference (`&amp;`, `&#39;`) in plain text.
 fn looks_like_markup(s: &str) -> bool {
     let b = s.as_bytes();
-    b.windows(2).any(|w| {
-        w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!')
-    }) || s.match_indices('&').any(|(i, _)| {
-        let rest = &b[i + 1..];
-        let n = rest
-            .iter()
-            .take(32)
-            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
-            .count();
-        n > 0 && rest.get(n) == Some(&b';')
-    })
+    b.windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
+        || s.match_indices('&').any(|(i, _)| {
+            let rest = &b[i + 1..];
+            let n = rest
+                .iter()
+                .take(32)
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
+                .count();
+            n > 0 && rest.get(n) == Some(&b';')
+        })
 }
 
 /// RFC 4287 §4.2.11: the entry's origin feed. Its `updated` is the entry's own, not the upstream

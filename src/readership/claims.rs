@@ -224,10 +224,7 @@ mod tests {
         pending.verdict = Verdict::Pending.code();
         let (figures, list) = combine("/vi/rss.xml", &[fake, pending, real]);
         assert_eq!(figures["Google Feedfetcher"], 12);
-        let shown: Vec<(&str, bool)> = list
-            .iter()
-            .map(|c| (c.verification, c.counted))
-            .collect();
+        let shown: Vec<(&str, bool)> = list.iter().map(|c| (c.verification, c.counted)).collect();
         assert_eq!(
             shown,
             [("refuted", false), ("pending", false), ("verified", true)]

@@ -496,7 +496,11 @@ mod tests {
         assert_eq!(get("other"), Some(1));
         assert_eq!(get("Once"), None);
         assert_eq!(live.clients[0].client, "Feedly", "largest first");
-        assert!(live.claims.iter().any(|c| c.aggregator == "Once" && !c.counted));
+        assert!(
+            live.claims
+                .iter()
+                .any(|c| c.aggregator == "Once" && !c.counted)
+        );
         // Day 7 is the last whose window reaches back to day 1.
         assert_eq!(on(&f, "2026-11-07").subscribers, 131 + 7 + 1 + 3);
         // Day 8: day 1 has left; reader 1 stays (seen on day 2), Feedly's day-3 claim stays.
@@ -504,12 +508,15 @@ mod tests {
         // Day 9: day 2 has left: Feedbin, the partner and readers 1 and 2 are gone.
         assert_eq!(on(&f, "2026-11-09").subscribers, 131 + 1);
         assert_eq!(on(&f, "2026-11-11").subscribers, 1);
-        assert_eq!(on(&f, "2026-11-12"), Live {
-            subscribers: 0,
-            readers: 0,
-            clients: vec![],
-            claims: vec![],
-        });
+        assert_eq!(
+            on(&f, "2026-11-12"),
+            Live {
+                subscribers: 0,
+                readers: 0,
+                clients: vec![],
+                claims: vec![],
+            }
+        );
     }
 
     #[test]
@@ -517,7 +524,12 @@ mod tests {
         assert_eq!(apportion(10, &[1, 1, 1]), [4, 3, 3]);
         assert_eq!(apportion(100, &[90, 12]), [88, 12]);
         assert_eq!(apportion(5, &[0, 0]), [0, 0]);
-        assert_eq!(apportion(u64::MAX, &[u64::MAX, u64::MAX]).iter().fold(0u64, |a, b| a.saturating_add(*b)), u64::MAX);
+        assert_eq!(
+            apportion(u64::MAX, &[u64::MAX, u64::MAX])
+                .iter()
+                .fold(0u64, |a, b| a.saturating_add(*b)),
+            u64::MAX
+        );
     }
 
     fn feed(name: &str, subscribers: u64, polls: u64) -> FeedFigures {

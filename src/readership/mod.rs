@@ -459,9 +459,7 @@ impl Readership {
     ) -> Result<Option<(Vec<(String, figures::Live, Option<StoredTotals>)>, String)>, StoreError>
     {
         let (from, to) = figures::window(day);
-        let rows = store
-            .readership_window(from, to, after, PAGE_FEEDS)
-            .await?;
+        let rows = store.readership_window(from, to, after, PAGE_FEEDS).await?;
         let Some(last) = rows.feeds.last().cloned() else {
             return Ok(None);
         };
@@ -502,7 +500,11 @@ impl Readership {
             .into_iter()
             .map(|(feed, r)| {
                 let live = figures::feed_on(day, feed, &r, &names);
-                let today = r.totals.iter().find(|t| t.totals.day == day).map(|t| (*t).clone());
+                let today = r
+                    .totals
+                    .iter()
+                    .find(|t| t.totals.day == day)
+                    .map(|t| (*t).clone());
                 (feed.to_string(), live, today)
             })
             .collect();
@@ -629,7 +631,9 @@ impl Readership {
         }
         let config = &self.inner.config;
         match crate::http::feeds::parse_path(config, path) {
-            Ok(crate::http::feeds::Target::Feed(key, format)) if key.path(config, format) == path => {
+            Ok(crate::http::feeds::Target::Feed(key, format))
+                if key.path(config, format) == path =>
+            {
                 Some(key)
             }
             _ => None,
@@ -805,7 +809,6 @@ impl Aggregator {
             || self.pending_impolite >= MAX_PENDING_IMPOLITE
     }
 
-
     /// Bytes held, by the sizes of what the maps hold (tables counted by capacity).
     fn note_held(&self) {
         let mut n = 0usize;
@@ -818,8 +821,8 @@ impl Aggregator {
                 .map(|(a, b)| 96 + a.capacity() + b.capacity())
                 .sum::<usize>();
             n += p.readers.as_ref().map_or(0, |r| r.size_of());
-            n += p.impolite.capacity() * 56
-                + p.impolite.keys().map(|k| k.capacity()).sum::<usize>();
+            n +=
+                p.impolite.capacity() * 56 + p.impolite.keys().map(|k| k.capacity()).sum::<usize>();
         }
         n += self.agents.capacity() * 72
             + self
@@ -834,7 +837,10 @@ impl Aggregator {
         n += self.last_fetch.capacity() * 13;
         n += self.readership.inner.verifier.remembered() * 40;
         self.readership.inner.held.store(n, Ordering::Relaxed);
-        self.readership.inner.held_peak.fetch_max(n, Ordering::Relaxed);
+        self.readership
+            .inner
+            .held_peak
+            .fetch_max(n, Ordering::Relaxed);
         self.metrics.readership_bytes.set(n as i64);
     }
 
@@ -1234,14 +1240,20 @@ mod tests {
         ] {
             assert!(r.canonical(bad).is_none(), "{bad}");
         }
-        assert!(r.canonical(&format!("/vi/tag/{}/rss.xml", "a".repeat(600))).is_none());
+        assert!(
+            r.canonical(&format!("/vi/tag/{}/rss.xml", "a".repeat(600)))
+                .is_none()
+        );
     }
 
     #[test]
     fn pending_families_are_bounded_like_the_stored_ones() {
         let mut r = Readers::new();
         for i in 0..100u64 {
-            r.insert(&format!("f{}", i % 20), xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()));
+            r.insert(
+                &format!("f{}", i % 20),
+                xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()),
+            );
         }
         assert_eq!(r.families.len(), MAX_FAMILIES);
         assert!(r.families.iter().any(|(f, _)| f == OTHER_FAMILY));

@@ -237,7 +237,11 @@ mod tests {
                 assert_eq!(s.estimate(), n, "p={precision} n={n}");
                 let back = Sketch::from_bytes(&s.to_bytes()).unwrap();
                 assert_eq!(back.estimate(), n);
-                assert_eq!(back.to_bytes(), s.to_bytes(), "the stored form is canonical");
+                assert_eq!(
+                    back.to_bytes(),
+                    s.to_bytes(),
+                    "the stored form is canonical"
+                );
             }
         }
     }

@@ -203,7 +203,11 @@ impl Verifier {
 
     /// Replaces the resolver (tests script DNS with one).
     pub fn set_resolver(&self, resolver: Arc<dyn Resolver>) {
-        *self.shared.resolver.lock().unwrap_or_else(|p| p.into_inner()) = resolver;
+        *self
+            .shared
+            .resolver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = resolver;
     }
 
     /// Starts the lookup task on the current runtime.
@@ -317,7 +321,10 @@ pub mod tests {
             "google-proxy-66-249-90-77.google.com".into(),
             vec![ip("66.249.90.77")],
         );
-        assert!(verify(&google(), real, &dns), "PTR in google.com, confirmed");
+        assert!(
+            verify(&google(), real, &dns),
+            "PTR in google.com, confirmed"
+        );
 
         // An impostor's own reverse zone can say anything; the forward lookup does not agree.
         let fake = ip("203.0.113.5");
@@ -342,7 +349,11 @@ pub mod tests {
     #[test]
     fn the_table_names_only_documented_rules() {
         for d in RULES {
-            assert!(d.source.starts_with("https://"), "{} has a source", d.aggregator);
+            assert!(
+                d.source.starts_with("https://"),
+                "{} has a source",
+                d.aggregator
+            );
             assert!(rule_for(d.aggregator).is_some());
         }
         assert_eq!(rule_for("Feedly"), None, "Feedly documents no verification");
@@ -368,8 +379,7 @@ pub mod tests {
         let fake = ip("203.0.113.9");
         v.check(rule, fake);
         for _ in 0..200 {
-            if v.check(rule, real) != Verdict::Pending && v.check(rule, fake) != Verdict::Pending
-            {
+            if v.check(rule, real) != Verdict::Pending && v.check(rule, fake) != Verdict::Pending {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

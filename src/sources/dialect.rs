@@ -89,11 +89,7 @@ pub fn read(
     let Some(root) = doc.elements().next() else {
         return Err("no root element: the document holds no XML element".into());
     };
-    let mut cx = Ctx {
-        zone,
-        now,
-        repairs,
-    };
+    let mut cx = Ctx { zone, now, repairs };
     let base = base_of(root, feed_url, cx.repairs);
     let feed = match root.local.to_ascii_lowercase().as_str() {
         "rss" | "channel" | "rdf" => rss(root, &base, &mut cx),
@@ -471,7 +467,9 @@ fn rss_item(it: &Element, base: &Url, cx: &mut Ctx) -> Entry {
         .filter(|t| !t.content.is_empty());
 
     let guid = rss_child(it, "guid");
-    let guid_text = guid.map(|g| g.text().trim().to_string()).unwrap_or_default();
+    let guid_text = guid
+        .map(|g| g.text().trim().to_string())
+        .unwrap_or_default();
     e.id = guid_text.clone();
 
     // Links: <link>, atom:link alternate, then a permalink guid.
@@ -487,7 +485,10 @@ fn rss_item(it: &Element, base: &Url, cx: &mut Ctx) -> Entry {
     }) {
         e.links.push(link(l));
     }
-    for l in it.elements().filter(|c| c.ns == ATOM10 && c.local == "link") {
+    for l in it
+        .elements()
+        .filter(|c| c.ns == ATOM10 && c.local == "link")
+    {
         let rel = l.attr("rel").map(str::trim);
         if let Some(h) = l.attr("href").and_then(|h| resolve(base, h)) {
             let mut lk = link(h);
@@ -515,9 +516,8 @@ fn rss_item(it: &Element, base: &Url, cx: &mut Ctx) -> Entry {
     }
 
     // Summary: description, else dc:description, itunes:summary, media:description.
-    let media_description = child(it, MEDIA, "description").or_else(|| {
-        child(it, MEDIA, "group").and_then(|g| child(g, MEDIA, "description"))
-    });
+    let media_description = child(it, MEDIA, "description")
+        .or_else(|| child(it, MEDIA, "group").and_then(|g| child(g, MEDIA, "description")));
     e.summary = rss_child(it, "description")
         .or_else(|| child(it, DC, "description"))
         .map(|d| text_html(html_of(d, cx)))
@@ -628,7 +628,10 @@ fn media_of(it: &Element, base: &Url, e: &mut Entry, cx: &mut Ctx) {
         let mut m = MediaObject::default();
         m.title = child(h, MEDIA, "title").map(|t| media_text(t, cx));
         m.description = child(h, MEDIA, "description").map(|t| media_text(t, cx));
-        for c in h.elements().filter(|c| c.ns == MEDIA && c.local == "content") {
+        for c in h
+            .elements()
+            .filter(|c| c.ns == MEDIA && c.local == "content")
+        {
             let Some(url) = c
                 .attr("url")
                 .and_then(|u| resolve(base, u))
@@ -636,9 +639,11 @@ fn media_of(it: &Element, base: &Url, e: &mut Entry, cx: &mut Ctx) {
             else {
                 continue;
             };
-            let ty = c.attr("type").map(str::trim).map(String::from).or_else(|| {
-                (c.attr("medium") == Some("image")).then(|| "image/*".to_string())
-            });
+            let ty = c
+                .attr("type")
+                .map(str::trim)
+                .map(String::from)
+                .or_else(|| (c.attr("medium") == Some("image")).then(|| "image/*".to_string()));
             m.content.push(MediaContent {
                 url: Some(url),
                 content_type: ty.and_then(|t| t.parse().ok()),
@@ -688,7 +693,9 @@ fn atom(root: &Element, base: &Url, cx: &mut Ctx) -> Feed {
     feed.description = get(root, "subtitle")
         .or_else(|| get(root, "tagline"))
         .map(|t| atom_text(t, v03, cx));
-    feed.id = get(root, "id").map(|i| i.text().trim().to_string()).unwrap_or_default();
+    feed.id = get(root, "id")
+        .map(|i| i.text().trim().to_string())
+        .unwrap_or_default();
     feed.links = atom_links(root, base, cx);
     feed.updated = first_date(&[get(root, "updated"), get(root, "modified")], cx);
     feed.authors = root
@@ -766,9 +773,7 @@ fn atom_links(e: &Element, base: &Url, cx: &mut Ctx) -> Vec<Link> {
     out.sort_by_key(|l| {
         (
             l.rel.is_some(),
-            !l.media_type
-                .as_deref()
-                .is_none_or(|m| m.contains("html")),
+            !l.media_type.as_deref().is_none_or(|m| m.contains("html")),
         )
     });
     out
@@ -847,7 +852,9 @@ fn atom_entry(en: &Element, base: &Url, v03: bool, cx: &mut Ctx) -> Entry {
     // reads it; `tag:` and `urn:` ids are not.
     if !e.links.iter().any(|l| l.rel.is_none()) && !e.id.is_empty() {
         let scheme = e.id.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
-        if scheme.as_deref().is_none_or(|s| s == "http" || s == "https")
+        if scheme
+            .as_deref()
+            .is_none_or(|s| s == "http" || s == "https")
             && let Some(u) = resolve(base, &e.id)
         {
             e.links.push(link(u));
@@ -855,9 +862,7 @@ fn atom_entry(en: &Element, base: &Url, v03: bool, cx: &mut Ctx) -> Entry {
     }
     e.authors = en
         .elements()
-        .filter(|c| {
-            is_atom_core(c) && c.local == "author"
-        })
+        .filter(|c| is_atom_core(c) && c.local == "author")
         .map(atom_person)
         .chain(
             en.elements()
@@ -866,9 +871,10 @@ fn atom_entry(en: &Element, base: &Url, v03: bool, cx: &mut Ctx) -> Entry {
         )
         .filter(|p| p.name.is_some())
         .collect();
-    for c in en.elements().filter(|c| {
-        is_atom_core(c) && c.local == "category"
-    }) {
+    for c in en
+        .elements()
+        .filter(|c| is_atom_core(c) && c.local == "category")
+    {
         let term = c.attr("term").map(str::trim).unwrap_or_default();
         if !term.is_empty() {
             e.categories.push(Category {
@@ -897,7 +903,12 @@ fn atom_text(t: &Element, v03: bool, cx: &mut Ctx) -> Text {
     );
     let plain_type = matches!(ty, None | Some("text" | "text/plain"));
     if mode.as_deref() == Some("base64")
-        || (!v03 && !html_type && !xhtml_type && !plain_type && !ty.unwrap_or("").starts_with("text/") && !ty.unwrap_or("").ends_with("xml"))
+        || (!v03
+            && !html_type
+            && !xhtml_type
+            && !plain_type
+            && !ty.unwrap_or("").starts_with("text/")
+            && !ty.unwrap_or("").ends_with("xml"))
     {
         let raw: String = t.text().chars().filter(|c| !c.is_whitespace()).collect();
         if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw.as_bytes())
@@ -922,10 +933,13 @@ fn atom_text(t: &Element, v03: bool, cx: &mut Ctx) -> Text {
         let div = t
             .elements()
             .find(|c| c.local.eq_ignore_ascii_case("div"))
-            .filter(|_| t.elements().count() == 1 && t.children.iter().all(|n| match n {
-                Node::Text(s) => s.trim().is_empty(),
-                Node::Element(_) => true,
-            }));
+            .filter(|_| {
+                t.elements().count() == 1
+                    && t.children.iter().all(|n| match n {
+                        Node::Text(s) => s.trim().is_empty(),
+                        Node::Element(_) => true,
+                    })
+            });
         return text_html(inner_html(div.unwrap_or(t)));
     }
     if html_type {
@@ -972,7 +986,15 @@ mod tests {
         assert_eq!(r.count(Repair::ItemsOutsideChannel), 1);
         // The permalink guid is the link; entity-encoded text is HTML (decoded by the mapping).
         assert_eq!(f.entries[1].links[0].href, "https://up.example/b");
-        assert!(f.entries[1].title.as_ref().unwrap().content_type.to_string().contains("html"));
+        assert!(
+            f.entries[1]
+                .title
+                .as_ref()
+                .unwrap()
+                .content_type
+                .to_string()
+                .contains("html")
+        );
     }
 
     #[test]
@@ -987,8 +1009,14 @@ mod tests {
         let e = &f.entries[0];
         assert_eq!(e.title.as_ref().unwrap().content, "<b>hi</b>");
         assert_eq!(e.links[0].href, "https://up.example/e1");
-        assert_eq!(e.content.as_ref().unwrap().body.as_deref(), Some("<p>x</p>"));
-        assert_eq!(e.published.unwrap().to_rfc3339(), "2003-12-31T10:14:55+00:00");
+        assert_eq!(
+            e.content.as_ref().unwrap().body.as_deref(),
+            Some("<p>x</p>")
+        );
+        assert_eq!(
+            e.published.unwrap().to_rfc3339(),
+            "2003-12-31T10:14:55+00:00"
+        );
     }
 
     #[test]
@@ -1000,7 +1028,10 @@ mod tests {
         );
         let e = &f.entries[0];
         assert_eq!(e.summary.as_ref().unwrap().content, "Lời mô tả");
-        assert_eq!(e.media[0].thumbnails[0].image.uri, "https://i.example/1.jpg");
+        assert_eq!(
+            e.media[0].thumbnails[0].image.uri,
+            "https://i.example/1.jpg"
+        );
     }
 
     #[test]

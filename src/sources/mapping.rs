@@ -78,7 +78,9 @@ pub fn parse(
 ) -> Result<Parsed, String> {
     let decoded = decode::decode(body, content_type);
     let encoding_note = decoded.overridden.clone();
-    let text = decoded.text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    let text = decoded
+        .text
+        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if text.starts_with('{') {
         let parser = feed_rs::parser::Builder::new()
             .base_uri(Some(feed_url.as_str()))

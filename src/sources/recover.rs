@@ -512,11 +512,10 @@ impl<'a> Reader<'a> {
 
     fn markup(&mut self) {
         let rest = self.rest();
-        if rest.starts_with("<!--") {
-            let end = rest[4..].find("-->").map_or(rest.len(), |e| e + 7);
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            let end = comment.find("-->").map_or(rest.len(), |e| e + 7);
             self.pos += end;
-        } else if rest.starts_with("<![CDATA[") {
-            let body = &rest[9..];
+        } else if let Some(body) = rest.strip_prefix("<![CDATA[") {
             // Once no `]]>` follows some point, none follows any later one: not searched again
             // (many unclosed sections would otherwise cost quadratic time).
             let end = if self.pos >= self.no_cdata_end_after {
@@ -654,7 +653,9 @@ impl<'a> Reader<'a> {
         let rest = self.rest();
         let b = rest.as_bytes();
         let name_len = rest[1..]
-            .find(|c: char| c.is_ascii_whitespace() || matches!(c, '/' | '>' | '<' | '"' | '\'' | '='))
+            .find(|c: char| {
+                c.is_ascii_whitespace() || matches!(c, '/' | '>' | '<' | '"' | '\'' | '=')
+            })
             .unwrap_or(rest.len() - 1);
         let qname = rest[1..1 + name_len].to_string();
         let mut i = 1 + name_len;
@@ -690,7 +691,9 @@ impl<'a> Reader<'a> {
                 }
                 _ => {
                     let n = rest[i..]
-                        .find(|c: char| c.is_ascii_whitespace() || matches!(c, '=' | '>' | '/' | '<'))
+                        .find(|c: char| {
+                            c.is_ascii_whitespace() || matches!(c, '=' | '>' | '/' | '<')
+                        })
                         .unwrap_or(rest.len() - i);
                     if n == 0 {
                         // Nothing a name can start with (a stray character): skip it, so the
@@ -718,7 +721,8 @@ impl<'a> Reader<'a> {
                                 // tag ends at this tag's end.
                                 // (Searched only up to that `<`, so many unclosed quotes
                                 // cost linear time, not quadratic.)
-                                let lt = memchr::memchr(b'<', body.as_bytes()).unwrap_or(body.len());
+                                let lt =
+                                    memchr::memchr(b'<', body.as_bytes()).unwrap_or(body.len());
                                 let end = memchr::memchr(q, &body.as_bytes()[..lt]);
                                 match end {
                                     Some(e) => {
@@ -1103,7 +1107,16 @@ mod tests {
     #[test]
     fn pathological_input_reads_in_linear_time() {
         // Each shape repeated to a megabyte: quadratic work would take minutes here.
-        for unit in ["<![CDATA[x", "<a b=\"", "< ", "&", "&#", "</x>", "<!--", "<a\u{a0}"] {
+        for unit in [
+            "<![CDATA[x",
+            "<a b=\"",
+            "< ",
+            "&",
+            "&#",
+            "</x>",
+            "<!--",
+            "<a\u{a0}",
+        ] {
             let s = unit.repeat((1 << 20) / unit.len());
             let t = std::time::Instant::now();
             let mut r = Repairs::default();

@@ -584,7 +584,11 @@ async fn readership_rows(store: &dyn Store) {
         (14, 7, 14_000)
     );
     assert_eq!(t.closed, None);
-    assert_eq!(estimate(&w, ALL_READERS), Some(15), "readers of both flushes, each once");
+    assert_eq!(
+        estimate(&w, ALL_READERS),
+        Some(15),
+        "readers of both flushes, each once"
+    );
     assert_eq!(estimate(&w, "Miniflux"), Some(15));
     assert_eq!(w.claims.len(), 1);
     let c = &w.claims[0];
@@ -607,7 +611,10 @@ async fn readership_rows(store: &dyn Store) {
         .await
         .unwrap();
     let w = store.readership_window(d2, d2, None, 10).await.unwrap();
-    assert_eq!(w.claims[0].subscribers, 140, "a later sighting replaces the count");
+    assert_eq!(
+        w.claims[0].subscribers, 140,
+        "a later sighting replaces the count"
+    );
 
     // Counts saturate in the store; they never wrap or fail the write.
     let huge = ReadershipBatch {
@@ -640,12 +647,18 @@ async fn readership_rows(store: &dyn Store) {
         });
     }
     for i in 0..12u64 {
-        flood.sketches.push(readers(&format!("F{i}"), (100 * i)..(100 * i + 2)));
+        flood
+            .sketches
+            .push(readers(&format!("F{i}"), (100 * i)..(100 * i + 2)));
     }
     store.add_readership(&flood).await.unwrap();
     let w = store.readership_window(d2, d2, None, 10).await.unwrap();
     assert_eq!(w.claims.len(), 1 + MAX_CLAIMS_PER_NETWORK);
-    let families = w.sketches.iter().filter(|s| s.family != ALL_READERS).count();
+    let families = w
+        .sketches
+        .iter()
+        .filter(|s| s.family != ALL_READERS)
+        .count();
     assert_eq!(families, MAX_FAMILIES);
     assert_eq!(
         w.totals[0].overflow,
@@ -737,5 +750,11 @@ async fn readership_rows(store: &dyn Store) {
         store.readership_window(d1, next, None, 10).await.unwrap(),
         WindowRows::default()
     );
-    assert!(store.readership_impolite(d1, next, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .readership_impolite(d1, next, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

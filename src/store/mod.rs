@@ -410,8 +410,7 @@ pub async fn open_with(
             None => (rest, None),
         };
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open_capped(std::path::Path::new(path), max_bytes, bounds)
-                .await?,
+            sqlite::SqliteStore::open_capped(std::path::Path::new(path), max_bytes, bounds).await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(std::sync::Arc::new(

@@ -26,8 +26,8 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::pool::PoolBounds;
 use super::readership::{
-    self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls,
-    ReaderSketch, ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
+    self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls, ReaderSketch,
+    ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
 use super::upstream::{SourceState, millis};
 use super::{
@@ -41,7 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_articles.sql")),
     (2, include_str!("migrations/postgres/0002_sources.sql")),
     (3, include_str!("migrations/postgres/0003_readership.sql")),
-    (4, include_str!("migrations/postgres/0004_readership_bounded.sql")),
+    (
+        4,
+        include_str!("migrations/postgres/0004_readership_bounded.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations across replicas ("bant" in ASCII).
@@ -1072,10 +1075,7 @@ impl Store for PgStore {
         let client = self.pool.get().await.map_err(pool_error)?;
         let d: Vec<String> = days.iter().map(|x| day_text(x.day)).collect();
         let feeds: Vec<&str> = days.iter().map(|x| x.feed.as_str()).collect();
-        let subs: Vec<i64> = days
-            .iter()
-            .map(|x| stored(x.subscribers))
-            .collect();
+        let subs: Vec<i64> = days.iter().map(|x| stored(x.subscribers)).collect();
         let clients: Vec<&str> = days.iter().map(|x| x.clients.as_str()).collect();
         client
             .execute(
@@ -1097,7 +1097,10 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let (w, a) = (day_text(window_before.max(all_before)), day_text(all_before));
+        let (w, a) = (
+            day_text(window_before.max(all_before)),
+            day_text(all_before),
+        );
         for table in ["readership_sketches", "readership_claims"] {
             tx.execute(&format!("DELETE FROM {table} WHERE day < $1"), &[&w])
                 .await

@@ -231,17 +231,17 @@ pub fn plan(batch: &ReadershipBatch, existing: Existing) -> WritePlan {
     for s in &batch.sketches {
         let key = (s.day, s.feed.clone());
         let set = families.entry(key.clone()).or_default();
-        let family = if s.family == ALL_READERS || s.family == OTHER_FAMILY || set.contains(&s.family)
-        {
-            s.family.clone()
-        } else if set.iter().filter(|f| *f != OTHER_FAMILY).count() < MAX_FAMILIES - 1 {
-            s.family.clone()
-        } else {
-            let folded = Sketch::from_bytes(&s.sketch).map_or(0, |k| k.estimate());
-            let o = overflow.entry(key.clone()).or_default();
-            o.readers_folded = o.readers_folded.saturating_add(folded);
-            OTHER_FAMILY.to_string()
-        };
+        let family =
+            if s.family == ALL_READERS || s.family == OTHER_FAMILY || set.contains(&s.family) {
+                s.family.clone()
+            } else if set.iter().filter(|f| *f != OTHER_FAMILY).count() < MAX_FAMILIES - 1 {
+                s.family.clone()
+            } else {
+                let folded = Sketch::from_bytes(&s.sketch).map_or(0, |k| k.estimate());
+                let o = overflow.entry(key.clone()).or_default();
+                o.readers_folded = o.readers_folded.saturating_add(folded);
+                OTHER_FAMILY.to_string()
+            };
         if family != ALL_READERS {
             set.insert(family.clone());
         }
@@ -276,12 +276,22 @@ pub fn plan(batch: &ReadershipBatch, existing: Existing) -> WritePlan {
             .entry((c.day, c.feed.clone(), c.network.clone()))
             .or_default() += 1;
         claims.insert(
-            (c.day, c.feed.clone(), c.aggregator.clone(), c.network.clone()),
+            (
+                c.day,
+                c.feed.clone(),
+                c.aggregator.clone(),
+                c.network.clone(),
+            ),
             (c, false),
         );
     }
     for c in &batch.claims {
-        let key = (c.day, c.feed.clone(), c.aggregator.clone(), c.network.clone());
+        let key = (
+            c.day,
+            c.feed.clone(),
+            c.aggregator.clone(),
+            c.network.clone(),
+        );
         if let Some((stored, changed)) = claims.get_mut(&key) {
             stored.absorb(c);
             *changed = true;
@@ -504,7 +514,10 @@ mod tests {
         // An older sighting never replaces a later count.
         let mut c = claim("Feedly", "n", 140, 4_000);
         c.absorb(&claim("Feedly", "n", 120, 900));
-        assert_eq!((c.subscribers, c.first_seen, c.last_seen), (140, 900, 4_000));
+        assert_eq!(
+            (c.subscribers, c.first_seen, c.last_seen),
+            (140, 900, 4_000)
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::pool::PoolBounds;
 use super::readership::{
-    self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls,
-    ReaderSketch, ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
+    self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls, ReaderSketch,
+    ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
 use super::upstream::{SourceState, millis};
 use super::{
@@ -39,7 +39,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_articles.sql")),
     (2, include_str!("migrations/sqlite/0002_sources.sql")),
     (3, include_str!("migrations/sqlite/0003_readership.sql")),
-    (4, include_str!("migrations/sqlite/0004_readership_bounded.sql")),
+    (
+        4,
+        include_str!("migrations/sqlite/0004_readership_bounded.sql"),
+    ),
 ];
 
 /// How long a statement waits for a lock held by another connection or process before the store
@@ -356,7 +359,9 @@ fn add_readership(conn: &Connection, b: &ReadershipBatch) -> Result<(), StoreErr
             .collect::<std::collections::BTreeSet<_>>()
     };
     let mut stmt = conn
-        .prepare_cached("SELECT family, sketch FROM readership_sketches WHERE feed = ?1 AND day = ?2")
+        .prepare_cached(
+            "SELECT family, sketch FROM readership_sketches WHERE feed = ?1 AND day = ?2",
+        )
         .map_err(unavailable)?;
     for (day, feed) in keys(&mut b.sketches.iter().map(|s| (s.day, s.feed.as_str()))) {
         let rows = stmt
@@ -534,7 +539,9 @@ fn read_window(
         .prepare_cached("SELECT DISTINCT feed FROM readership_days WHERE feed > ?1 AND day BETWEEN ?2 AND ?3 ORDER BY feed LIMIT ?4")
         .map_err(unavailable)?;
     rows.feeds = stmt
-        .query_map(params![after.unwrap_or(""), f, t, feeds as i64], |r| r.get(0))
+        .query_map(params![after.unwrap_or(""), f, t, feeds as i64], |r| {
+            r.get(0)
+        })
         .map_err(unavailable)?
         .collect::<Result<_, _>>()
         .map_err(unavailable)?;
@@ -1178,7 +1185,10 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let (w, a) = (day_text(window_before.max(all_before)), day_text(all_before));
+            let (w, a) = (
+                day_text(window_before.max(all_before)),
+                day_text(all_before),
+            );
             for table in ["readership_sketches", "readership_claims"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE day < ?1"), [&w])
                     .map_err(unavailable)?;

@@ -503,18 +503,26 @@ fn damaged_documents_never_panic() {
         for v in variants {
             cases += 1;
 
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                match mapping::parse(&v, Some(&doc.content_type), &url, config.zone, now()) {
-                    Ok(parsed) => {
-                        let credit = mapping::credit(&parsed, &url);
-                        let src = source("up", url.as_str());
-                        mapping::articles(&parsed, &credit, &src, &url, &config, &HashMap::new(), now());
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    match mapping::parse(&v, Some(&doc.content_type), &url, config.zone, now()) {
+                        Ok(parsed) => {
+                            let credit = mapping::credit(&parsed, &url);
+                            let src = source("up", url.as_str());
+                            mapping::articles(
+                                &parsed,
+                                &credit,
+                                &src,
+                                &url,
+                                &config,
+                                &HashMap::new(),
+                                now(),
+                            );
+                        }
+                        Err(e) => assert!(!e.trim().is_empty()),
                     }
-                    Err(e) => assert!(!e.trim().is_empty()),
-                }
-            }));
+                }));
             assert!(run.is_ok(), "{} damaged: the reader panicked", doc.path);
-
         }
     }
     assert!(cases > 6000);

@@ -299,7 +299,11 @@ async fn two_replicas_on_postgres_add_up() {
         let s = stats(app, 1).await;
         let f = feed_on(&s, "2026-11-23", FEED).unwrap();
         assert_eq!(f["polls"], 3 + 2 + 2 + 2, "polls of both replicas add up");
-        assert_eq!(s["claims"].as_array().unwrap().len(), 1, "one claim per network");
+        assert_eq!(
+            s["claims"].as_array().unwrap().len(),
+            1,
+            "one claim per network"
+        );
         assert_eq!(
             f["subscribers"],
             131 + 3,
@@ -427,7 +431,9 @@ async fn the_stats_page_shows_the_chart_and_the_numbers() {
     // The claims, with their networks, for the newsroom to judge.
     let claims = &html[html.find("<table id=\"claims\"").unwrap()..];
     assert!(
-        claims.contains("<td>Feedly</td><td>/vi/rss.xml</td><td>203.0.113.0/24</td><td class=\"n\">131</td>"),
+        claims.contains(
+            "<td>Feedly</td><td>/vi/rss.xml</td><td>203.0.113.0/24</td><td class=\"n\">131</td>"
+        ),
         "{claims}"
     );
     assert!(claims.contains("<td>unverifiable</td><td>yes</td>"));
@@ -507,14 +513,24 @@ async fn a_forged_claim_stays_out_of_the_headline_until_seen_an_hour_apart() {
     r.flush().await.unwrap();
 
     let s = stats(&app, 7).await;
-    assert_eq!(subscribers(&s, "2026-11-23", FEED), 0, "one request is not believed");
+    assert_eq!(
+        subscribers(&s, "2026-11-23", FEED),
+        0,
+        "one request is not believed"
+    );
     assert_eq!(s["days"][6]["subscribers"], 0);
     let c = claims_of(&s, FEED);
     assert_eq!(c.len(), 1, "but it is shown");
     assert_eq!(c[0]["aggregator"], "Feedly");
-    assert_eq!(c[0]["network"], "203.0.113.0/24", "the network, not the address");
+    assert_eq!(
+        c[0]["network"], "203.0.113.0/24",
+        "the network, not the address"
+    );
     assert_eq!(c[0]["subscribers"], 1_000_000, "capped");
-    assert_eq!((c[0]["confirmed"].as_bool(), c[0]["counted"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(
+        (c[0]["confirmed"].as_bool(), c[0]["counted"].as_bool()),
+        (Some(false), Some(false))
+    );
     assert_eq!(c[0]["verification"], "unverifiable");
     assert_eq!(metrics_line(&app, FEED).await, None, "nor on /metrics");
 
@@ -566,7 +582,10 @@ async fn feed_ids_and_names_from_one_network_do_not_add_up() {
     let listed = claims_of(&s, FEED);
     assert!(listed.len() <= 32, "claims per feed-day are bounded");
     assert_eq!(listed.iter().filter(|c| c["counted"] == true).count(), 1);
-    assert!(s["days"][0]["claims_dropped"].as_u64().unwrap() > 0, "and the rest counted");
+    assert!(
+        s["days"][0]["claims_dropped"].as_u64().unwrap() > 0,
+        "and the rest counted"
+    );
 }
 
 #[tokio::test]
@@ -574,7 +593,9 @@ async fn saturated_claims_do_not_wrap() {
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
     let r = app.server.app.readership.clone();
-    let max = |name: &str| format!("{name}/1.0 (+https://{name}.example/; 9223372036854775807 subscribers; )");
+    let max = |name: &str| {
+        format!("{name}/1.0 (+https://{name}.example/; 9223372036854775807 subscribers; )")
+    };
     let claims = [
         (max("Feedly"), "203.0.113.1"),
         (max("Inoreader"), "198.51.100.1"),
@@ -590,10 +611,17 @@ async fn saturated_claims_do_not_wrap() {
         clock.advance(HOUR);
     }
     let s = stats(&app, 1).await;
-    assert_eq!(subscribers(&s, "2026-11-23", FEED), 3_000_000, "three capped claims");
+    assert_eq!(
+        subscribers(&s, "2026-11-23", FEED),
+        3_000_000,
+        "three capped claims"
+    );
     assert_eq!(s["days"][0]["subscribers"], 6_000_000, "and the day's sum");
     assert!(
-        metrics_line(&app, FEED).await.unwrap().ends_with(" 3000000"),
+        metrics_line(&app, FEED)
+            .await
+            .unwrap()
+            .ends_with(" 3000000"),
         "the gauge neither wraps nor goes negative"
     );
 }
@@ -616,8 +644,10 @@ impl bantin::readership::verify::Resolver for ScriptedDns {
 
 #[tokio::test]
 async fn a_documented_aggregator_counts_only_from_verified_fetchers() {
-    const FETCHER: &str = "Feedfetcher-Google; (+http://www.google.com/feedfetcher.html; 12 subscribers; feed-id=1)";
-    const FORGED: &str = "Feedfetcher-Google; (+http://www.google.com/feedfetcher.html; 900 subscribers; feed-id=2)";
+    const FETCHER: &str =
+        "Feedfetcher-Google; (+http://www.google.com/feedfetcher.html; 12 subscribers; feed-id=1)";
+    const FORGED: &str =
+        "Feedfetcher-Google; (+http://www.google.com/feedfetcher.html; 900 subscribers; feed-id=2)";
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
     let r = app.server.app.readership.clone();
@@ -648,7 +678,10 @@ async fn a_documented_aggregator_counts_only_from_verified_fetchers() {
     both().await;
     let s = stats(&app, 1).await;
     let f = feed_on(&s, "2026-11-23", FEED).unwrap();
-    assert_eq!(f["subscribers"], 12, "the verified fetcher's count; the forged 900 never");
+    assert_eq!(
+        f["subscribers"], 12,
+        "the verified fetcher's count; the forged 900 never"
+    );
     assert_eq!(client(f, "Google Feedfetcher"), Some(12));
 }
 
@@ -675,9 +708,15 @@ fn store_size(path: &std::path::Path) -> StoreSize {
         claims: one("SELECT count(*) FROM readership_claims"),
         impolite: one("SELECT count(*) FROM readership_impolite"),
         max_feed_day: (
-            one("SELECT coalesce(max(n), 0) FROM (SELECT sum(length(sketch)) AS n FROM readership_sketches GROUP BY feed, day)"),
-            one("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM readership_claims GROUP BY feed, day)"),
-            one("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM readership_impolite GROUP BY feed, day)"),
+            one(
+                "SELECT coalesce(max(n), 0) FROM (SELECT sum(length(sketch)) AS n FROM readership_sketches GROUP BY feed, day)",
+            ),
+            one(
+                "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM readership_claims GROUP BY feed, day)",
+            ),
+            one(
+                "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM readership_impolite GROUP BY feed, day)",
+            ),
         ),
     }
 }
@@ -687,14 +726,26 @@ fn store_size(path: &std::path::Path) -> StoreSize {
 async fn flood(app: &TestApp, paths: &[String], day: u32, round: u32, n: u32) {
     use futures::StreamExt;
     const FAMILIES: [&str; 11] = [
-        "Miniflux/2.2", "NetNewsWire", "FreshRSS/1.24", "newsboat/2.36", "Liferea/1.15",
-        "Thunderbird/128", "QuiteRSS/0.19", "Reeder/5", "Akregator/6", "selfoss/2.19", "Go-http-client/1.1",
+        "Miniflux/2.2",
+        "NetNewsWire",
+        "FreshRSS/1.24",
+        "newsboat/2.36",
+        "Liferea/1.15",
+        "Thunderbird/128",
+        "QuiteRSS/0.19",
+        "Reeder/5",
+        "Akregator/6",
+        "selfoss/2.19",
+        "Go-http-client/1.1",
     ];
     let requests = (0..n).flat_map(|k| {
         let ua = if k % 5 == 0 {
             format!("Flood{day}x{round}x{k}/1.0 (+https://flood.example/; {k} subscribers)")
         } else {
-            format!("{} (flood {day}.{round}.{k})", FAMILIES[k as usize % FAMILIES.len()])
+            format!(
+                "{} (flood {day}.{round}.{k})",
+                FAMILIES[k as usize % FAMILIES.len()]
+            )
         };
         let addr = format!("10.{}.{}.{}", 16 * day + round, k / 250, k % 250);
         let path = paths[k as usize % paths.len()].clone();
@@ -776,7 +827,10 @@ async fn a_flood_of_distinct_readers_leaves_the_store_and_memory_flat() {
         "{per_day:?}"
     );
     let last = *sizes.last().unwrap();
-    assert!(last.sketches + last.claims + last.impolite + last.days < 3 * feeds * 60, "{last:?}");
+    assert!(
+        last.sketches + last.claims + last.impolite + last.days < 3 * feeds * 60,
+        "{last:?}"
+    );
 
     // The aggregator's memory: bounded at every step, and back to its caches after each write.
     assert!(r.held_peak_bytes() <= HELD, "{}", r.held_peak_bytes());
