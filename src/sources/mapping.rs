@@ -1,14 +1,19 @@
-//! From an upstream feed document to articles: parsing with `feed-rs` (RSS 0.9x/1.0/2.0, Atom
-//! 1.0, JSON Feed), then each entry mapped to an [`ArticleInput`] and validated by the same rules
-//! as every other way in ([`Article::from_input`]: NFC, XML-illegal characters, ammonia,
-//! absolute URLs, naive times in the site zone).
+//! From an upstream feed document to articles: the bytes decoded as feedparser chooses the
+//! encoding ([`super::decode`]), XML read by a forgiving reader that repairs what real feeds
+//! break ([`super::recover`]) and mapped by each dialect's rules ([`super::dialect`]: every RSS,
+//! Atom 1.0 and 0.3) into feed-rs's model, JSON Feed parsed by feed-rs; then each entry mapped to
+//! an [`ArticleInput`] and validated by the same rules as every other way in
+//! ([`Article::from_input`]: NFC, XML-illegal characters, ammonia, absolute URLs, naive times in
+//! the site zone).
 //!
 //! Pure functions of the body, the source's configuration and the articles already stored, so
-//! the whole mapping is unit-tested without a network. The shape follows three promises:
+//! the whole mapping is unit-tested without a network (and the conformance test compares it with
+//! feedparser over a corpus of real documents). The shape follows three promises:
 //!
-//! - **Never duplicate.** An article's id is `<source id>.<16 hex digits>`, a hash of the item's
-//!   guid (else its link, else its title and date): the same item polled ten times is one
-//!   article, and an upstream edit (same guid, new text) updates it.
+//! - **Never duplicate, never collide.** An article's id is `<source id>.<16 hex digits>`, a hash
+//!   of the item's guid, else its link (when no other item of the document shares it), else its
+//!   whole normalised content ([`article_ids`]): the same item polled ten times is one article,
+//!   an upstream edit (same guid, new text) updates it, and two different items never share one.
 //! - **Never move.** An item without a date keeps the time it was first seen; re-polls carry the
 //!   stored time over instead of stamping "now" again (which would rewrite it every poll).
 //! - **Credit.** Every article carries a [`Credit`] naming the upstream feed.
