@@ -762,6 +762,42 @@ mod tests {
     }
 
     #[test]
+    fn untitled_undated_items_never_collide_and_keep_their_ids() {
+        // RSS 0.92 items with only a description, all pointing at the home page.
+        let body = r#"<rss version="0.92"><channel><title>T</title><link>https://t.example/</link>
+<item><description>Một &amp; hai</description><link>https://t.example/</link></item>
+<item><description>Ba</description><link>https://t.example/</link></item>
+<item><description>Bốn</description><link>https://t.example/</link></item></channel></rss>"#;
+        let (a, rejected) = map(body, SourceContent::Summary);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let ids: std::collections::HashSet<_> = a.iter().map(|x| x.id.clone()).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(a[0].title, "Một & hai");
+        // Distinct first-seen times, in the upstream's order.
+        assert!(a[0].published_at > a[1].published_at && a[1].published_at > a[2].published_at);
+        let (again, _) = map(body, SourceContent::Summary);
+        assert_eq!(
+            again.iter().map(|x| &x.id).collect::<Vec<_>>(),
+            a.iter().map(|x| &x.id).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn repairs_are_named_for_the_status_line() {
+        let c = config();
+        let url = Url::parse("https://t.example/feed").unwrap();
+        let body = "<rss><channel><title>A &aacute; &amp B</title><item><title>x</title><guid>1</guid></item></channel></rss>";
+        let p = parse(body.as_bytes(), None, &url, c.zone, Utc::now()).unwrap();
+        let line = p.recovered().unwrap();
+        assert!(line.starts_with("recovered: "), "{line}");
+        assert!(
+            line.contains("1 HTML entity") && line.contains("1 bare &"),
+            "{line}"
+        );
+        assert!(line.contains("missing or unknown RSS version"), "{line}");
+    }
+
+    #[test]
     fn html_becomes_one_line_of_text() {
         assert_eq!(
             html_to_text("<p>a &amp; b</p><p>c&nbsp;<script>x</script>d</p>"),
