@@ -20,6 +20,13 @@
 #   normal client, with PROBES page-1 misses of feeds nobody asked for timed meanwhile (issue 20:
 #   the client's p99 <= 2x its figure alone, a front-page miss <= 50 ms).
 #
+#   Then the readership bound (issue 20): READERS_SECONDS of a distinct-reader flood (every
+#   request a new User-Agent, round robin over every listed feed in all three formats,
+#   READERS_THREADS threads), then /api/v1/stats?days=366 and GAUGE_WAIT seconds for the
+#   once-a-minute subscriber gauge to be recomputed; bantin's footprint sampled every second
+#   throughout (peak against BUDGET + OVERHEAD) and the store's size (database + WAL) before and
+#   after (goal: a few MB at most).
+#
 #   Then the memory bound: every page of every feed in /feeds.opml in all three formats
 #   (bench/sweep.py pages), then JUNK made-up feed URLs (unknown tags and bylines, pages far past
 #   the end), and bantin's memory after each: resident anonymous memory + the bytes in its memfds
@@ -35,6 +42,7 @@
 # Settings (environment): ARTICLES=20000 BUDGET=33554432 (32 MiB) OVERHEAD=134217728 (128 MiB)
 #   NOFILE=4096 SLOWLORIS=2000 CONNS=64 DURATION=10 PROBES=5 JUNK=20000 THREADS=2 (wrk) ROUNDS=3
 #   SETTLE=8 (seconds an attack builds up before measuring) SWEEP_THREADS=8 (the deep-page crawler)
+#   READERS_SECONDS=60 READERS_THREADS=4 GAUGE_WAIT=65
 
 set -Eeuo pipefail
 PROG=edge
@@ -55,6 +63,10 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 SETTLE=${SETTLE:-8}
 SWEEP_THREADS=${SWEEP_THREADS:-8}
+READERS_SECONDS=${READERS_SECONDS:-60}
+READERS_THREADS=${READERS_THREADS:-4}
+GAUGE_WAIT=${GAUGE_WAIT:-65}
+TOKEN=edge-token-0123456789abcdef
 FEED_PATH=/vi/rss.xml
 PUBLIC_URL=${PUBLIC_URL:-https://feeds.baolongan.example}
 
@@ -87,7 +99,7 @@ say "importing $ARTICLES articles..."
 
 BANTIN_PORT=$(free_port)
 start_bantin bantin "$WORK/site/site.toml" "$DB" "$BANTIN_PORT" BANTIN_PUBLIC_URL="$PUBLIC_URL" \
-    prlimit --nofile="$NOFILE":"$NOFILE" --
+    BANTIN_API_TOKEN="$TOKEN" prlimit --nofile="$NOFILE":"$NOFILE" --
 BANTIN_PID=$(pgrep -n -f "$BIN --config $WORK/site/site.toml serve" || echo "$STARTED_PID")
 BANTIN=http://127.0.0.1:$BANTIN_PORT
 
@@ -239,6 +251,40 @@ read -r rss2 anon2 _ mb2 fds2 _ < <(mem)
 say "  $n_junk requests ($junk_status) in $junk_s s; rss $rss2 kB, anon $anon2 kB, memfds $mb2 B"
 LIVE=$(curl -fsS "$BANTIN/metrics" | awk '/^bantin_cache_live_bytes /{print $2}')
 
+# ---------------------------------------------------------------- readership bound
+store_bytes() { du -cb "$WORK"/edge.db* 2>/dev/null | awk 'END {print $1}'; }
+footprint_sampler() { # OUT: the peak footprint (anon + memfd bytes) every second, until killed
+    local out=$1 peak=0 rss anon shm mb rest f
+    while kill -0 "$BANTIN_PID" 2>/dev/null; do
+        read -r rss anon shm mb rest < <(mem) || break
+        f=$((anon * 1024 + mb))
+        ((f > peak)) && peak=$f
+        echo "$peak" >"$out"
+        sleep 1
+    done
+}
+say "readership: ${READERS_SECONDS}s of distinct readers over every feed, then stats?days=366 and a gauge refresh..."
+store0=$(store_bytes)
+read -r _ anon3 _ mb3 _ _ < <(mem)
+echo 0 >"$RAW/readers.peak"
+footprint_sampler "$RAW/readers.peak" &
+SAMPLER_PID=$!
+read -r n_readers readers_status readers_s < <(python3 "$BENCH_DIR/sweep.py" "$BANTIN" readers "$READERS_SECONDS" "$READERS_THREADS")
+store1=$(store_bytes)
+stats_s=$(curl -fsS -o "$RAW/stats366.json" -H "Authorization: Bearer $TOKEN" -w '%{time_total}' \
+    "$BANTIN/api/v1/stats?days=366" || echo failed)
+sleep "$GAUGE_WAIT"
+store2=$(store_bytes)
+stop_pid "$SAMPLER_PID"
+SAMPLER_PID=
+read -r _ anon4 _ mb4 _ _ < <(mem)
+readers_peak=$(cat "$RAW/readers.peak")
+curl -fsS "$BANTIN/metrics" >"$RAW/readers.metrics"
+gauge_series=$(grep -c '^bantin_feed_subscribers{' "$RAW/readers.metrics" || true)
+metric_lines=$(wc -l <"$RAW/readers.metrics")
+say "  $n_readers requests ($readers_status) in $readers_s s; store $store0 -> $store1 -> $store2 B;"
+say "  footprint peak $readers_peak B; stats?days=366 in $stats_s s; /metrics $metric_lines lines"
+
 # ---------------------------------------------------------------- summary
 # val SERVER PHASE COLUMN: the median over the rounds (the upper one of an even count).
 val() {
@@ -290,6 +336,14 @@ SUMMARY=$OUT_DIR/summary.md
     echo "| $JUNK made-up feed URLs | $(fmt_int "$n_junk") | $junk_status | $(b_mb $((anon2 * 1024 + mb2))) | $(kb_mb "$rss2") | $(kb_mb "$anon2") | $(b_mb "$mb2") | $fds2 |"
     echo
     echo "bantin_cache_live_bytes after the sweeps: $LIVE (budget $BUDGET)."
+    echo
+    echo "Readership under a flood of distinct readers (${READERS_SECONDS} s, $READERS_THREADS threads, a new User-Agent per request over every listed feed × 3 formats), then \\`/api/v1/stats?days=366\\` and ${GAUGE_WAIT} s for a gauge refresh:"
+    echo
+    echo "| requests | statuses | store before → after flood → after gauge MB | growth MB | stats?days=366 s | footprint before / peak / after MiB | within bound | /metrics lines, gauge series |"
+    echo "| ---: | --- | --- | ---: | ---: | --- | --- | --- |"
+    within=no
+    ((readers_peak <= BUDGET + OVERHEAD)) && within=yes
+    echo "| $(fmt_int "$n_readers") | $readers_status | $(b_mb "$store0") → $(b_mb "$store1") → $(b_mb "$store2") | $(b_mb $((store2 - store0))) | $stats_s | $(b_mb $((anon3 * 1024 + mb3))) / $(b_mb "$readers_peak") / $(b_mb $((anon4 * 1024 + mb4))) | $within | $metric_lines, $gauge_series |"
     foot=$((anon2 * 1024 + mb2))
     if ((foot <= BUDGET + OVERHEAD)); then
         echo "Footprint within budget + overhead: yes ($(b_mb "$foot") MiB)."

@@ -11,6 +11,10 @@ report what came back (for bench/edge.sh and bench/soak.sh).
   sweep.py BASE misses COUNT        COUNT page-1 misses, one at a time, each of a listed tag or
                                     byline feed nobody asked for before (its feed.json): prints
                                     "misses max_ms median_ms"
+  sweep.py BASE readers SECONDS [THREADS]  for SECONDS, a flood of distinct readers: every
+                                    request a new User-Agent (a new reader to bantin) for the
+                                    next feed of every listed feed in all three formats, round
+                                    robin, unconditional, gzip accepted
   sweep.py PID mem                  the memory of process PID: "rss_kb anon_kb shmem_kb
                                     memfd_bytes memfds fds"
 
@@ -59,11 +63,14 @@ def conn(host, port):
     return c
 
 
-def get(host, port, path):
+def get(host, port, path, agent=None):
+    headers = {"Accept-Encoding": "gzip"}
+    if agent is not None:
+        headers["User-Agent"] = agent
     for attempt in range(3):
         c = conn(host, port)
         try:
-            c.request("GET", path, headers={"Accept-Encoding": "gzip"})
+            c.request("GET", path, headers=headers)
             r = c.getresponse()
             r.read()
             if r.getheader("connection", "").lower() == "close":
@@ -164,6 +171,26 @@ def main():
 
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             total = sum(pool.map(crawl, range(threads)))
+    elif mode == "readers":
+        seconds = float(sys.argv[3])
+        threads = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+        paths = feeds(host, port)
+        deadline = time.monotonic() + seconds
+        serial = iter(range(1 << 62))  # next() on a shared iterator is atomic under the GIL
+
+        def flood(seed):
+            n = 0
+            while time.monotonic() < deadline:
+                i = next(serial)
+                agent = f"Mozilla/5.0 (X11; Linux x86_64) FeedReader/{i}.{seed}"
+                status = get(host, port, paths[i % len(paths)], agent)
+                n += 1
+                with lock:
+                    counts[status] += 1
+            return n
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            total = sum(pool.map(flood, range(threads)))
     elif mode == "misses":
         count = int(sys.argv[3])
         dirs = [d for d in listed_dirs(host, port) if "/tag/" in d or "/author/" in d]

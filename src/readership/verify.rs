@@ -182,11 +182,14 @@ struct Shared {
     clock: Arc<dyn Clock>,
 }
 
+/// A lookup waiting for the resolver: the rule's index and the address to verify.
+type Lookup = (usize, IpAddr);
+
 /// The service side: a bounded cache of verdicts and a queue of lookups.
 #[derive(Clone)]
 pub struct Verifier {
     shared: Arc<Shared>,
-    tx: Arc<Mutex<Option<mpsc::Sender<(usize, IpAddr)>>>>,
+    tx: Arc<Mutex<Option<mpsc::Sender<Lookup>>>>,
 }
 
 impl Verifier {
@@ -212,7 +215,7 @@ impl Verifier {
 
     /// Starts the lookup task on the current runtime.
     pub fn start(&self) {
-        let (tx, mut rx) = mpsc::channel::<(usize, IpAddr)>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Lookup>(QUEUE);
         *self.tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         let shared = self.shared.clone();
         tokio::spawn(async move {

@@ -576,7 +576,7 @@ async fn readership_rows(store: &dyn Store) {
     store.add_readership(&early).await.unwrap();
 
     let w = store.readership_window(d2, d2, None, 10).await.unwrap();
-    assert_eq!(w.feeds, [feed.clone()]);
+    assert_eq!(w.feeds, std::slice::from_ref(&feed));
     assert_eq!(w.totals.len(), 1);
     let t = &w.totals[0];
     assert_eq!(
@@ -688,7 +688,7 @@ async fn readership_rows(store: &dyn Store) {
         .readership_window(d1, d2, Some("/en/atom.xml".into()), 1)
         .await
         .unwrap();
-    assert_eq!(second.feeds, [feed.clone()]);
+    assert_eq!(second.feeds, std::slice::from_ref(&feed));
     assert!(!second.sketches.is_empty());
     let none = store
         .readership_window(d1, d2, Some(feed.clone()), 1)

@@ -231,17 +231,20 @@ pub fn plan(batch: &ReadershipBatch, existing: Existing) -> WritePlan {
     for s in &batch.sketches {
         let key = (s.day, s.feed.clone());
         let set = families.entry(key.clone()).or_default();
-        let family =
-            if s.family == ALL_READERS || s.family == OTHER_FAMILY || set.contains(&s.family) {
-                s.family.clone()
-            } else if set.iter().filter(|f| *f != OTHER_FAMILY).count() < MAX_FAMILIES - 1 {
-                s.family.clone()
-            } else {
-                let folded = Sketch::from_bytes(&s.sketch).map_or(0, |k| k.estimate());
-                let o = overflow.entry(key.clone()).or_default();
-                o.readers_folded = o.readers_folded.saturating_add(folded);
-                OTHER_FAMILY.to_string()
-            };
+        // A family keeps its own sketch when it is one of the two always kept, already has one,
+        // or there is still room for it; past that its readers fold into "other".
+        let family = if s.family == ALL_READERS
+            || s.family == OTHER_FAMILY
+            || set.contains(&s.family)
+            || set.iter().filter(|f| *f != OTHER_FAMILY).count() < MAX_FAMILIES - 1
+        {
+            s.family.clone()
+        } else {
+            let folded = Sketch::from_bytes(&s.sketch).map_or(0, |k| k.estimate());
+            let o = overflow.entry(key.clone()).or_default();
+            o.readers_folded = o.readers_folded.saturating_add(folded);
+            OTHER_FAMILY.to_string()
+        };
         if family != ALL_READERS {
             set.insert(family.clone());
         }
