@@ -20,9 +20,10 @@
 #   normal client, with PROBES page-1 misses of feeds nobody asked for timed meanwhile (issue 20:
 #   the client's p99 <= 2x its figure alone, a front-page miss <= 50 ms).
 #
-#   Then the readership bound (issue 20): READERS_SECONDS of a distinct-reader flood (every
-#   request a new User-Agent, round robin over every listed feed in all three formats,
-#   READERS_THREADS threads), then /api/v1/stats?days=366 and GAUGE_WAIT seconds for the
+#   Then the readership bound (issue 20): READERS_SECONDS of a distinct-reader flood (wrk with
+#   bench/readers.lua: every request a new User-Agent, round robin over every listed feed in all
+#   three formats for the first half, over the first HOT_PATHS, which stay cached, for the
+#   second), then /api/v1/stats?days=366 and GAUGE_WAIT seconds for the
 #   once-a-minute subscriber gauge to be recomputed; bantin's footprint sampled every second
 #   throughout (peak against BUDGET + OVERHEAD) and the store's size (database + WAL) before and
 #   after (goal: a few MB at most).
@@ -42,7 +43,7 @@
 # Settings (environment): ARTICLES=20000 BUDGET=33554432 (32 MiB) OVERHEAD=134217728 (128 MiB)
 #   NOFILE=4096 SLOWLORIS=2000 CONNS=64 DURATION=10 PROBES=5 JUNK=20000 THREADS=2 (wrk) ROUNDS=3
 #   SETTLE=8 (seconds an attack builds up before measuring) SWEEP_THREADS=8 (the deep-page crawler)
-#   READERS_SECONDS=60 READERS_THREADS=4 GAUGE_WAIT=65
+#   READERS_SECONDS=60 HOT_PATHS=120 GAUGE_WAIT=65 SECTIONS='edge deep memory readers' (which parts to run)
 
 set -Eeuo pipefail
 PROG=edge
@@ -64,8 +65,9 @@ ROUNDS=${ROUNDS:-3}
 SETTLE=${SETTLE:-8}
 SWEEP_THREADS=${SWEEP_THREADS:-8}
 READERS_SECONDS=${READERS_SECONDS:-60}
-READERS_THREADS=${READERS_THREADS:-4}
+SECTIONS=${SECTIONS:-edge deep memory readers}
 GAUGE_WAIT=${GAUGE_WAIT:-65}
+HOT_PATHS=${HOT_PATHS:-120}
 TOKEN=edge-token-0123456789abcdef
 FEED_PATH=/vi/rss.xml
 PUBLIC_URL=${PUBLIC_URL:-https://feeds.baolongan.example}
@@ -197,6 +199,9 @@ end_attack() {
     sleep 2
 }
 
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if want edge; then
 say "warming up..."
 wrk -t2 -c"$CONNS" -d3s -H 'Accept-Encoding: gzip' "$BANTIN$FEED_PATH" >/dev/null 2>&1 || true
 wrk -t2 -c"$CONNS" -d3s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$NGINX_PORT$FEED_PATH" >/dev/null 2>&1 || true
@@ -216,8 +221,10 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
         end_attack
     done
 done
+fi
 
 # ---------------------------------------------------------------- previews and deep pages
+if want deep; then
 # A crawler (bench/sweep.py deep, SWEEP_THREADS threads) asks for HTML previews and older pages of
 # the listed feeds at random while wrk measures a normal client's hits and sweep.py misses times
 # PROBES page-1 misses of feeds nobody asked for (goals, issue 20: p99 <= 2x alone, a miss <= 50 ms).
@@ -237,7 +244,10 @@ read -r miss_n miss_max miss_med < <(cat "$RAW/deep.misses")
 say "  normal client $deep_rps req/s, p99 $deep_p99 ms; sweep $deep_n requests ($deep_status) in $deep_s s;"
 say "  $miss_n page-1 misses: max $miss_max ms, median $miss_med ms"
 
+fi
+
 # ---------------------------------------------------------------- memory bound
+if want memory; then
 say "sweeping every page of every feed (3 formats)..."
 read -r rss0 anon0 _ mb0 _ _ < <(mem)
 read -r n_pages pages_status pages_s < <(python3 "$BENCH_DIR/sweep.py" "$BANTIN" pages 4)
@@ -251,8 +261,19 @@ read -r rss2 anon2 _ mb2 fds2 _ < <(mem)
 say "  $n_junk requests ($junk_status) in $junk_s s; rss $rss2 kB, anon $anon2 kB, memfds $mb2 B"
 LIVE=$(curl -fsS "$BANTIN/metrics" | awk '/^bantin_cache_live_bytes /{print $2}')
 
+fi
+
 # ---------------------------------------------------------------- readership bound
+if want readers; then
+# store_bytes: the database's files on disk (with its WAL, which SQLite reuses but never shrinks);
+# store_data: the bytes of pages in use, as a reader sees the database now (WAL included).
 store_bytes() { du -cb "$WORK"/edge.db* 2>/dev/null | awk 'END {print $1}'; }
+store_data() {
+    python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=10)
+q = lambda p: c.execute("PRAGMA " + p).fetchone()[0]
+print((q("page_count") - q("freelist_count")) * q("page_size"))' "$WORK/edge.db"
+}
 footprint_sampler() { # OUT: the peak footprint (anon + memfd bytes) every second, until killed
     local out=$1 peak=0 rss anon shm mb rest f
     while kill -0 "$BANTIN_PID" 2>/dev/null; do
@@ -264,17 +285,44 @@ footprint_sampler() { # OUT: the peak footprint (anon + memfd bytes) every secon
     done
 }
 say "readership: ${READERS_SECONDS}s of distinct readers over every feed, then stats?days=366 and a gauge refresh..."
-store0=$(store_bytes)
+python3 "$BENCH_DIR/sweep.py" "$BANTIN" paths >"$RAW/readers.paths"
+n_paths=$(wc -l <"$RAW/readers.paths")
+data0=$(store_data)
+files0=$(store_bytes)
 read -r _ anon3 _ mb3 _ _ < <(mem)
 echo 0 >"$RAW/readers.peak"
 footprint_sampler "$RAW/readers.peak" &
 SAMPLER_PID=$!
-read -r n_readers readers_status readers_s < <(python3 "$BENCH_DIR/sweep.py" "$BANTIN" readers "$READERS_SECONDS" "$READERS_THREADS")
-store1=$(store_bytes)
+# Two phases of READERS_SECONDS / 2: every listed path (most are misses, so this runs at the
+# render rate: every feed gets readers), then the first HOT_PATHS paths, which the cache holds,
+# at full speed (each feed gets hundreds of thousands of readers). The store must not grow in
+# the second phase whatever the number of readers.
+head -n "$HOT_PATHS" "$RAW/readers.paths" >"$RAW/readers.hot"
+half=$((READERS_SECONDS / 2))
+readers_n=0
+readers_non=0
+declare -a data rates
+h=0
+for list in readers.paths readers.hot; do
+    h=$((h + 1))
+    wrk -t"$THREADS" -c"$CONNS" -d"${half}s" -s "$BENCH_DIR/readers.lua" "$BANTIN" -- "$RAW/$list" \
+        >"$RAW/readers-$h.wrk" 2>&1 || true
+    read -r rps _ _ _ non _ < <(parse_wrk "$RAW/readers-$h.wrk")
+    rates[h]=$rps
+    readers_n=$((readers_n + $(awk '/requests in/ {print $1}' "$RAW/readers-$h.wrk")))
+    readers_non=$((readers_non + ${non:-0}))
+    sleep 6 # a flush interval, so what was counted is in the store
+    data[h]=$(store_data)
+    say "  phase $h ($list): $rps req/s; store data ${data[h]} B"
+done
+data1=${data[1]}
+data2=${data[2]}
+files1=$(store_bytes)
 stats_s=$(curl -fsS -o "$RAW/stats366.json" -H "Authorization: Bearer $TOKEN" -w '%{time_total}' \
     "$BANTIN/api/v1/stats?days=366" || echo failed)
 sleep "$GAUGE_WAIT"
-store2=$(store_bytes)
+data3=$(store_data)
+files2=$(store_bytes)
 stop_pid "$SAMPLER_PID"
 SAMPLER_PID=
 read -r _ anon4 _ mb4 _ _ < <(mem)
@@ -282,8 +330,10 @@ readers_peak=$(cat "$RAW/readers.peak")
 curl -fsS "$BANTIN/metrics" >"$RAW/readers.metrics"
 gauge_series=$(grep -c '^bantin_feed_subscribers{' "$RAW/readers.metrics" || true)
 metric_lines=$(wc -l <"$RAW/readers.metrics")
-say "  $n_readers requests ($readers_status) in $readers_s s; store $store0 -> $store1 -> $store2 B;"
+say "  $readers_n requests ($readers_non non-2xx); data $data0 -> $data1 -> $data2 -> $data3 B, files $files0 -> $files2 B;"
 say "  footprint peak $readers_peak B; stats?days=366 in $stats_s s; /metrics $metric_lines lines"
+
+fi
 
 # ---------------------------------------------------------------- summary
 # val SERVER PHASE COLUMN: the median over the rounds (the upper one of an even count).
@@ -303,6 +353,7 @@ SUMMARY=$OUT_DIR/summary.md
     echo "wrk -t$THREADS -c$CONNS -d${DURATION}s gzip hits of $FEED_PATH ($GZIP_BYTES B); slowloris: $SLOWLORIS"
     echo "connections; flood: $NOFILE silent connections, each reopened 1 s after the server closes it."
     echo
+    if want edge; then
     echo "Medians of $ROUNDS rounds, alternating the servers."
     echo
     echo "| server | phase | req/s | × alone | p99 ms | × alone | new client max / median s | non-2xx, socket errors | peak RSS MB, fds |"
@@ -320,12 +371,16 @@ SUMMARY=$OUT_DIR/summary.md
             echo "| $server | $phase | $(fmt_int "$rps") | $(ratio "$rps" "$a_rps") | $p99 | $(ratio "$p99" "$a_p99") | $(val "$server" "$phase" 9) / $(val "$server" "$phase" 10) | $(val "$server" "$phase" 7), $(val "$server" "$phase" 8) | $mem_col |"
         done
     done
+    fi
+    if want deep; then
     echo
     echo "During a sweep of previews and deep pages ($SWEEP_THREADS crawler threads: $deep_n requests, $deep_status, in $deep_s s):"
     echo
     echo "| normal client req/s | p99 ms | × alone | non-2xx | page-1 misses | miss max ms | miss median ms |"
     echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     echo "| $(fmt_int "$deep_rps") | $deep_p99 | $(ratio "$deep_p99" "$(val bantin alone 6)") | $deep_non | $miss_n | $miss_max | $miss_med |"
+    fi
+    if want memory; then
     echo
     echo "Memory (bantin; footprint = resident anonymous memory + bytes in memfds; bound = budget + $(b_mb "$OVERHEAD") MiB = $(b_mb $((BUDGET + OVERHEAD))) MiB):"
     echo
@@ -336,19 +391,22 @@ SUMMARY=$OUT_DIR/summary.md
     echo "| $JUNK made-up feed URLs | $(fmt_int "$n_junk") | $junk_status | $(b_mb $((anon2 * 1024 + mb2))) | $(kb_mb "$rss2") | $(kb_mb "$anon2") | $(b_mb "$mb2") | $fds2 |"
     echo
     echo "bantin_cache_live_bytes after the sweeps: $LIVE (budget $BUDGET)."
-    echo
-    echo "Readership under a flood of distinct readers (${READERS_SECONDS} s, $READERS_THREADS threads, a new User-Agent per request over every listed feed × 3 formats), then \\`/api/v1/stats?days=366\\` and ${GAUGE_WAIT} s for a gauge refresh:"
-    echo
-    echo "| requests | statuses | store before → after flood → after gauge MB | growth MB | stats?days=366 s | footprint before / peak / after MiB | within bound | /metrics lines, gauge series |"
-    echo "| ---: | --- | --- | ---: | ---: | --- | --- | --- |"
-    within=no
-    ((readers_peak <= BUDGET + OVERHEAD)) && within=yes
-    echo "| $(fmt_int "$n_readers") | $readers_status | $(b_mb "$store0") → $(b_mb "$store1") → $(b_mb "$store2") | $(b_mb $((store2 - store0))) | $stats_s | $(b_mb $((anon3 * 1024 + mb3))) / $(b_mb "$readers_peak") / $(b_mb $((anon4 * 1024 + mb4))) | $within | $metric_lines, $gauge_series |"
     foot=$((anon2 * 1024 + mb2))
     if ((foot <= BUDGET + OVERHEAD)); then
         echo "Footprint within budget + overhead: yes ($(b_mb "$foot") MiB)."
     else
         echo "Footprint within budget + overhead: NO ($(b_mb "$foot") MiB)."
+    fi
+    fi
+    if want readers; then
+    echo
+    echo "Readership under a flood of distinct readers (wrk -t$THREADS -c$CONNS, bench/readers.lua: a new User-Agent per request): ${half} s over all $n_paths listed feed paths (${rates[1]} req/s: most are misses), then ${half} s over the first $HOT_PATHS, cached (${rates[2]} req/s); then /api/v1/stats?days=366 and ${GAUGE_WAIT} s for a gauge refresh. Store data = pages in use; files = database + WAL on disk:"
+    echo
+    echo "| requests | non-2xx | store data MB: before → all paths → hot paths → after gauge | growth in the hot phase MB | files MB before → after | stats?days=366 s | footprint before / peak / after MiB | within bound | /metrics lines, gauge series |"
+    echo "| ---: | ---: | --- | ---: | --- | ---: | --- | --- | --- |"
+    within=no
+    ((readers_peak <= BUDGET + OVERHEAD)) && within=yes
+    echo "| $(fmt_int "$readers_n") | $readers_non | $(b_mb "$data0") → $(b_mb "$data1") → $(b_mb "$data2") → $(b_mb "$data3") | $(b_mb $((data2 - data1))) | $(b_mb "$files0") → $(b_mb "$files2") | $stats_s | $(b_mb $((anon3 * 1024 + mb3))) / $(b_mb "$readers_peak") / $(b_mb $((anon4 * 1024 + mb4))) | $within | $metric_lines, $gauge_series |"
     fi
 } >"$SUMMARY"
 cat "$SUMMARY"

@@ -15,6 +15,8 @@ report what came back (for bench/edge.sh and bench/soak.sh).
                                     request a new User-Agent (a new reader to bantin) for the
                                     next feed of every listed feed in all three formats, round
                                     robin, unconditional, gzip accepted
+  sweep.py BASE paths               print every listed feed's path in all three formats, one per
+                                    line (for bench/readers.lua)
   sweep.py PID mem                  the memory of process PID: "rss_kb anon_kb shmem_kb
                                     memfd_bytes memfds fds"
 
@@ -120,6 +122,9 @@ def main():
     base = urllib.parse.urlparse(sys.argv[1])
     host, port = base.hostname, base.port
     mode = sys.argv[2]
+    if mode == "paths":
+        print("\n".join(feeds(host, port)))
+        return
     counts = collections.Counter()
     lock = threading.Lock()
     started = time.monotonic()

@@ -1,6 +1,6 @@
 //! The application layer between HTTP (or the CLI) and the parts: serve a feed, a preview or a
 //! list of feeds from the cache or render it, and apply a write (store, then invalidate exactly
-//! the touched feeds, tell other replicas, ping the hubs). Handlers call these methods and only
+//! the touched feeds, tell other replicas, ping the external hubs, hand the changed topics to the built-in hub). Handlers call these methods and only
 //! translate to and from HTTP.
 //!
 //! Every render goes through the same three gates, whatever it renders: the cache (one render per
@@ -56,6 +56,8 @@ pub struct App {
     pub cache: FeedCache,
     pub metrics: Arc<Metrics>,
     pub outbox: Outbox,
+    /// The built-in WebSub hub (disabled until [`App::with_hub`]).
+    pub hub: crate::hub::Hub,
     /// Renders at once at most, shared between page 1 and deep pages ([`crate::slots`]): each
     /// holds a page of articles and its bodies in memory, so this bounds a miss storm's memory
     /// and keeps renders from crowding out the workers' cores.
@@ -91,7 +93,7 @@ impl App {
                 c.max_bytes,
                 Duration::from_secs(c.ttl_secs),
                 Duration::from_secs(c.stale_if_error),
-                crate::http::worker_count(),
+                crate::config::worker_count(),
             ),
             slots: RenderSlots::new(crate::slots::Policy::for_cores(cores)),
             list_renders: tokio::sync::Mutex::new(()),
@@ -100,6 +102,7 @@ impl App {
             store,
             metrics,
             outbox,
+            hub: crate::hub::Hub::disabled(),
             logins: Default::default(),
         }
     }
@@ -107,6 +110,13 @@ impl App {
     /// The same application reading the time from `clock` for its readership days (tests).
     pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> App {
         self.readership = crate::readership::Readership::new(&self.config, clock);
+        self
+    }
+
+    /// The same application with its WebSub hub (the server starts it once the application is
+    /// shared).
+    pub fn with_hub(mut self, hub: crate::hub::Hub) -> App {
+        self.hub = hub;
         self
     }
 
@@ -372,7 +382,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<Option<FeedPage>, FeedError> {
         self.metrics.page_queries.inc();
-        Ok(self.note_store(feed::load(&*self.store, &self.config, feed, page, now).await)?)
+        Ok(self.note_store(crate::pages::load(&*self.store, &self.config, feed, page, now).await)?)
     }
 
     fn rendered(&self, kind: &'static str, started: Instant) {
@@ -470,6 +480,7 @@ impl App {
             .flat_map(|k| Format::ALL.map(|f| k.url(&self.config, f, 1)))
             .collect();
         self.outbox.publish(&topics, None);
+        self.hub.published(&topics);
         if self.outbox.purges() {
             // Listing the touched feeds' pages takes a count per feed: done beside the write, a
             // few at a time, never in it.

@@ -43,7 +43,7 @@ use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 
 use crate::background::Background;
-use crate::feed::{FeedKey, Format};
+use crate::model::{FeedKey, Format};
 use crate::render::{Level, Representation};
 
 /// Least fresh life an entry must have left for a best-ratio recompression to be worth its CPU.
@@ -60,7 +60,7 @@ pub struct CacheKey {
     pub feed: FeedKey,
     pub format: Format,
     pub page: u32,
-    pub content: crate::feed::Content,
+    pub content: crate::model::Content,
 }
 
 /// Everything the cache holds, by what it is.
@@ -662,14 +662,14 @@ impl FeedCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::Selector;
+    use crate::model::Selector;
 
     fn key(lang: &str, page: u32) -> CacheKey {
         CacheKey {
             feed: FeedKey::new(lang, Selector::All),
             format: Format::Rss,
             page,
-            content: crate::feed::Content::Full,
+            content: crate::model::Content::Full,
         }
     }
 

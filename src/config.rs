@@ -154,9 +154,14 @@ pub struct Config {
     pub cache: CacheConfig,
     /// What the lists of feeds name (`[opml]`).
     pub opml: OpmlConfig,
+    /// External WebSub hubs pinged after each write (`[websub] hubs`).
     pub hubs: Vec<Url>,
-    /// Receivers of a JSON purge request after each write (`[cdn] purge_urls`).
+    /// The built-in WebSub hub (`[websub]`).
+    pub websub: WebSubConfig,
+    /// Receivers of a purge request after each write (`[cdn] purge_urls`).
     pub purge_urls: Vec<Url>,
+    /// What that request looks like (`[cdn] purge_kind`).
+    pub purge_kind: PurgeKind,
     pub api: ApiConfig,
     pub server: ServerConfig,
     /// Who gets which variant of a feed (`[access]`).
@@ -222,6 +227,56 @@ impl Default for UpstreamConfig {
             max_body_bytes: 10 << 20,
             max_backoff: Duration::from_secs(6 * 3600),
             allow_private: false,
+        }
+    }
+}
+
+/// `[websub]`: the built-in hub at `/websub` and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSubConfig {
+    /// Run the hub and advertise it in every feed.
+    pub builtin: bool,
+    /// Callbacks on loopback, private, link-local or multicast addresses are refused unless true
+    /// (for tests and closed networks).
+    pub allow_private_callbacks: bool,
+    /// Active subscriptions at most, in all and per callback host.
+    pub max_subscriptions: u64,
+    pub max_subscriptions_per_host: u64,
+    /// Verification (and denial) requests per callback host per minute, at most: what a stranger
+    /// can make the hub send to someone else.
+    pub verifications_per_minute: u32,
+}
+
+impl Default for WebSubConfig {
+    fn default() -> Self {
+        WebSubConfig {
+            builtin: true,
+            allow_private_callbacks: false,
+            max_subscriptions: 100_000,
+            max_subscriptions_per_host: 10_000,
+            verifications_per_minute: 60,
+        }
+    }
+}
+
+/// The form of the purge request sent to each `[cdn] purge_urls` receiver after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PurgeKind {
+    /// `POST` of `{"keys": [...], "urls": [...]}`: for an adapter in front of a CDN's purge API.
+    #[default]
+    Json,
+    /// `PURGE` with an `xkey-purge: k1 k2` header: what Varnish with the xkey vmod reads directly
+    /// (see `deploy/varnish/bantin.vcl`), so no adapter is needed.
+    Xkey,
+}
+
+impl PurgeKind {
+    /// Parses a `purge_kind` value; the error says what is accepted.
+    pub fn parse(s: &str) -> Result<PurgeKind, String> {
+        match s {
+            "json" => Ok(PurgeKind::Json),
+            "xkey" => Ok(PurgeKind::Xkey),
+            other => Err(format!("`{other}` is neither \"json\" nor \"xkey\"")),
         }
     }
 }
@@ -459,6 +514,11 @@ struct RawOpml {
 struct RawWebSub {
     #[serde(default)]
     hubs: Vec<String>,
+    builtin: Option<bool>,
+    allow_private_callbacks: Option<bool>,
+    max_subscriptions: Option<i64>,
+    max_subscriptions_per_host: Option<i64>,
+    verifications_per_minute: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -466,6 +526,7 @@ struct RawWebSub {
 struct RawCdn {
     #[serde(default)]
     purge_urls: Vec<String>,
+    purge_kind: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -651,7 +712,7 @@ impl Config {
                     .collect(),
                 "BANTIN_WEBSUB_HUBS",
             ),
-            None => (raw.websub.hubs, "websub.hubs"),
+            None => (raw.websub.hubs.clone(), "websub.hubs"),
         };
         let hubs = hub_list
             .iter()
@@ -681,6 +742,13 @@ impl Config {
                 parse_http_url(u).map_err(|p| err(&key, p))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let purge_kind = match env("BANTIN_CDN_PURGE_KIND") {
+            Some(v) => PurgeKind::parse(v.trim()).map_err(|p| err("BANTIN_CDN_PURGE_KIND", p))?,
+            None => match raw.cdn.purge_kind.as_deref() {
+                None => PurgeKind::default(),
+                Some(v) => PurgeKind::parse(v).map_err(|p| err("cdn.purge_kind", p))?,
+            },
+        };
 
         let tokens = api_tokens(&env).map_err(|(k, p)| err(&k, p))?;
         let api = ApiConfig {
@@ -706,7 +774,9 @@ impl Config {
             cache,
             opml: validate_opml(&raw.opml, &err)?,
             hubs,
+            websub: validate_websub(&raw.websub, &err)?,
             purge_urls,
+            purge_kind,
             api,
             server,
             access: validate_access(&raw.access, &err)?,
@@ -715,6 +785,24 @@ impl Config {
             sources: validate_sources(&raw.sources, &languages_and_categories, &err)?,
             upstream: validate_upstream(&raw.upstream, &err)?,
         })
+    }
+
+    /// The built-in hub's URL (`{public base}websub`), when it runs.
+    pub fn builtin_hub(&self) -> Option<Url> {
+        self.websub.builtin.then(|| {
+            self.public_base()
+                .join("websub")
+                .expect("a relative path joins")
+        })
+    }
+
+    /// The hubs every feed advertises: the built-in one first (the one this site answers for),
+    /// then the external ones.
+    pub fn advertised_hubs(&self) -> Vec<Url> {
+        self.builtin_hub()
+            .into_iter()
+            .chain(self.hubs.iter().cloned())
+            .collect()
     }
 
     /// The public base URL self links are built on, always ending in `/`.
@@ -782,6 +870,55 @@ fn validate_server(
         body_timeout: duration("body_timeout", &raw.body_timeout, d.body_timeout)?,
         max_connections,
         max_head_bytes,
+    })
+}
+
+fn validate_websub(
+    raw: &RawWebSub,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<WebSubConfig, ConfigError> {
+    let d = WebSubConfig::default();
+    let bounded = |key: &str, v: Option<i64>, max: i64, default: u64| match v {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n as u64),
+        Some(n) => Err(err(
+            &format!("websub.{key}"),
+            format!("{n} is outside 1..={max}"),
+        )),
+    };
+    let max_subscriptions = bounded(
+        "max_subscriptions",
+        raw.max_subscriptions,
+        10_000_000,
+        d.max_subscriptions,
+    )?;
+    let max_subscriptions_per_host = bounded(
+        "max_subscriptions_per_host",
+        raw.max_subscriptions_per_host,
+        10_000_000,
+        d.max_subscriptions_per_host,
+    )?;
+    if max_subscriptions_per_host > max_subscriptions {
+        return Err(err(
+            "websub.max_subscriptions_per_host",
+            format!(
+                "{max_subscriptions_per_host} is more than websub.max_subscriptions ({max_subscriptions})"
+            ),
+        ));
+    }
+    Ok(WebSubConfig {
+        builtin: raw.builtin.unwrap_or(d.builtin),
+        allow_private_callbacks: raw
+            .allow_private_callbacks
+            .unwrap_or(d.allow_private_callbacks),
+        max_subscriptions,
+        max_subscriptions_per_host,
+        verifications_per_minute: bounded(
+            "verifications_per_minute",
+            raw.verifications_per_minute,
+            1_000_000,
+            d.verifications_per_minute as u64,
+        )? as u32,
     })
 }
 
@@ -1036,6 +1173,19 @@ fn validate_partners(
 }
 
 /// 64 hex digits (either case) → 32 bytes.
+/// How many threads serve HTTP: `BANTIN_WORKERS`, or one per available core.
+pub fn worker_count() -> usize {
+    std::env::var("BANTIN_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -1299,6 +1449,22 @@ name = { vi = "Quốc phòng", en = "Defence" }
     }
 
     #[test]
+    fn purge_kind_defaults_to_json_and_names_the_key_when_wrong() {
+        assert_eq!(parse(MINIMAL).unwrap().purge_kind, PurgeKind::Json);
+        let c = parse(&format!("{MINIMAL}[cdn]\npurge_kind = \"xkey\"\n")).unwrap();
+        assert_eq!(c.purge_kind, PurgeKind::Xkey);
+        let e = parse_err(&format!("{MINIMAL}[cdn]\npurge_kind = \"ban\"\n"));
+        assert_eq!(e.key, "cdn.purge_kind");
+        assert!(e.problem.contains("`ban`"), "{}", e.problem);
+        let env = |k: &str| (k == "BANTIN_CDN_PURGE_KIND").then(|| "xkey".to_string());
+        let c = Config::parse(MINIMAL, "site.toml", Path::new("."), env).unwrap();
+        assert_eq!(c.purge_kind, PurgeKind::Xkey);
+        let env = |k: &str| (k == "BANTIN_CDN_PURGE_KIND").then(|| "XKEY".to_string());
+        let e = Config::parse(MINIMAL, "site.toml", Path::new("."), env).unwrap_err();
+        assert_eq!(e.key, "BANTIN_CDN_PURGE_KIND");
+    }
+
+    #[test]
     fn opml_bounds_have_defaults_and_limits() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.opml, OpmlConfig::default());
@@ -1338,6 +1504,53 @@ name = { vi = "Quốc phòng", en = "Defence" }
         assert_eq!(c.database_url, "postgres://db/bantin");
         assert_eq!(c.hubs.len(), 2);
         assert_eq!(c.api.tokens, vec!["0123456789abcdef0123".to_string()]);
+    }
+
+    #[test]
+    fn websub_defaults_bounds_and_advertised_hubs() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.websub, WebSubConfig::default());
+        assert!(c.websub.builtin && !c.websub.allow_private_callbacks);
+        assert_eq!(
+            c.advertised_hubs()
+                .iter()
+                .map(|u| u.as_str())
+                .collect::<Vec<_>>(),
+            ["http://127.0.0.1:8080/websub"]
+        );
+        let text = format!(
+            "{MINIMAL}\n[websub]\nhubs = [\"https://hub.example/\"]\nbuiltin = true\nallow_private_callbacks = true\nmax_subscriptions = 50\nmax_subscriptions_per_host = 5\nverifications_per_minute = 600\n"
+        );
+        let c = Config::parse(&text, "site.toml", Path::new("."), |k| {
+            (k == "BANTIN_PUBLIC_URL").then(|| "https://feeds.example/news/".into())
+        })
+        .unwrap();
+        assert_eq!(
+            c.advertised_hubs()
+                .iter()
+                .map(|u| u.as_str())
+                .collect::<Vec<_>>(),
+            ["https://feeds.example/news/websub", "https://hub.example/"]
+        );
+        assert_eq!(
+            (
+                c.websub.max_subscriptions,
+                c.websub.max_subscriptions_per_host
+            ),
+            (50, 5)
+        );
+        assert!(c.websub.allow_private_callbacks);
+        assert_eq!(c.websub.verifications_per_minute, 600);
+        let off = parse(&format!("{MINIMAL}\n[websub]\nbuiltin = false\n")).unwrap();
+        assert!(off.advertised_hubs().is_empty());
+        let e = parse_err(&format!("{MINIMAL}\n[websub]\nmax_subscriptions = 0\n"));
+        assert_eq!(e.key, "websub.max_subscriptions");
+        let e = parse_err(&format!(
+            "{MINIMAL}\n[websub]\nmax_subscriptions = 10\nmax_subscriptions_per_host = 11\n"
+        ));
+        assert_eq!(e.key, "websub.max_subscriptions_per_host");
+        let e = parse_err(&format!("{MINIMAL}\n[websub]\nbuiltn = true\n"));
+        assert!(e.problem.contains("builtn"), "{e}");
     }
 
     #[test]

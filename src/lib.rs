@@ -34,10 +34,16 @@
 //!   fetches, backoff that never gives up, a lease so one replica polls each source, items
 //!   mapped to credited articles.
 //! - [`outbox`]: WebSub pings and CDN purges after writes, from per-endpoint background queues.
+//! - [`hub`]: bantin's own WebSub hub at `/websub`: verified, leased subscriptions in the
+//!   store, signed fat pings of page 1 after writes, retried until the lease ends.
+//! - [`netguard`]: which addresses bantin may send to when a stranger chose the URL (an
+//!   upstream's redirect, a subscriber's callback): public ones only, judged by one classifier
+//!   and the DNS resolver that enforces it.
 //! - [`readership`]: poll counting on every feed answer (per-thread counters, flushed), daily
 //!   totals in the store, and subscriber figures by the FeedPress rules.
 //! - [`export`]: every feed as static files, for a CDN or a plain web server.
 //! - [`memory`]: the allocator's side of the memory budget (glibc tuning, trimming).
+//! - [`table`]: the CLI's plain-text tables.
 //! - [`server`]: start-up wiring shared by `main` and the tests.
 
 pub mod access;
@@ -50,14 +56,21 @@ pub mod config;
 pub mod export;
 pub mod feed;
 pub mod http;
+pub mod hub;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod model;
+pub mod netguard;
 pub mod outbox;
+pub mod pages;
 pub mod readership;
 pub mod render;
+pub mod routes;
 pub mod server;
+pub mod sketch;
 pub mod slots;
 pub mod sources;
 pub mod store;
+pub mod table;
 pub mod text;

@@ -54,6 +54,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the built-in WebSub hub's active subscriptions and their delivery state, as a table
+    /// (or --json).
+    Subscriptions {
+        /// As JSON (callbacks without their query string, never a secret).
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs).
     Healthcheck,
     /// Make a partner key (or hash a given one) and print the `[[partners]]` lines for site.toml.
@@ -214,6 +221,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 println!("no [[sources]] in {}", config.file.display());
             } else {
                 print!("{}", bantin::sources::status_table(&config, &states));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subscriptions { json } => {
+            let store = bantin::store::open(&config.database_url).await?;
+            let subs = store.subscriptions(chrono::Utc::now()).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&bantin::hub::listing::status(&config, &subs))?
+                );
+            } else {
+                print!("{}", bantin::hub::listing::table(&config, &subs));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,7 @@
 //! no global registry, no default TLS baggage).
 //!
 //! Hot-path metrics are label-free counters (one atomic add per request); labelled families are
-//! kept to rare events (store errors, WebSub pings, CDN purges).
+//! kept to rare events (store errors, WebSub pings and deliveries, CDN purges).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +45,11 @@ pub struct LaneLabel {
 pub struct EndpointLabel {
     /// `api`, `stats` or `feeds` (a partner key on a feed or the OPML).
     pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +101,13 @@ pub struct Metrics {
     pub source_polls: Family<SourcePollLabel, Counter>,
     /// Repairs made to read ill-formed upstream documents, by source and kind.
     pub source_repairs: Family<SourceRepairLabel, Counter>,
+    /// The built-in WebSub hub: active subscriptions (recounted every minute), subscription
+    /// requests, verifications and deliveries by outcome, and how long a delivery request takes.
+    pub hub_subscriptions: Gauge,
+    pub hub_requests: Family<OutcomeLabel, Counter>,
+    pub hub_verifications: Family<OutcomeLabel, Counter>,
+    pub hub_deliveries: Family<OutcomeLabel, Counter>,
+    pub hub_delivery_seconds: Histogram,
     /// Wrong API tokens and partner keys presented, by endpoint (a fixed set of labels).
     pub auth_failures: Family<EndpointLabel, Counter>,
     /// Requests refused 429 because their network had failed too often.
@@ -138,6 +150,11 @@ impl Metrics {
             readership_bytes: Gauge::default(),
             source_polls: Family::default(),
             source_repairs: Family::default(),
+            hub_subscriptions: Gauge::default(),
+            hub_requests: Family::default(),
+            hub_verifications: Family::default(),
+            hub_deliveries: Family::default(),
+            hub_delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             auth_failures: Family::default(),
             auth_throttled: Family::default(),
             registry: Registry::default(),
@@ -271,6 +288,31 @@ impl Metrics {
             "source_repairs",
             "Repairs made to read ill-formed upstream documents, by source and kind",
             m.source_repairs.clone(),
+        );
+        registry.register(
+            "hub_subscriptions",
+            "Active subscriptions of the built-in WebSub hub",
+            m.hub_subscriptions.clone(),
+        );
+        registry.register(
+            "hub_requests",
+            "Subscription requests to the built-in hub by outcome (accepted, verified, refused, rate_limited, busy, failed)",
+            m.hub_requests.clone(),
+        );
+        registry.register(
+            "hub_verifications",
+            "Verifications of intent by outcome (subscribed, unsubscribed, failed, denied)",
+            m.hub_verifications.clone(),
+        );
+        registry.register(
+            "hub_deliveries",
+            "Content deliveries to subscribers by outcome (ok, failed, gone, skipped)",
+            m.hub_deliveries.clone(),
+        );
+        registry.register(
+            "hub_delivery_seconds",
+            "Time of one delivery request to a subscriber",
+            m.hub_delivery_seconds.clone(),
         );
         registry.register(
             "auth_failures",

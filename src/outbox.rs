@@ -14,7 +14,10 @@
 //! - **Purge receivers** get one JSON `POST` per write, `{"keys": [...], "urls": [...]}`: the
 //!   surrogate keys of the touched feeds (see `FeedKey::surrogate_key`; every response carries its
 //!   feed's key in `Surrogate-Key` and `Cache-Tag`) and their absolute public URLs, all formats and
-//!   pages. A write that changed nothing sends nothing.
+//!   pages. A write that changed nothing sends nothing. With `[cdn] purge_kind = "xkey"` the
+//!   same purge is instead `PURGE <receiver URL>` with the keys in an `xkey-purge` header
+//!   (space-separated, split over several requests past [`MAX_XKEY_HEADER`] bytes): what Varnish
+//!   with the xkey vmod reads itself (`deploy/varnish/bantin.vcl`), since VCL cannot parse JSON.
 //!
 //! Both queues are bounded: past [`MAX_PENDING`] entries, a hub's new topics are dropped (logged);
 //! past [`MAX_PENDING_PURGES`] purges or [`MAX_PURGE_BYTES`] of keys and URLs, a receiver's new
@@ -32,6 +35,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::config::PurgeKind;
 use crate::metrics::{Metrics, ResultLabel};
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -45,6 +49,11 @@ pub const MAX_PENDING: usize = 100_000;
 /// folded together.
 pub const MAX_PENDING_PURGES: usize = 10_000;
 pub const MAX_PURGE_BYTES: usize = 16 << 20;
+
+/// Longest `xkey-purge` header value in one request. Varnish refuses a request head over its
+/// `http_req_hdr_len` (8 KB by default) and a folded purge may name thousands of feeds, so the
+/// keys are split over several requests below that.
+pub const MAX_XKEY_HEADER: usize = 4096;
 
 /// One request's deadline: an endpoint that hangs is a failed request, retried later.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,7 +102,7 @@ pub struct Outbox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Hub,
-    Purge,
+    Purge(PurgeKind),
 }
 
 /// One endpoint: its queue and the task that drains it.
@@ -149,7 +158,12 @@ impl Outbox {
     }
 
     /// Starts one background task per hub and per purge receiver.
-    pub fn start(hubs: Vec<Url>, purge_urls: Vec<Url>, metrics: Arc<Metrics>) -> Outbox {
+    pub fn start(
+        hubs: Vec<Url>,
+        purge_urls: Vec<Url>,
+        purge_kind: PurgeKind,
+        metrics: Arc<Metrics>,
+    ) -> Outbox {
         if hubs.is_empty() && purge_urls.is_empty() {
             return Outbox::disabled();
         }
@@ -174,7 +188,7 @@ impl Outbox {
             hubs: hubs.into_iter().map(|u| endpoint(u, Kind::Hub)).collect(),
             purgers: purge_urls
                 .into_iter()
-                .map(|u| endpoint(u, Kind::Purge))
+                .map(|u| endpoint(u, Kind::Purge(purge_kind)))
                 .collect(),
         }
     }
@@ -262,18 +276,33 @@ async fn run(endpoint: Arc<Endpoint>, client: reqwest::Client, metrics: Arc<Metr
                 }
                 if !job.in_flight && job.due <= now {
                     job.in_flight = true;
-                    let request = match &job.payload {
-                        Payload::Topic => client
-                            .post(endpoint.url.clone())
-                            .header("content-type", "application/x-www-form-urlencoded")
-                            .body(format!("hub.mode=publish&hub.url={}", form_encode(key))),
-                        Payload::Purge(p) => client
-                            .post(endpoint.url.clone())
-                            .header("content-type", "application/json")
-                            .body(serde_json::to_vec(p).expect("a purge serialises")),
+                    let url = endpoint.url.clone();
+                    let requests = match (&job.payload, endpoint.kind) {
+                        (Payload::Topic, _) => vec![
+                            client
+                                .post(url)
+                                .header("content-type", "application/x-www-form-urlencoded")
+                                .body(format!("hub.mode=publish&hub.url={}", form_encode(key))),
+                        ],
+                        (Payload::Purge(p), Kind::Purge(PurgeKind::Xkey)) => {
+                            xkey_batches(&p.keys, MAX_XKEY_HEADER)
+                                .into_iter()
+                                .map(|keys| {
+                                    client
+                                        .request(purge_method(), url.clone())
+                                        .header("xkey-purge", keys)
+                                })
+                                .collect()
+                        }
+                        (Payload::Purge(p), _) => vec![
+                            client
+                                .post(url)
+                                .header("content-type", "application/json")
+                                .body(serde_json::to_vec(p).expect("a purge serialises")),
+                        ],
                     };
                     let key = key.clone();
-                    flights.push(async move { (key, send(request).await) });
+                    flights.push(async move { (key, send_all(requests).await) });
                 }
             }
             q.jobs
@@ -297,7 +326,7 @@ fn settle(endpoint: &Endpoint, metrics: &Metrics, key: String, result: Result<()
     };
     match endpoint.kind {
         Kind::Hub => metrics.websub_pings.get_or_create(&label).inc(),
-        Kind::Purge => metrics.cdn_purges.get_or_create(&label).inc(),
+        Kind::Purge(_) => metrics.cdn_purges.get_or_create(&label).inc(),
     };
     let mut q = endpoint.queue.lock().unwrap_or_else(|p| p.into_inner());
     let Some(job) = q.jobs.get_mut(&key) else {
@@ -343,6 +372,35 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
+/// Sends the requests of one job in order; the job is done only when every one was accepted (a
+/// retry resends them all: purging a key twice is harmless).
+async fn send_all(requests: Vec<reqwest::RequestBuilder>) -> Result<(), String> {
+    for request in requests {
+        send(request).await?;
+    }
+    Ok(())
+}
+
+fn purge_method() -> reqwest::Method {
+    reqwest::Method::from_bytes(b"PURGE").expect("PURGE is a valid method token")
+}
+
+/// Space-separated `xkey-purge` values of at most `max` bytes each, covering every key once, in
+/// order (a key longer than `max` goes alone: better a long header than a key never purged).
+fn xkey_batches(keys: &[String], max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for key in keys {
+        match out.last_mut() {
+            Some(last) if !last.is_empty() && last.len() + 1 + key.len() <= max => {
+                last.push(' ');
+                last.push_str(key);
+            }
+            _ => out.push(key.clone()),
+        }
+    }
+    out
+}
+
 async fn send(request: reqwest::RequestBuilder) -> Result<(), String> {
     let resp = request.send().await.map_err(|e| e.to_string())?;
     if resp.status().is_success() {
@@ -359,6 +417,27 @@ fn form_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xkey_batches_stay_under_the_bound_and_cover_every_key_once() {
+        let keys: Vec<String> = (0..1000).map(|i| format!("feed-vi-tag-t{i:04}")).collect();
+        let batches = xkey_batches(&keys, MAX_XKEY_HEADER);
+        assert!(
+            batches.len() > 1,
+            "{} bytes fit one header?",
+            keys.len() * 17
+        );
+        assert!(batches.iter().all(|b| b.len() <= MAX_XKEY_HEADER));
+        let back: Vec<&str> = batches.iter().flat_map(|b| b.split(' ')).collect();
+        assert_eq!(back, keys.iter().map(String::as_str).collect::<Vec<_>>());
+        // Exactly at the bound: two 5-byte keys and a space make 11 bytes.
+        let two = ["aaaaa".to_string(), "bbbbb".to_string()];
+        assert_eq!(xkey_batches(&two, 11), ["aaaaa bbbbb"]);
+        assert_eq!(xkey_batches(&two, 10), ["aaaaa", "bbbbb"]);
+        // A key over the bound is still sent, alone.
+        assert_eq!(xkey_batches(&two, 3), ["aaaaa", "bbbbb"]);
+        assert!(xkey_batches(&[], 10).is_empty());
+    }
 
     #[test]
     fn merged_purges_are_the_union() {

@@ -403,7 +403,7 @@ pub fn render_page(page: &FeedPage, format: Format, config: &Config) -> Represen
 /// The WebSub discovery `Link` header value for a topic URL.
 pub fn link_header(config: &Config, self_url: &str) -> String {
     let mut parts: Vec<String> = config
-        .hubs
+        .advertised_hubs()
         .iter()
         .map(|h| format!("<{h}>; rel=\"hub\""))
         .collect();

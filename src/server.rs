@@ -54,6 +54,8 @@ impl Server {
             .task
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // No write comes in any more: deliveries in flight finish, unsent claims go back.
+        self.app.hub.stop().await;
         // The workers have handed over their last counts; write them before going.
         self.app.readership.shutdown().await;
         r
@@ -76,6 +78,7 @@ impl Server {
             .task
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.app.hub.stop().await;
         self.app.readership.shutdown().await;
         r
     }
@@ -127,11 +130,21 @@ pub async fn start_with_clock(
     let outbox = Outbox::start(
         config.hubs.clone(),
         config.purge_urls.clone(),
+        config.purge_kind,
         metrics.clone(),
     );
-    let app = Arc::new(
-        App::new(config.clone(), store.clone(), outbox, metrics.clone()).with_clock(clock.clone()),
+    let hub = crate::hub::Hub::new(
+        config.clone(),
+        store.clone(),
+        metrics.clone(),
+        clock.clone(),
     );
+    let app = Arc::new(
+        App::new(config.clone(), store.clone(), outbox, metrics.clone())
+            .with_clock(clock.clone())
+            .with_hub(hub.clone()),
+    );
+    hub.start(&app);
     app.readership
         .start(store.clone(), metrics)
         .await

@@ -106,7 +106,7 @@ pub fn render(page: &FeedPage, config: &Config) -> Vec<u8> {
             url: Some(config.base_url.as_str()),
         }],
         hubs: config
-            .hubs
+            .advertised_hubs()
             .iter()
             .map(|h| Hub {
                 kind: "WebSub",

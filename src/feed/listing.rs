@@ -6,7 +6,7 @@
 //! feeds (each language, each category) always, then tags and bylines with at least
 //! `min_articles` visible articles, the most used first (ties by language, then tag before byline,
 //! then slug), until it names `max_outlines` feeds. The store returns at most that many facets of
-//! each kind ([`crate::store::FacetBound`]), so choosing costs memory in proportion to the bound,
+//! each kind ([`crate::model::FacetBound`]), so choosing costs memory in proportion to the bound,
 //! never to the archive. A feed left out still exists at its URL; it is only not advertised.
 //!
 //! Choosing is a pure function of the facets and the configuration, so every replica lists the
@@ -14,7 +14,7 @@
 
 use super::{FeedKey, Selector, configured_feeds};
 use crate::config::Config;
-use crate::store::{Facet, FacetBound};
+use crate::model::{Facet, FacetBound};
 
 /// One feed of a list, with the title readers see.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! which feeds a write touches ([`touched_by`]).
 //!
 //! A feed is a language plus a selector (everything, a category, a tag, a byline); each is served
-//! in three formats and paged. Loading a page is the only place that talks to the store; the
-//! renderers (`rss`, `atom`, `json`, `opml`, `html`) are pure functions of a [`FeedPage`] (or of
+//! in three formats and paged. This module is pure: loading a page from the store is
+//! [`crate::pages::load`], a layer above both; the renderers (`rss`, `atom`, `json`, `opml`, `html`) are pure functions of a [`FeedPage`] (or of
 //! the bounded [`listing`] of feeds) and the configuration, with no clock inside, so every replica renders identical bytes for the same
 //! data and ETags agree across a fleet.
 
@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 
 use crate::article::Article;
 use crate::config::Config;
-use crate::store::{PageQuery, Store, StoreError};
 
 pub mod atom;
 pub mod html;
@@ -22,148 +21,13 @@ pub mod listing;
 pub mod opml;
 pub mod rss;
 
-/// What a feed selects within its language. Tags and bylines are held as slugs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Selector {
-    All,
-    Category(String),
-    Tag(String),
-    Author(String),
-}
-
-/// One feed, independent of format and page.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FeedKey {
-    pub lang: String,
-    pub selector: Selector,
-}
-
-impl FeedKey {
-    pub fn new(lang: &str, selector: Selector) -> FeedKey {
-        FeedKey {
-            lang: lang.to_string(),
-            selector,
-        }
-    }
-
-    /// The feed's path without the format file: `/vi/`, `/vi/kinh-te/`, `/vi/tag/gia-lua/`.
-    pub fn dir(&self, config: &Config) -> String {
-        match &self.selector {
-            Selector::All => format!("/{}/", self.lang),
-            Selector::Category(id) => {
-                let slug = config
-                    .category(id)
-                    .map(|c| c.slug(&self.lang))
-                    .unwrap_or(id);
-                format!("/{}/{}/", self.lang, slug)
-            }
-            Selector::Tag(s) => format!("/{}/tag/{}/", self.lang, s),
-            Selector::Author(s) => format!("/{}/author/{}/", self.lang, s),
-        }
-    }
-
-    /// The feed's path in a format: `/vi/kinh-te/rss.xml`.
-    pub fn path(&self, config: &Config, format: Format) -> String {
-        format!("{}{}", self.dir(config), format.file_name())
-    }
-
-    /// The absolute public URL of a page of this feed; page 1 has no query, so the self link of
-    /// the first page is the URL people subscribe to.
-    pub fn url(&self, config: &Config, format: Format, page: u32) -> String {
-        let base = config.public_base();
-        let path = self.path(config, format);
-        let mut url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
-        if page > 1 {
-            url.push_str(&format!("?page={page}"));
-        }
-        url
-    }
-
-    /// The CDN purge key of this feed, all its pages and formats: `feed-vi`,
-    /// `feed-vi-category-kinh-te`, `feed-vi-tag-gia-lua`, `feed-vi-author-minh-thu` (categories by
-    /// their stable id, so renaming a slug does not orphan cached copies).
-    pub fn surrogate_key(&self) -> String {
-        match &self.selector {
-            Selector::All => format!("feed-{}", self.lang),
-            Selector::Category(id) => format!("feed-{}-category-{id}", self.lang),
-            Selector::Tag(s) => format!("feed-{}-tag-{s}", self.lang),
-            Selector::Author(s) => format!("feed-{}-author-{s}", self.lang),
-        }
-    }
-
-    /// The keys a response of this feed carries (`Surrogate-Key`, space-separated): the feed's own
-    /// and its language's (`lang-vi`), so a CDN can purge one feed or a whole language.
-    pub fn surrogate_keys(&self) -> String {
-        format!("{} lang-{}", self.surrogate_key(), self.lang)
-    }
-
-    /// A stable `tag:` URI naming this feed (Atom `id`), independent of domain and format.
-    pub fn tag_uri(&self, config: &Config) -> String {
-        let what = match &self.selector {
-            Selector::All => String::new(),
-            Selector::Category(id) => format!(":category:{id}"),
-            Selector::Tag(s) => format!(":tag:{s}"),
-            Selector::Author(s) => format!(":author:{s}"),
-        };
-        format!("tag:{}:feed:{}{}", config.tag_authority, self.lang, what)
-    }
-}
-
-/// The three serialisations of a feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Format {
-    Rss,
-    Atom,
-    Json,
-}
-
-impl Format {
-    pub const ALL: [Format; 3] = [Format::Rss, Format::Atom, Format::Json];
-
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Format::Rss => "rss.xml",
-            Format::Atom => "atom.xml",
-            Format::Json => "feed.json",
-        }
-    }
-
-    pub fn from_file_name(name: &str) -> Option<Format> {
-        Format::ALL.into_iter().find(|f| f.file_name() == name)
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Rss => "application/rss+xml; charset=utf-8",
-            Format::Atom => "application/atom+xml; charset=utf-8",
-            Format::Json => "application/feed+json",
-        }
-    }
-
-    /// The MIME type without parameters, for `<link type>` and OPML.
-    pub fn mime(self) -> &'static str {
-        match self {
-            Format::Rss => "application/rss+xml",
-            Format::Atom => "application/atom+xml",
-            Format::Json => "application/feed+json",
-        }
-    }
-}
+pub use crate::model::{Content, FeedKey, Format, Selector};
 
 /// An article's translation as an entry links to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranslationLink {
     pub lang: String,
     pub url: String,
-}
-
-/// How much of each article a rendered feed carries: everything, or what a public teaser feed
-/// may (title, summary, image and link; never the body), when `[access] public_content` is
-/// `"summary"` and the request is not a partner's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Content {
-    Full,
-    Summary,
 }
 
 /// One page of one feed, as loaded from the store: everything a renderer needs.
@@ -232,88 +96,6 @@ impl FeedPage {
     pub fn entry_id(config: &Config, article: &Article) -> String {
         format!("tag:{}:article:{}", config.tag_authority, article.id)
     }
-}
-
-/// Loads page `page` (1-based) of a feed at `now`. `None` when the page is past the end, or when
-/// a tag or byline feed has no article at all (those feeds exist only through their articles;
-/// a configured language or category feed always has a page 1, possibly empty).
-pub async fn load(
-    store: &dyn Store,
-    config: &Config,
-    key: &FeedKey,
-    page: u32,
-    now: DateTime<Utc>,
-) -> Result<Option<FeedPage>, StoreError> {
-    let per_page = config.items_per_feed;
-    let offset = (page.max(1) as usize - 1).saturating_mul(per_page);
-    // The page and the feed's next scheduled publication are independent queries: run them
-    // side by side (a miss waits for the slower).
-    let query = PageQuery {
-        feed: key,
-        now,
-        offset,
-        limit: per_page + 1,
-    };
-    let (items, next_publication) =
-        tokio::join!(store.page(&query), store.next_publication(key, now));
-    let (mut items, next_publication) = (items?, next_publication?);
-    let open_ended = matches!(key.selector, Selector::Tag(_) | Selector::Author(_));
-    if items.is_empty() && (page > 1 || open_ended) {
-        return Ok(None);
-    }
-    let has_next = items.len() > per_page;
-    items.truncate(per_page);
-
-    let wanted: Vec<String> = items
-        .iter()
-        .flat_map(|a| a.translations.values().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let translations = if wanted.is_empty() {
-        BTreeMap::new()
-    } else {
-        store
-            .get_many(&wanted)
-            .await?
-            .into_iter()
-            .filter(|t| t.is_visible(now))
-            .map(|t| {
-                (
-                    t.id.clone(),
-                    TranslationLink {
-                        lang: t.lang.clone(),
-                        url: t.url.clone(),
-                    },
-                )
-            })
-            .collect()
-    };
-
-    let name = match &key.selector {
-        Selector::All => None,
-        Selector::Category(id) => config.category(id).map(|c| c.name(&key.lang).to_string()),
-        Selector::Tag(s) => items
-            .iter()
-            .flat_map(|a| a.tags.iter())
-            .find(|t| crate::text::slug(t) == *s)
-            .cloned(),
-        Selector::Author(s) => items
-            .iter()
-            .map(|a| &a.author)
-            .find(|n| crate::text::slug(n) == *s)
-            .cloned(),
-    };
-    Ok(Some(FeedPage {
-        key: key.clone(),
-        page: page.max(1),
-        items,
-        has_next,
-        translations,
-        name,
-        next_publication,
-        content: Content::Full,
-    }))
 }
 
 /// Every feed that shows `article` (in any state): its language feed, category, tags and byline.

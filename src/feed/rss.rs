@@ -59,7 +59,12 @@ fn link(rel: &str, href: String, mime: Option<&str>) -> Link {
 pub(super) fn paging_links(page: &FeedPage, config: &Config, format: Format) -> Vec<Link> {
     let mime = Some(format.mime());
     let mut links = vec![link("self", page.key.url(config, format, page.page), mime)];
-    links.extend(config.hubs.iter().map(|h| link("hub", h.to_string(), None)));
+    links.extend(
+        config
+            .advertised_hubs()
+            .iter()
+            .map(|h| link("hub", h.to_string(), None)),
+    );
     links.push(link("first", page.key.url(config, format, 1), mime));
     if page.page > 1 {
         links.push(link(

@@ -18,7 +18,7 @@ use crate::render::Representation;
 use crate::slots::ClientKey;
 use crate::store::StoreError;
 
-pub use super::paths::{Target, parse_page, parse_path};
+pub use crate::routes::{Target, parse_page, parse_path};
 
 /// A plain-text answer for a person reading it (404s that say what exists, 5xx). Such bodies may
 /// echo the request path, so browsers are told not to sniff them into HTML.
@@ -165,7 +165,7 @@ pub fn cors_preflight() -> Response {
 }
 
 /// A non-canonical spelling of a target: `301` to its one path (built from the parsed target by
-/// [`super::paths::canonical_location`]), the query kept so a partner's `key` and a `page` still
+/// [`crate::routes::canonical_location`]), the query kept so a partner's `key` and a `page` still
 /// apply. Cacheable like any permanent redirect; never counted.
 fn moved(path: String, query: Option<&str>) -> Response {
     let location = match query {
@@ -256,7 +256,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
     let target = match parse_path(&app.config, uri.path()) {
         Ok(t) => t,
         Err(msg) => {
-            return match super::paths::canonical_location(&app.config, uri.path()) {
+            return match crate::routes::canonical_location(&app.config, uri.path()) {
                 Some(path) => moved(path, uri.query()),
                 None => text_response(StatusCode::NOT_FOUND, msg),
             };

@@ -1,7 +1,7 @@
 //! The HTTP layer: an axum router over [`App`], and the server loop with graceful shutdown.
 //!
 //! Handlers are thin: they parse the request into domain terms, call the application, and map
-//! the answer to a response. Feed paths are parsed by a pure function ([`paths::parse_path`])
+//! the answer to a response. Feed paths are parsed by a pure function ([`crate::routes::parse_path`])
 //! rather than a tree of axum routes, so a wrong path gets a 404 that says what exists (or a 301
 //! to the one spelling of the feed it meant), and the parser is unit-tested without a server.
 //!
@@ -34,9 +34,9 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
-pub mod paths;
 pub mod sources;
 pub mod stats;
+pub mod websub;
 
 /// Shared state of every handler.
 pub struct HttpState {
@@ -88,6 +88,7 @@ pub fn router(state: State) -> Router {
         .route("/stats", get(stats::page))
         .route("/api/v1/stats", get(stats::api))
         .route("/api/v1/sources", get(sources::list))
+        .route("/websub", axum::routing::post(websub::subscribe))
         .merge(api::routes(&state))
         .fallback(feeds::serve)
         .with_state(state)
@@ -208,18 +209,7 @@ pub fn ensure_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
     })
 }
 
-/// How many threads serve HTTP: `BANTIN_WORKERS`, or one per available core.
-pub fn worker_count() -> usize {
-    std::env::var("BANTIN_WORKERS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-}
+pub use crate::config::worker_count;
 
 /// The soft limit on open files, if the platform says.
 pub fn open_file_limit() -> Option<u64> {

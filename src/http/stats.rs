@@ -248,7 +248,7 @@ fn render(app: &App, stats: &Stats) -> String {
     );
     let _ = writeln!(
         s,
-        "<h1>Readership – {}</h1>\n<p>{from} to {to}. Subscribers follow the FeedPress rules: the aggregators' reported counts (as far as they are believed, see the claims below), plus partners, plus distinct readers (address and User-Agent, estimated with a sketch: exact to 128 readers, then within about 2%) over 7 days; browsers and bots are polls, never subscribers.</p>",
+        "<h1>Readership – {}</h1>\n<p>{from} to {to}. Subscribers follow the FeedPress rules: the aggregators' reported counts (as far as they are believed, see the claims below), plus partners, plus distinct readers (address and User-Agent, estimated with a sketch: exact to 128 readers, then within about 2%) over 7 days, plus the built-in hub's verified push subscriptions (kind <code>push</code>, one client per callback host, counted as they stand when the day is figured); browsers and bots are polls, never subscribers.</p>",
         esc(site)
     );
     let _ = writeln!(

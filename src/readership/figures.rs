@@ -1,7 +1,8 @@
 //! Subscriber figures, by the rules FeedPress publishes: a feed's subscribers on a day are the
 //! aggregators' reported counts (as far as [`super::claims`] believes them), plus the partners
 //! polling it, plus the distinct individual readers (address and User-Agent), all over the 7 days
-//! ending that day. Browsers and bots never reach the rows these read, so they are never
+//! ending that day; [`super::push`] adds the built-in hub's push subscribers to the live figures.
+//! Browsers and bots never reach the rows these read, so they are never
 //! subscribers.
 //!
 //! Pure functions of stored rows, with no clock inside (the caller says which day it is), so the
@@ -99,7 +100,7 @@ pub fn window(day: NaiveDate) -> (NaiveDate, NaiveDate) {
     (day - Days::new(WINDOW_DAYS - 1), day)
 }
 
-fn by_size(a: &ClientFigure, b: &ClientFigure) -> std::cmp::Ordering {
+pub fn by_size(a: &ClientFigure, b: &ClientFigure) -> std::cmp::Ordering {
     b.subscribers
         .cmp(&a.subscribers)
         .then_with(|| a.client.cmp(&b.client))
@@ -386,7 +387,7 @@ impl TopClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::readership::sketch;
+    use crate::sketch;
     use crate::store::readership::*;
 
     fn d(s: &str) -> NaiveDate {

@@ -17,7 +17,9 @@
 //!   ("closed"), and the sketches and claims older than the 7-day window are deleted.
 //! - **Figures** ([`figures`]): pure functions from stored rows, computed a page of feeds at a
 //!   time so `/api/v1/stats?days=366`, `/stats` and the once-a-minute gauge read closed days from
-//!   their stored daily figures and only the open window from sketches.
+//!   their stored daily figures and only the open window from sketches. The built-in hub's
+//!   active subscriptions join today's figures (and yesterday's, when it closes) as push
+//!   clients, one per callback host ([`push`]), read from the store grouped by feed and host.
 //!
 //! **Bounded.** Everything the aggregating task holds has a bound that holds across time, not
 //! only per interval: pending feed-days ([`MAX_PENDING_FEEDS`]), feed-days with reader sketches
@@ -37,7 +39,8 @@
 pub mod agents;
 pub mod claims;
 pub mod figures;
-pub mod sketch;
+pub mod push;
+pub use crate::sketch;
 pub mod tally;
 pub mod verify;
 
@@ -63,6 +66,7 @@ use crate::store::{Store, StoreError};
 use agents::Agent;
 use claims::ClaimFigure;
 use figures::{ClientFigure, DayAccumulator, DayFigures, FeedFigures, FeedRows, TopClaims};
+use push::PushFigures;
 use sketch::Sketch;
 use tally::Snapshot;
 use verify::{Verdict, Verifier};
@@ -451,17 +455,32 @@ impl Readership {
 
     /// One page of feeds with data in the window ending on `day`, after `after`: each feed's
     /// live figures and its totals row of `day`, if any. `None` past the last feed.
+    ///
+    /// `push` ([`Readership::push`] when the day is today, or is being closed just after it
+    /// ended; empty otherwise) adds the hub's subscribers to the feeds of each page, and once the
+    /// polled feeds run out, the feeds only push subscribers read as a last page.
     async fn window_page(
         &self,
         store: &dyn Store,
         day: NaiveDate,
         after: Option<String>,
+        push: &mut PushFigures,
     ) -> Result<Option<(Vec<(String, figures::Live, Option<StoredTotals>)>, String)>, StoreError>
     {
         let (from, to) = figures::window(day);
+        let cursor = after.clone().unwrap_or_default();
         let rows = store.readership_window(from, to, after, PAGE_FEEDS).await?;
         let Some(last) = rows.feeds.last().cloned() else {
-            return Ok(None);
+            if push.is_empty() {
+                return Ok(None);
+            }
+            let rest = push
+                .take_rest()
+                .into_iter()
+                .map(|(feed, live)| (feed, live, None))
+                .collect();
+            // The same cursor again: the store has nothing after it, and `push` is empty now.
+            return Ok(Some((rest, cursor)));
         };
         let names = self.partner_name();
         let mut by_feed: BTreeMap<&str, FeedRows<'_>> = rows
@@ -499,7 +518,8 @@ impl Readership {
         let out = by_feed
             .into_iter()
             .map(|(feed, r)| {
-                let live = figures::feed_on(day, feed, &r, &names);
+                let mut live = figures::feed_on(day, feed, &r, &names);
+                push.add_to(feed, &mut live);
                 let today = r
                     .totals
                     .iter()
@@ -562,8 +582,16 @@ impl Readership {
         let mut top_claims = TopClaims::default();
         for day in live {
             let Some(a) = acc.get_mut(&day) else { continue };
+            let mut push = if day == today {
+                self.push(store).await?
+            } else {
+                PushFigures::default()
+            };
             let mut after = None;
-            while let Some((page, last)) = self.window_page(store, day, after.take()).await? {
+            while let Some((page, last)) = self
+                .window_page(store, day, after.take(), &mut push)
+                .await?
+            {
                 after = Some(last);
                 for (feed, l, totals) in page {
                     if totals.is_none() && l.subscribers == 0 {
@@ -625,15 +653,28 @@ impl Readership {
 
     /// Whether `path` is a feed path as bantin writes it (`//vi/rss.xml`, `/vi/./rss.xml` are
     /// not), so a spelling never becomes a readership feed of its own.
-    fn canonical(&self, path: &str) -> Option<crate::feed::FeedKey> {
+    /// The built-in hub's active subscriptions now, per feed and callback host ([`push`]).
+    async fn push(&self, store: &dyn Store) -> Result<PushFigures, StoreError> {
+        let config = &self.inner.config;
+        if !config.websub.builtin {
+            return Ok(PushFigures::default());
+        }
+        let rows = store.subscription_hosts(self.inner.clock.now()).await?;
+        let base = config.public_base();
+        let base = base.as_str().trim_end_matches('/');
+        Ok(PushFigures::from_rows(rows, |topic| {
+            let path = topic.strip_prefix(base)?;
+            self.canonical(path).map(|_| path.to_string())
+        }))
+    }
+
+    fn canonical(&self, path: &str) -> Option<crate::model::FeedKey> {
         if path.len() > MAX_PATH {
             return None;
         }
         let config = &self.inner.config;
-        match crate::http::feeds::parse_path(config, path) {
-            Ok(crate::http::feeds::Target::Feed(key, format))
-                if key.path(config, format) == path =>
-            {
+        match crate::routes::parse_path(config, path) {
+            Ok(crate::routes::Target::Feed(key, format)) if key.path(config, format) == path => {
                 Some(key)
             }
             _ => None,
@@ -1099,8 +1140,9 @@ impl Aggregator {
         // Twice the bound, so feeds that no longer exist can be passed over.
         let keep = 2 * MAX_GAUGE_FEEDS;
         let mut top: Vec<(u64, String)> = Vec::new();
+        let mut push = r.push(store).await?;
         let mut after = None;
-        while let Some((page, last)) = r.window_page(store, today, after.take()).await? {
+        while let Some((page, last)) = r.window_page(store, today, after.take(), &mut push).await? {
             after = Some(last);
             for (feed, live, _) in page {
                 if live.subscribers == 0 {
@@ -1126,7 +1168,7 @@ impl Aggregator {
                 continue;
             };
             let exists = match key.selector {
-                crate::feed::Selector::All | crate::feed::Selector::Category(_) => true,
+                crate::model::Selector::All | crate::model::Selector::Category(_) => true,
                 _ => store.count_visible(&key, now).await? > 0,
             };
             if exists {
@@ -1151,8 +1193,17 @@ impl Aggregator {
         let from = open.first().copied().unwrap_or(yesterday).min(yesterday);
         let mut day = from;
         while day <= yesterday {
+            // Subscriptions are present state: they belong to the day just ended, not to one
+            // closed late.
+            let mut push = if day == yesterday {
+                r.push(store).await?
+            } else {
+                PushFigures::default()
+            };
             let mut after = None;
-            while let Some((page, last)) = r.window_page(store, day, after.take()).await? {
+            while let Some((page, last)) =
+                r.window_page(store, day, after.take(), &mut push).await?
+            {
                 after = Some(last);
                 let closed: Vec<ClosedDay> = page
                     .into_iter()

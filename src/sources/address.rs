@@ -11,14 +11,11 @@
 //!    its path) or its listen address is refused ([`Refusal::Itself`]), even with
 //!    `allow_private`. (Reaching bantin by another name is caught later: items carrying bantin's
 //!    own `tag:` guids are never imported, see [`super::mapping`].)
-//! 2. **Public addresses only**, judged on the *resolved* addresses, not on names: an IP-literal
-//!    host is classified before the request ([`non_public`]); a name is resolved by
-//!    [`PublicOnly`], reqwest's resolver for the strict client, which hands the connector only
-//!    public addresses. Filtering inside the resolver is what defeats DNS rebinding: the
-//!    addresses checked are the addresses connected to, with no second lookup in between.
-//!    Non-public is loopback, RFC 1918, CGNAT `100.64/10`, link-local, ULA `fc00::/7`,
-//!    multicast, unspecified, broadcast, documentation and benchmarking ranges, other reserved
-//!    space, and IPv6 forms that embed one of these IPv4 addresses (IPv4-mapped, NAT64, 6to4).
+//! 2. **Public addresses only**, judged on the *resolved* addresses, not on names, by
+//!    [`crate::netguard`] (the classifier and the filtering resolver the WebSub hub uses too):
+//!    an IP-literal host is classified before the request; a name is resolved by
+//!    [`netguard::PublicOnly`], the strict client's resolver, which hands the connector only
+//!    public addresses, so a rebinding name gains nothing.
 //! 3. **Except what the operator named.** A source configured *at* a non-public address (an IP
 //!    literal such as `http://10.0.0.7/rss`, or `localhost`) may be fetched at exactly that
 //!    origin (scheme, host and port) and nowhere else: its `302` to `127.0.0.1` on another port
@@ -31,82 +28,11 @@
 //! does not filter; the strict client's connection pool therefore only ever holds connections
 //! to public addresses, so a pooled connection cannot smuggle a request past rule 2 either.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-/// Why an address is not public, or `None` when it is. Pure, so every range is unit-tested.
-pub fn non_public(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => non_public_v4(v4),
-        IpAddr::V6(v6) => non_public_v6(v6),
-    }
-}
-
-/// IPv4 special-purpose ranges (IANA registry) that no upstream feed lives on.
-const V4: &[(u32, u8, &str)] = &[
-    (0x0000_0000, 8, "unspecified (0.0.0.0/8)"),
-    (0x0a00_0000, 8, "private (RFC 1918)"),
-    (
-        0x6440_0000,
-        10,
-        "shared address space (CGNAT 100.64.0.0/10)",
-    ),
-    (0x7f00_0000, 8, "loopback"),
-    (0xa9fe_0000, 16, "link-local"),
-    (0xac10_0000, 12, "private (RFC 1918)"),
-    (0xc000_0000, 24, "IETF protocol assignments (192.0.0.0/24)"),
-    (0xc000_0200, 24, "documentation (TEST-NET-1)"),
-    (0xc0a8_0000, 16, "private (RFC 1918)"),
-    (0xc612_0000, 15, "benchmarking (198.18.0.0/15)"),
-    (0xc633_6400, 24, "documentation (TEST-NET-2)"),
-    (0xcb00_7100, 24, "documentation (TEST-NET-3)"),
-    (0xe000_0000, 4, "multicast"),
-    (0xf000_0000, 4, "reserved (240.0.0.0/4, broadcast)"),
-];
-
-fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let bits = u32::from(ip);
-    V4.iter()
-        .find(|(net, len, _)| bits >> (32 - len) == net >> (32 - len))
-        .map(|(_, _, why)| *why)
-}
-
-/// IPv6 special-purpose ranges; the ones that embed an IPv4 address are judged by it instead.
-const V6: &[(u128, u8, &str)] = &[
-    (0, 128, "unspecified (::)"),
-    (1, 128, "loopback"),
-    (0, 96, "IPv4-compatible (::/96)"),
-    (
-        0x0064_ff9b_0001 << 80,
-        48,
-        "local-use NAT64 (64:ff9b:1::/48)",
-    ),
-    (0x0100 << 112, 64, "discard-only (100::/64)"),
-    (0x2001_0db8 << 96, 32, "documentation (2001:db8::/32)"),
-    (0x2001 << 112, 23, "IETF protocol assignments (2001::/23)"),
-    (0x3fff << 112, 20, "documentation (3fff::/20)"),
-    (0xfc00 << 112, 7, "unique local (fc00::/7)"),
-    (0xfe80 << 112, 10, "link-local"),
-    (0xfec0 << 112, 10, "site-local (fec0::/10)"),
-    (0xff00 << 112, 8, "multicast"),
-];
-
-fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let bits = u128::from(ip);
-    // ::ffff:a.b.c.d (IPv4-mapped) and 64:ff9b::a.b.c.d (NAT64) reach that IPv4 address.
-    if bits >> 32 == 0xffff || bits >> 32 == 0x0064_ff9b << 64 {
-        return non_public_v4(Ipv4Addr::from(bits as u32));
-    }
-    // 6to4 (2002:aabb:ccdd::/48) tunnels to the IPv4 address in bits 16..48.
-    if bits >> 112 == 0x2002 {
-        return non_public_v4(Ipv4Addr::from((bits >> 80) as u32));
-    }
-    V6.iter()
-        .find(|(net, len, _)| bits >> (128 - len) == net >> (128 - len))
-        .map(|(_, _, why)| *why)
-}
+use crate::netguard::{self, NonPublic, literal_ip, non_public};
 
 /// Why a request of a fetch was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,13 +54,14 @@ impl std::fmt::Display for Refusal {
                 f,
                 "points at bantin itself (its public_url or listen address): bantin does not aggregate its own feeds"
             ),
-            Refusal::NonPublic { host, ip, why } if host == &ip.to_string() => write!(
-                f,
-                "{host} is a {why} address; only the source's own configured origin may be one (or set [upstream] allow_private = true)"
-            ),
             Refusal::NonPublic { host, ip, why } => write!(
                 f,
-                "{host} resolves to {ip}, a {why} address; only the source's own configured origin may be one (or set [upstream] allow_private = true)"
+                "{}; only the source's own configured origin may be one (or set [upstream] allow_private = true)",
+                NonPublic {
+                    host: host.clone(),
+                    ip: *ip,
+                    why,
+                }
             ),
         }
     }
@@ -233,14 +160,6 @@ fn is_localhost(url: &Url) -> bool {
     })
 }
 
-fn literal_ip(url: &Url) -> Option<IpAddr> {
-    match url.host()? {
-        Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
-        Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
-        Host::Domain(_) => None,
-    }
-}
-
 /// The host compared for origins: lowercase, without a trailing dot, IPv4-mapped IPv6 as IPv4.
 fn host_key(url: &Url) -> Option<String> {
     Some(match literal_ip(url) {
@@ -256,161 +175,23 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Keeps the public addresses a name resolved to; refuses the name when none is left, naming
-/// the first address dropped. Pure: the resolver's filter, unit-tested without DNS.
-pub fn keep_public(host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, Refusal> {
-    let first = addrs.first().map(|a| a.ip());
-    let public: Vec<SocketAddr> = addrs
-        .into_iter()
-        .filter(|a| non_public(a.ip()).is_none())
-        .collect();
-    match first {
-        Some(ip) if public.is_empty() => Err(Refusal::NonPublic {
-            host: host.to_string(),
-            ip,
-            why: non_public(ip).unwrap_or("non-public"),
-        }),
-        _ => Ok(public),
+impl From<NonPublic> for Refusal {
+    fn from(NonPublic { host, ip, why }: NonPublic) -> Refusal {
+        Refusal::NonPublic { host, ip, why }
     }
 }
 
-/// The strict client's resolver: the system's (`getaddrinfo`, on the blocking pool, as reqwest's
-/// default does), with every non-public address removed before the connector sees it.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PublicOnly;
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public = keep_public(&host, addrs)?;
-            Ok(Box::new(public.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// The refusal behind a reqwest error, when the resolver is why it failed.
+/// The refusal behind a reqwest error, when the filtering resolver is why it failed.
 pub fn refusal_in(e: &reqwest::Error) -> Option<Refusal> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(r) = s.downcast_ref::<Refusal>() {
-            return Some(r.clone());
-        }
-        source = s.source();
-    }
-    None
+    netguard::non_public_in(e).map(Refusal::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn the_classifier_knows_every_non_public_range() {
-        for (a, why) in [
-            ("127.0.0.1", "loopback"),
-            ("127.255.0.9", "loopback"),
-            ("10.1.2.3", "RFC 1918"),
-            ("172.16.0.1", "RFC 1918"),
-            ("172.31.255.255", "RFC 1918"),
-            ("192.168.1.1", "RFC 1918"),
-            ("100.64.0.1", "CGNAT"),
-            ("100.127.255.254", "CGNAT"),
-            ("169.254.169.254", "link-local"),
-            ("0.0.0.0", "unspecified"),
-            ("224.0.0.1", "multicast"),
-            ("255.255.255.255", "broadcast"),
-            ("192.0.2.7", "documentation"),
-            ("198.18.0.1", "benchmarking"),
-            ("::1", "loopback"),
-            ("::", "unspecified"),
-            ("::ffff:127.0.0.1", "loopback"),
-            ("::ffff:10.0.0.1", "RFC 1918"),
-            ("64:ff9b::a9fe:a9fe", "link-local"),
-            ("2002:c0a8:0101::1", "RFC 1918"),
-            ("fc00::1", "unique local"),
-            ("fd12:3456::1", "unique local"),
-            ("fe80::1", "link-local"),
-            ("ff02::1", "multicast"),
-            ("2001:db8::1", "documentation"),
-        ] {
-            let got = non_public(ip(a));
-            assert!(
-                got.is_some_and(|g| g.contains(why)),
-                "{a}: {got:?}, expected {why}"
-            );
-        }
-        for a in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "100.63.255.255",
-            "100.128.0.0",
-            "172.15.255.255",
-            "172.32.0.0",
-            "192.169.0.1",
-            "203.113.130.1",
-            "2606:4700::1111",
-            "2001:4860:4860::8888",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-            "2002:0808:0808::1",
-        ] {
-            assert_eq!(non_public(ip(a)), None, "{a} is public");
-        }
-    }
-
-    #[test]
-    fn the_resolver_filter_keeps_only_public_addresses() {
-        let sa = |s: &str| SocketAddr::new(ip(s), 0);
-        // Mixed answers: the private one is never handed to the connector.
-        assert_eq!(
-            keep_public("mixed.example", vec![sa("10.0.0.1"), sa("8.8.8.8")]).unwrap(),
-            vec![sa("8.8.8.8")]
-        );
-        let e = keep_public("rebind.example", vec![sa("127.0.0.1"), sa("::1")]).unwrap_err();
-        assert_eq!(
-            e,
-            Refusal::NonPublic {
-                host: "rebind.example".into(),
-                ip: ip("127.0.0.1"),
-                why: "loopback"
-            }
-        );
-        assert!(
-            e.to_string()
-                .contains("rebind.example resolves to 127.0.0.1")
-        );
-        assert!(keep_public("none.example", vec![]).unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_resolver_refuses_a_name_of_loopback_addresses() {
-        // `localhost` resolves without a network, to loopback only.
-        let err = match PublicOnly.resolve("localhost".parse().unwrap()).await {
-            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
-            Err(e) => e,
-        };
-        let refusal = err.downcast_ref::<Refusal>().expect("a refusal");
-        assert!(
-            matches!(
-                refusal,
-                Refusal::NonPublic {
-                    why: "loopback",
-                    ..
-                }
-            ),
-            "{refusal:?}"
-        );
     }
 
     fn policy(allow_private: bool) -> Policy {

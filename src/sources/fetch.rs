@@ -102,7 +102,7 @@ impl Fetcher {
                 .expect("a client with rustls and no custom roots builds")
         };
         Fetcher {
-            strict: build(builder().dns_resolver(std::sync::Arc::new(address::PublicOnly))),
+            strict: build(builder().dns_resolver(std::sync::Arc::new(crate::netguard::PublicOnly))),
             trusted: build(builder()),
             policy: Policy {
                 allow_private: limits.allow_private,

@@ -64,11 +64,7 @@ pub fn status(config: &Config, states: &[SourceState]) -> Value {
 /// The same as [`status`], as a table for a terminal.
 pub fn status_table(config: &Config, states: &[SourceState]) -> String {
     let v = status(config, states);
-    let s = |x: &Value| match x {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let s = crate::table::cell;
     let mut rows = vec![[
         "id".to_string(),
         "state".into(),
@@ -89,16 +85,5 @@ pub fn status_table(config: &Config, states: &[SourceState]) -> String {
             s(&src["last_error"]),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        for (i, w) in widths.iter().enumerate() {
-            out.push_str(&format!("{:<w$}  ", r[i], w = *w));
-        }
-        out.push_str(&r[6]);
-        out.push('\n');
-    }
-    out
+    crate::table::render(&rows)
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Facet, FacetBound, PageQuery, Store, Upsert};
 use crate::article::tests::config;
 use crate::article::{Article, ArticleInput};
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -65,6 +65,275 @@ pub(crate) async fn run_all(store: &dyn Store) {
     batch_and_delete(store).await;
     readership_rows(store).await;
     source_lease(store).await;
+    subscriptions(store).await;
+}
+
+async fn subscriptions(store: &dyn Store) {
+    use super::subscriptions::{Finished, Outcome, Subscription};
+    let now = t("2026-11-30T01:00:00Z");
+    let sec = Duration::seconds;
+    let topic = "https://feeds.example/vi/rss.xml";
+    let other = "https://feeds.example/en/rss.xml";
+    let a = Subscription::new(
+        topic,
+        "https://a.example/cb?x=1",
+        "a.example",
+        Some("s3cret".into()),
+        3600,
+        now,
+    );
+    let b = Subscription::new(topic, "https://b.example/cb", "b.example", None, 7200, now);
+    let c = Subscription::new(
+        other,
+        "https://a.example/other",
+        "a.example",
+        None,
+        3600,
+        now,
+    );
+    for s in [&a, &b, &c] {
+        store.save_subscription(s).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .subscription(topic, &a.callback)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&a)
+    );
+    assert_eq!(
+        store
+            .subscription(topic, "https://nobody.example/")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.subscriptions(now).await.unwrap(),
+        vec![c.clone(), a.clone(), b.clone()]
+    );
+    assert_eq!(
+        store.count_subscriptions("a.example", now).await.unwrap(),
+        (3, 2)
+    );
+    assert_eq!(
+        store.subscription_hosts(now).await.unwrap(),
+        vec![
+            (other.to_string(), "a.example".to_string(), 1),
+            (topic.to_string(), "a.example".to_string(), 1),
+            (topic.to_string(), "b.example".to_string(), 1),
+        ]
+    );
+    // Nothing pending yet.
+    assert_eq!(store.next_delivery(now).await.unwrap(), None);
+    assert!(
+        store
+            .claim_deliveries(now, now + sec(300), 10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A renewal replaces the lease and the secret, and duplicates nothing.
+    let mut renewed = Subscription::new(topic, &a.callback, "a.example", None, 7200, now + sec(10));
+    store.save_subscription(&renewed).await.unwrap();
+    renewed.created_at = now;
+    renewed.next_attempt = now;
+    assert_eq!(
+        store.subscription(topic, &a.callback).await.unwrap(),
+        Some(renewed.clone())
+    );
+    assert_eq!(store.subscriptions(now).await.unwrap().len(), 3);
+
+    // Two writes before any delivery: one pending delivery per subscription, due now.
+    assert_eq!(
+        store
+            .mark_published(&[topic.to_string()], now)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .mark_published(
+                &[topic.to_string(), "https://feeds.example/none".into()],
+                now
+            )
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.next_delivery(now).await.unwrap(), Some(now));
+    // A busy host is left out; the others are claimed once, whoever asks next gets nothing.
+    let lease = now + sec(300);
+    let claims = store
+        .claim_deliveries(now, lease, 10, &["a.example".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(
+        (
+            claims[0].callback.as_str(),
+            claims[0].updates,
+            claims[0].claimed_until
+        ),
+        ("https://b.example/cb", 2, lease)
+    );
+    let mut claims_a = store.claim_deliveries(now, lease, 10, &[]).await.unwrap();
+    assert_eq!(claims_a.len(), 1);
+    assert_eq!(claims_a[0].secret, None, "the renewed secret");
+    assert!(
+        store
+            .claim_deliveries(now, lease, 10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Claimed rows are due when their claim ends.
+    assert_eq!(store.next_delivery(now).await.unwrap(), Some(lease));
+
+    // b accepted; a failed; a write lands while a's delivery was out.
+    let at = now + sec(1);
+    let retry = now + sec(6);
+    let done = vec![
+        Finished {
+            claim: claims[0].clone(),
+            at,
+            outcome: Outcome::Delivered,
+        },
+        Finished {
+            claim: claims_a[0].clone(),
+            at,
+            outcome: Outcome::Failed {
+                error: "answered 503".into(),
+                retry_at: retry,
+            },
+        },
+    ];
+    assert_eq!(store.finish_deliveries(&done).await.unwrap(), 2);
+    // Written once: a second report under the same (spent) claim changes nothing.
+    assert_eq!(store.finish_deliveries(&done).await.unwrap(), 0);
+    let got_b = store
+        .subscription(topic, "https://b.example/cb")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!got_b.pending());
+    assert_eq!((got_b.last_success, got_b.attempts), (Some(at), 0));
+    let got_a = store
+        .subscription(topic, &a.callback)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got_a.pending());
+    assert_eq!(
+        (
+            got_a.attempts,
+            got_a.next_attempt,
+            got_a.last_error.as_deref()
+        ),
+        (1, retry, Some("answered 503"))
+    );
+    // A new write keeps a's backoff, and makes b pending again at once.
+    assert_eq!(
+        store
+            .mark_published(&[topic.to_string()], at)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .subscription(topic, &a.callback)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_attempt,
+        retry
+    );
+    let again = store
+        .claim_deliveries(at, at + sec(300), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].callback.as_str(), again[0].updates),
+        ("https://b.example/cb", 3)
+    );
+    assert_eq!(store.next_delivery(at).await.unwrap(), Some(retry));
+    claims_a = store
+        .claim_deliveries(retry, retry + sec(300), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (claims_a.len(), claims_a[0].attempts, claims_a[0].updates),
+        (1, 1, 3)
+    );
+    // 410: the subscription ends.
+    let gone = vec![Finished {
+        claim: claims_a[0].clone(),
+        at: retry,
+        outcome: Outcome::Gone,
+    }];
+    assert_eq!(store.finish_deliveries(&gone).await.unwrap(), 1);
+    assert_eq!(store.subscription(topic, &a.callback).await.unwrap(), None);
+
+    // Leases end: an expired subscription is neither listed, marked nor claimed, then purged.
+    let late = now + sec(3600);
+    assert_eq!(store.subscriptions(late).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .mark_published(&[other.to_string()], late)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.count_subscriptions("a.example", late).await.unwrap(),
+        (1, 0)
+    );
+    assert_eq!(store.purge_subscriptions(late).await.unwrap(), 1);
+    assert_eq!(store.subscription(other, &c.callback).await.unwrap(), None);
+    // A lease renewed after it ended starts afresh, with nothing pending.
+    let mut b_late = store
+        .subscription(topic, "https://b.example/cb")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b_late.pending());
+    let far = now + sec(7200);
+    store
+        .save_subscription(&Subscription::new(
+            topic,
+            &b_late.callback,
+            "b.example",
+            None,
+            3600,
+            far,
+        ))
+        .await
+        .unwrap();
+    b_late = store
+        .subscription(topic, &b_late.callback)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!b_late.pending());
+    assert_eq!((b_late.created_at, b_late.attempts), (far, 0));
+    assert!(
+        store
+            .remove_subscription(topic, &b_late.callback)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_subscription(topic, &b_late.callback)
+            .await
+            .unwrap()
+    );
+    assert!(store.subscriptions(now).await.unwrap().is_empty());
 }
 
 async fn source_lease(store: &dyn Store) {
@@ -480,7 +749,7 @@ async fn batch_and_delete(store: &dyn Store) {
 
 async fn readership_rows(store: &dyn Store) {
     use super::readership::*;
-    use crate::readership::sketch::{self, Sketch};
+    use crate::sketch::{self, Sketch};
     let day = |s: &str| parse_day(s).unwrap();
     let secret = store.readership_secret().await.unwrap();
     assert_ne!(secret, [0u8; 16]);

@@ -19,14 +19,16 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::article::Article;
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 use readership::{ClosedDay, ImpoliteSum, ReadershipBatch, StoredTotals, WindowRows};
+use subscriptions::{Claim, Finished, Subscription};
 use upstream::SourceState;
 
 pub mod pool;
 pub mod postgres;
 pub mod readership;
 pub mod sqlite;
+pub mod subscriptions;
 pub mod upstream;
 
 #[cfg(test)]
@@ -93,32 +95,10 @@ pub enum Upsert {
     },
 }
 
-/// A tag or byline that has published articles, for OPML and the HTML index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facet {
-    pub lang: String,
-    pub slug: String,
-    pub name: String,
-    pub count: u64,
-}
+pub use crate::model::{Facet, FacetBound};
 
-/// Which facets a listing asks for: those with at least `min_articles` visible articles, the
-/// `limit` most used of each kind (ties by language, then slug). Bounded so that a corpus with
-/// half a million tags and bylines costs the caller at most `limit` rows of each, whatever the
-/// store holds: the counting stays in the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FacetBound {
-    pub min_articles: u64,
-    pub limit: usize,
-}
-
+/// SQL forms of a [`FacetBound`].
 impl FacetBound {
-    /// Every facet (the `export` command, which writes every feed anyway).
-    pub const ALL: FacetBound = FacetBound {
-        min_articles: 1,
-        limit: usize::MAX,
-    };
-
     /// `limit` as SQL takes it.
     pub fn sql_limit(&self) -> i64 {
         i64::try_from(self.limit).unwrap_or(i64::MAX)
@@ -279,6 +259,68 @@ pub trait Store: Send + Sync + 'static {
         state: &SourceState,
         lease: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// Records a verified subscription, or renews one: its host, secret and lease are replaced
+    /// and its delivery state is kept (a renewal of a lease that had ended starts afresh, with
+    /// nothing pending). (topic, callback) is the key: a subscription is never duplicated.
+    async fn save_subscription(&self, sub: &Subscription) -> Result<(), StoreError>;
+
+    /// Removes a subscription; `false` when there was none.
+    async fn remove_subscription(&self, topic: &str, callback: &str) -> Result<bool, StoreError>;
+
+    /// One subscription, whether its lease has ended or not.
+    async fn subscription(
+        &self,
+        topic: &str,
+        callback: &str,
+    ) -> Result<Option<Subscription>, StoreError>;
+
+    /// Every subscription whose lease has not ended at `now`, ordered by topic then callback.
+    async fn subscriptions(&self, now: DateTime<Utc>) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Active subscriptions at `now`: in all, and of callback host `host`.
+    async fn count_subscriptions(
+        &self,
+        host: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError>;
+
+    /// Active subscriptions per (topic, callback host) at `now`, ordered by topic then host.
+    async fn subscription_hosts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, u64)>, StoreError>;
+
+    /// A write changed these topics: each active subscription to one becomes pending, due at
+    /// `now` unless it already waits for a retry (its backoff is kept). Returns the rows marked.
+    async fn mark_published(
+        &self,
+        topics: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// The delivery lease: claims at most `limit` pending deliveries due at `now` (active, not
+    /// claimed by anyone, callback host not in `busy`), the longest due first, by moving their
+    /// `claimed_until` to `until` in one conditional update: of several replicas claiming at
+    /// once, each row goes to one.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+        busy: &[String],
+    ) -> Result<Vec<Claim>, StoreError>;
+
+    /// Writes the outcomes of claimed deliveries in one transaction, each only if its claim is
+    /// still held (a delivery that outlived its lease changes nothing). Returns how many were
+    /// written.
+    async fn finish_deliveries(&self, done: &[Finished]) -> Result<usize, StoreError>;
+
+    /// When the next pending delivery can be claimed (at once or later), if any is pending.
+    async fn next_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Deletes the subscriptions whose lease ended by `now`; returns how many.
+    async fn purge_subscriptions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Tells other processes serving from this database which feeds a write changed. A no-op
     /// for a store only one process serves from.

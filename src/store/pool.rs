@@ -58,6 +58,28 @@ impl PoolBounds {
     pub fn postgres_descriptors(&self) -> usize {
         self.postgres_size() + 1
     }
+
+    /// Runs `close` every half [`PoolBounds::idle`] for as long as `upgrade` gives the store
+    /// back: both stores hold only a weak handle in the task, so dropping the store ends it.
+    pub fn close_idle_every<T: Send + 'static, F>(
+        &self,
+        upgrade: impl Fn() -> Option<T> + Send + 'static,
+        close: impl Fn(T, Duration) -> F + Send + 'static,
+    ) where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let idle = self.idle;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval((idle / 2).max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(store) = upgrade() else { break };
+                close(store, idle).await;
+            }
+        });
+    }
 }
 
 impl Default for PoolBounds {

@@ -29,13 +29,14 @@ use super::readership::{
     self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls, ReaderSketch,
     ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
+use super::subscriptions::{self as subs, Finished, Outcome, Subscription};
 use super::upstream::{SourceState, millis};
 use super::{
     Change, Facet, FacetBound, MAX_FACET_NAME_CHARS, MAX_FACET_SLUG_BYTES, PageQuery, Store,
     StoreError, Upsert, decide, from_doc, to_doc,
 };
 use crate::article::{Article, Status};
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_articles.sql")),
@@ -44,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("migrations/postgres/0004_readership_bounded.sql"),
+    ),
+    (
+        5,
+        include_str!("migrations/postgres/0005_subscriptions.sql"),
     ),
 ];
 
@@ -526,19 +531,13 @@ impl PgStore {
             instance: format!("{:016x}", rand_u64()),
         };
         store.migrate().await?;
-        // Closes idle connections for as long as the pool lives (a weak handle: dropping the
-        // store ends the task).
         let weak = store.pool.weak();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(pool) = weak.upgrade() else { break };
-                close_idle(&pool, bounds.idle);
-            }
-        });
+        bounds.close_idle_every(
+            move || weak.upgrade(),
+            |pool, idle| async move {
+                close_idle(&pool, idle);
+            },
+        );
         Ok(store)
     }
 
@@ -628,6 +627,30 @@ fn parse_payload(p: &str) -> Option<(String, Change)> {
         .map(|l| super::decode_key(l))
         .collect::<Option<Vec<_>>>()?;
     Some((instance, Change::Feeds(keys)))
+}
+
+/// The columns of a subscription row, in the order [`subscription_row`] reads them.
+const SUBSCRIPTION_COLUMNS: &str = "topic, callback, host, secret, lease_seconds, expires_at, created_at, updates, delivered, attempts, next_attempt, claimed_until, last_attempt, last_success, last_error";
+
+fn subscription_row(r: &tokio_postgres::Row) -> Subscription {
+    let at = |v: Option<i64>| v.map(subs::instant);
+    Subscription {
+        topic: r.get(0),
+        callback: r.get(1),
+        host: r.get(2),
+        secret: r.get(3),
+        lease_seconds: r.get::<_, i64>(4).max(0) as u64,
+        expires_at: subs::instant(r.get(5)),
+        created_at: subs::instant(r.get(6)),
+        updates: r.get(7),
+        delivered: r.get(8),
+        attempts: r.get::<_, i32>(9).max(0) as u32,
+        next_attempt: subs::instant(r.get(10)),
+        claimed_until: subs::instant(r.get(11)),
+        last_attempt: at(r.get(12)),
+        last_success: at(r.get(13)),
+        last_error: r.get(14),
+    }
 }
 
 #[async_trait]
@@ -894,6 +917,288 @@ impl Store for PgStore {
             .await
             .map_err(pg_error)?;
         Ok(n == 1)
+    }
+
+    async fn save_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .execute(
+                "INSERT INTO subscriptions AS s (topic, callback, host, secret, lease_seconds, expires_at, created_at, next_attempt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 ON CONFLICT (topic, callback) DO UPDATE SET host = excluded.host, secret = excluded.secret,
+                   lease_seconds = excluded.lease_seconds, expires_at = excluded.expires_at,
+                   created_at = CASE WHEN s.expires_at <= excluded.created_at THEN excluded.created_at ELSE s.created_at END,
+                   delivered = CASE WHEN s.expires_at <= excluded.created_at THEN s.updates ELSE s.delivered END,
+                   attempts = CASE WHEN s.expires_at <= excluded.created_at THEN 0 ELSE s.attempts END",
+                &[
+                    &sub.topic,
+                    &sub.callback,
+                    &sub.host,
+                    &sub.secret,
+                    &(sub.lease_seconds.min(i64::MAX as u64) as i64),
+                    &millis(sub.expires_at),
+                    &millis(sub.created_at),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn remove_subscription(&self, topic: &str, callback: &str) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let n = client
+            .execute(
+                "DELETE FROM subscriptions WHERE topic = $1 AND callback = $2",
+                &[&topic, &callback],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(n == 1)
+    }
+
+    async fn subscription(
+        &self,
+        topic: &str,
+        callback: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE topic = $1 AND callback = $2"
+                ),
+                &[&topic, &callback],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.as_ref().map(subscription_row))
+    }
+
+    async fn subscriptions(&self, now: DateTime<Utc>) -> Result<Vec<Subscription>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE expires_at > $1 ORDER BY topic, callback"
+                ),
+                &[&millis(now)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows.iter().map(subscription_row).collect())
+    }
+
+    async fn count_subscriptions(
+        &self,
+        host: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE host = $2) FROM subscriptions WHERE expires_at > $1",
+                &[&millis(now), &host],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok((
+            row.get::<_, i64>(0).max(0) as u64,
+            row.get::<_, i64>(1).max(0) as u64,
+        ))
+    }
+
+    async fn subscription_hosts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let rows = client
+            .query(
+                "SELECT topic, host, COUNT(*) FROM subscriptions WHERE expires_at > $1
+                 GROUP BY topic, host ORDER BY topic, host",
+                &[&millis(now)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2).max(0) as u64))
+            .collect())
+    }
+
+    async fn mark_published(
+        &self,
+        topics: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if topics.is_empty() {
+            return Ok(0);
+        }
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE subscriptions SET
+                   attempts = CASE WHEN updates > delivered THEN attempts ELSE 0 END,
+                   next_attempt = CASE WHEN updates > delivered THEN next_attempt ELSE $1 END,
+                   updates = updates + 1
+                 WHERE expires_at > $1 AND topic = ANY($2)",
+            )
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(&stmt, &[&millis(now), &topics])
+            .await
+            .map_err(pg_error)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+        busy: &[String],
+    ) -> Result<Vec<subs::Claim>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.get().await.map_err(pool_error)?;
+        // SKIP LOCKED: replicas claiming at once take disjoint rows instead of queueing behind
+        // each other; the locked rows are checked again before they are claimed.
+        let stmt = client
+            .prepare_cached(
+                "UPDATE subscriptions s SET claimed_until = $1
+                 FROM (SELECT topic, callback FROM subscriptions
+                       WHERE updates > delivered AND next_attempt <= $2 AND claimed_until <= $2
+                         AND expires_at > $2 AND NOT (host = ANY($4))
+                       ORDER BY next_attempt LIMIT $3 FOR UPDATE SKIP LOCKED) due
+                 WHERE s.topic = due.topic AND s.callback = due.callback
+                 RETURNING s.topic, s.callback, s.host, s.secret, s.updates, s.attempts",
+            )
+            .await
+            .map_err(pg_error)?;
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &millis(until),
+                    &millis(now),
+                    &(limit.min(i64::MAX as usize) as i64),
+                    &busy,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| subs::Claim {
+                topic: r.get(0),
+                callback: r.get(1),
+                host: r.get(2),
+                secret: r.get(3),
+                updates: r.get(4),
+                attempts: r.get::<_, i32>(5).max(0) as u32,
+                claimed_until: until,
+            })
+            .collect())
+    }
+
+    async fn finish_deliveries(&self, done: &[Finished]) -> Result<usize, StoreError> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let delivered = tx
+            .prepare_cached(
+                "UPDATE subscriptions SET delivered = GREATEST(delivered, $4), attempts = 0, claimed_until = 0,
+                   next_attempt = $5, last_attempt = $5, last_success = $5, last_error = NULL
+                 WHERE topic = $1 AND callback = $2 AND claimed_until = $3",
+            )
+            .await
+            .map_err(pg_error)?;
+        let failed = tx
+            .prepare_cached(
+                "UPDATE subscriptions SET attempts = attempts + 1, claimed_until = 0, next_attempt = $4,
+                   last_attempt = $5, last_error = $6
+                 WHERE topic = $1 AND callback = $2 AND claimed_until = $3",
+            )
+            .await
+            .map_err(pg_error)?;
+        let gone = tx
+            .prepare_cached(
+                "DELETE FROM subscriptions WHERE topic = $1 AND callback = $2 AND claimed_until = $3",
+            )
+            .await
+            .map_err(pg_error)?;
+        let released = tx
+            .prepare_cached(
+                "UPDATE subscriptions SET claimed_until = 0 WHERE topic = $1 AND callback = $2 AND claimed_until = $3",
+            )
+            .await
+            .map_err(pg_error)?;
+        let mut written = 0;
+        for f in done {
+            let c = &f.claim;
+            let claim = millis(c.claimed_until);
+            let at = millis(f.at);
+            let n = match &f.outcome {
+                Outcome::Delivered => {
+                    tx.execute(
+                        &delivered,
+                        &[&c.topic, &c.callback, &claim, &c.updates, &at],
+                    )
+                    .await
+                }
+                Outcome::Failed { error, retry_at } => {
+                    tx.execute(
+                        &failed,
+                        &[
+                            &c.topic,
+                            &c.callback,
+                            &claim,
+                            &millis(*retry_at),
+                            &at,
+                            &subs::clip_error(error),
+                        ],
+                    )
+                    .await
+                }
+                Outcome::Gone => tx.execute(&gone, &[&c.topic, &c.callback, &claim]).await,
+                Outcome::Released => {
+                    tx.execute(&released, &[&c.topic, &c.callback, &claim])
+                        .await
+                }
+            }
+            .map_err(pg_error)?;
+            written += n as usize;
+        }
+        tx.commit().await.map_err(pg_error)?;
+        Ok(written)
+    }
+
+    async fn next_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_one(
+                "SELECT MIN(GREATEST(next_attempt, claimed_until)) FROM subscriptions
+                 WHERE updates > delivered AND expires_at > $1",
+                &[&millis(now)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.get::<_, Option<i64>>(0).map(subs::instant))
+    }
+
+    async fn purge_subscriptions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .execute(
+                "DELETE FROM subscriptions WHERE expires_at <= $1",
+                &[&millis(now)],
+            )
+            .await
+            .map_err(pg_error)
     }
 
     async fn readership_secret(&self) -> Result<[u8; 16], StoreError> {

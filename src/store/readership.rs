@@ -8,7 +8,7 @@
 //!
 //! Every write is additive, so replicas flushing into one database add up rather than overwrite:
 //! poll counts are summed (saturating), distinct readers are sketches merged with the stored one
-//! ([`crate::readership::sketch`]), a claim keeps its first and last sighting and its latest count.
+//! ([`crate::sketch`]), a claim keeps its first and last sighting and its latest count.
 //! A backend first upserts the day totals of every feed-day the flush touches, in (day, feed)
 //! order: that row is the feed-day's lock (PostgreSQL's row lock; SQLite has one writer), so the
 //! stored sketches and claims it then reads cannot change under it and no concurrent merge is
@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 
-use crate::readership::sketch::{self, Sketch};
+use crate::sketch::{self, Sketch};
 
 /// Poll totals of one feed on one day, as one flush adds them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,13 +27,14 @@ use super::readership::{
     self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls, ReaderSketch,
     ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
+use super::subscriptions::{self as subs, Finished, Outcome, Subscription};
 use super::upstream::{SourceState, millis};
 use super::{
     Facet, FacetBound, MAX_FACET_NAME_CHARS, MAX_FACET_SLUG_BYTES, PageQuery, Store, StoreError,
     Upsert, decide, from_doc, from_doc_bytes, to_doc,
 };
 use crate::article::{Article, Status};
-use crate::feed::{FeedKey, Selector};
+use crate::model::{FeedKey, Selector};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_articles.sql")),
@@ -43,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("migrations/sqlite/0004_readership_bounded.sql"),
     ),
+    (5, include_str!("migrations/sqlite/0005_subscriptions.sql")),
 ];
 
 /// How long a statement waits for a lock held by another connection or process before the store
@@ -611,6 +613,83 @@ fn read_window(
     Ok(rows)
 }
 
+/// The columns of a subscription row, in the order [`subscription_row`] reads them.
+const SUBSCRIPTION_COLUMNS: &str = "topic, callback, host, secret, lease_seconds, expires_at, created_at, updates, delivered, attempts, next_attempt, claimed_until, last_attempt, last_success, last_error";
+
+fn subscription_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscription> {
+    let at = |v: Option<i64>| v.map(subs::instant);
+    Ok(Subscription {
+        topic: r.get(0)?,
+        callback: r.get(1)?,
+        host: r.get(2)?,
+        secret: r.get(3)?,
+        lease_seconds: r.get::<_, i64>(4)?.max(0) as u64,
+        expires_at: subs::instant(r.get(5)?),
+        created_at: subs::instant(r.get(6)?),
+        updates: r.get(7)?,
+        delivered: r.get(8)?,
+        attempts: r.get::<_, i64>(9)?.clamp(0, u32::MAX as i64) as u32,
+        next_attempt: subs::instant(r.get(10)?),
+        claimed_until: subs::instant(r.get(11)?),
+        last_attempt: at(r.get(12)?),
+        last_success: at(r.get(13)?),
+        last_error: r.get(14)?,
+    })
+}
+
+/// `?n, ?n+1, …` for `count` parameters starting at `first`.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Topics marked per statement (SQLite binds at most 32,766 parameters).
+const MARK_CHUNK: usize = 500;
+
+fn finish_one(conn: &Connection, f: &Finished) -> Result<usize, StoreError> {
+    let (c, at) = (&f.claim, millis(f.at));
+    let n = match &f.outcome {
+        Outcome::Delivered => conn
+            .prepare_cached(
+                "UPDATE subscriptions SET delivered = MAX(delivered, ?4), attempts = 0, claimed_until = 0,
+                   next_attempt = ?5, last_attempt = ?5, last_success = ?5, last_error = NULL
+                 WHERE topic = ?1 AND callback = ?2 AND claimed_until = ?3",
+            )
+            .and_then(|mut st| {
+                st.execute(params![c.topic, c.callback, millis(c.claimed_until), c.updates, at])
+            }),
+        Outcome::Failed { error, retry_at } => conn
+            .prepare_cached(
+                "UPDATE subscriptions SET attempts = attempts + 1, claimed_until = 0, next_attempt = ?4,
+                   last_attempt = ?5, last_error = ?6
+                 WHERE topic = ?1 AND callback = ?2 AND claimed_until = ?3",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    c.topic,
+                    c.callback,
+                    millis(c.claimed_until),
+                    millis(*retry_at),
+                    at,
+                    subs::clip_error(error)
+                ])
+            }),
+        Outcome::Released => conn
+            .prepare_cached(
+                "UPDATE subscriptions SET claimed_until = 0 WHERE topic = ?1 AND callback = ?2 AND claimed_until = ?3",
+            )
+            .and_then(|mut st| st.execute(params![c.topic, c.callback, millis(c.claimed_until)])),
+        Outcome::Gone => conn
+            .prepare_cached(
+                "DELETE FROM subscriptions WHERE topic = ?1 AND callback = ?2 AND claimed_until = ?3",
+            )
+            .and_then(|mut st| st.execute(params![c.topic, c.callback, millis(c.claimed_until)])),
+    };
+    n.map_err(unavailable)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs pending migrations, with the
     /// default pool bounds.
@@ -666,21 +745,13 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))??;
-        // Closes idle readers for as long as the store lives (it holds no reference to it).
         let weak = Arc::downgrade(&store.inner);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval((bounds.idle / 2).max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                let _ = tokio::task::spawn_blocking(move || {
-                    inner.readers.close_idle(inner.bounds.idle)
-                })
-                .await;
-            }
-        });
+        bounds.close_idle_every(
+            move || weak.upgrade(),
+            |inner, idle| async move {
+                let _ = tokio::task::spawn_blocking(move || inner.readers.close_idle(idle)).await;
+            },
+        );
         Ok(store)
     }
 
@@ -1024,6 +1095,250 @@ impl Store for SqliteStore {
                 )
                 .map_err(unavailable)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn save_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let s = sub.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO subscriptions (topic, callback, host, secret, lease_seconds, expires_at, created_at, next_attempt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (topic, callback) DO UPDATE SET host = excluded.host, secret = excluded.secret,
+                   lease_seconds = excluded.lease_seconds, expires_at = excluded.expires_at,
+                   created_at = CASE WHEN subscriptions.expires_at <= excluded.created_at THEN excluded.created_at ELSE subscriptions.created_at END,
+                   delivered = CASE WHEN subscriptions.expires_at <= excluded.created_at THEN subscriptions.updates ELSE subscriptions.delivered END,
+                   attempts = CASE WHEN subscriptions.expires_at <= excluded.created_at THEN 0 ELSE subscriptions.attempts END",
+                params![
+                    s.topic,
+                    s.callback,
+                    s.host,
+                    s.secret,
+                    s.lease_seconds.min(i64::MAX as u64) as i64,
+                    millis(s.expires_at),
+                    millis(s.created_at)
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_subscription(&self, topic: &str, callback: &str) -> Result<bool, StoreError> {
+        let (topic, callback) = (topic.to_string(), callback.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM subscriptions WHERE topic = ?1 AND callback = ?2",
+                params![topic, callback],
+            )
+            .map(|n| n == 1)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn subscription(
+        &self,
+        topic: &str,
+        callback: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let (topic, callback) = (topic.to_string(), callback.to_string());
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE topic = ?1 AND callback = ?2"
+            ))
+            .map_err(unavailable)?
+            .query_row(params![topic, callback], subscription_row)
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn subscriptions(&self, now: DateTime<Utc>) -> Result<Vec<Subscription>, StoreError> {
+        let now = millis(now);
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE expires_at > ?1 ORDER BY topic, callback"
+            ))
+            .map_err(unavailable)?
+            .query_map([now], subscription_row)
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn count_subscriptions(
+        &self,
+        host: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        let (host, now) = (host.to_string(), millis(now));
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(host = ?2), 0) FROM subscriptions WHERE expires_at > ?1",
+                params![now, host],
+                |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64)),
+            )
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn subscription_hosts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let now = millis(now);
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT topic, host, COUNT(*) FROM subscriptions WHERE expires_at > ?1
+                 GROUP BY topic, host ORDER BY topic, host",
+            )
+            .map_err(unavailable)?
+            .query_map([now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+            })
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn mark_published(
+        &self,
+        topics: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if topics.is_empty() {
+            return Ok(0);
+        }
+        let (topics, now) = (topics.to_vec(), millis(now));
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut marked = 0u64;
+            for chunk in topics.chunks(MARK_CHUNK) {
+                let sql = format!(
+                    "UPDATE subscriptions SET
+                       attempts = CASE WHEN updates > delivered THEN attempts ELSE 0 END,
+                       next_attempt = CASE WHEN updates > delivered THEN next_attempt ELSE ?1 END,
+                       updates = updates + 1
+                     WHERE expires_at > ?1 AND topic IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut values: Vec<Value> = vec![Value::Integer(now)];
+                values.extend(chunk.iter().map(|t| Value::Text(t.clone())));
+                marked += tx
+                    .prepare_cached(&sql)
+                    .map_err(unavailable)?
+                    .execute(params_from_iter(values))
+                    .map_err(unavailable)? as u64;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(marked)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+        busy: &[String],
+    ) -> Result<Vec<subs::Claim>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (now, until_ms, busy) = (millis(now), millis(until), busy.to_vec());
+        self.write(move |conn| {
+            let not_busy = if busy.is_empty() {
+                String::new()
+            } else {
+                format!(" AND host NOT IN ({})", placeholders(4, busy.len()))
+            };
+            let sql = format!(
+                "UPDATE subscriptions SET claimed_until = ?1 WHERE rowid IN (
+                   SELECT rowid FROM subscriptions
+                   WHERE updates > delivered AND next_attempt <= ?2 AND claimed_until <= ?2 AND expires_at > ?2{not_busy}
+                   ORDER BY next_attempt LIMIT ?3)
+                 RETURNING topic, callback, host, secret, updates, attempts"
+            );
+            let mut values: Vec<Value> = vec![
+                Value::Integer(until_ms),
+                Value::Integer(now),
+                Value::Integer(limit.min(i64::MAX as usize) as i64),
+            ];
+            values.extend(busy.into_iter().map(Value::Text));
+            let mut st = conn.prepare_cached(&sql).map_err(unavailable)?;
+            let rows = st
+                .query_map(params_from_iter(values), |r| {
+                    Ok(subs::Claim {
+                        topic: r.get(0)?,
+                        callback: r.get(1)?,
+                        host: r.get(2)?,
+                        secret: r.get(3)?,
+                        updates: r.get(4)?,
+                        attempts: r.get::<_, i64>(5)?.clamp(0, u32::MAX as i64) as u32,
+                        claimed_until: until,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn finish_deliveries(&self, done: &[Finished]) -> Result<usize, StoreError> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let done = done.to_vec();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut written = 0;
+            for f in &done {
+                written += finish_one(&tx, f)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn next_delivery(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = millis(now);
+        self.read(move |conn| {
+            let next: Option<i64> = conn
+                .query_row(
+                    "SELECT MIN(MAX(next_attempt, claimed_until)) FROM subscriptions
+                     WHERE updates > delivered AND expires_at > ?1",
+                    [now],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            Ok(next.map(subs::instant))
+        })
+        .await
+    }
+
+    async fn purge_subscriptions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let now = millis(now);
+        self.write(move |conn| {
+            conn.execute("DELETE FROM subscriptions WHERE expires_at <= ?1", [now])
+                .map(|n| n as u64)
+                .map_err(unavailable)
         })
         .await
     }

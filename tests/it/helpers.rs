@@ -168,6 +168,27 @@ impl TestApp {
         r.text().await.unwrap()
     }
 
+    /// GET with the test token.
+    pub async fn get_with_token(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `/api/v1/stats?days=N`, which must answer 200 and never be cached.
+    pub async fn stats(&self, days: u32) -> serde_json::Value {
+        let r = self
+            .get_with_token(&format!("/api/v1/stats?days={days}"))
+            .await;
+        assert_eq!(r.status(), 200);
+        // Readership figures are the newsroom's: no shared or browser cache keeps them.
+        assert_eq!(r.headers()["cache-control"], "private, no-store");
+        r.json().await.unwrap()
+    }
+
     /// PUT an article JSON through the API with the test token.
     pub async fn put(&self, id: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client

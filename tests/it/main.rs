@@ -3,6 +3,7 @@
 
 mod api;
 mod cache;
+mod cdn;
 mod cli;
 mod conformance;
 mod descriptors;
@@ -10,6 +11,7 @@ mod edge;
 mod feeds;
 mod fuzz;
 mod helpers;
+mod hub;
 mod partners;
 mod purge;
 mod readership;

@@ -1,6 +1,6 @@
 //! CDN cooperation against a real local purge receiver: surrogate keys on every feed answer, one
 //! purge POST per write naming exactly the touched feeds, none for a no-op, and writes that never
-//! wait for the receiver.
+//! wait for the receiver; with `purge_kind = "xkey"`, a `PURGE` naming the keys in `xkey-purge`.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -181,4 +181,54 @@ async fn writes_do_not_wait_for_a_receiver_that_is_down_and_purges_arrive_when_i
             .expect("the purges are retried once the receiver is back");
         got += 1;
     }
+}
+
+#[tokio::test]
+async fn purge_kind_xkey_sends_purge_with_the_keys_in_an_xkey_purge_header() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let receiver = Router::new().route(
+        "/",
+        axum::routing::any(
+            move |method: axum::http::Method, headers: axum::http::HeaderMap, body: String| {
+                let tx = tx.clone();
+                async move {
+                    let keys = headers
+                        .get("xkey-purge")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send((method.to_string(), keys, body));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let app = spawn(Options {
+        purge_urls: vec![format!("http://{addr}/")],
+        articles_dir: None,
+        tweak: Some(|c| c.purge_kind = bantin::config::PurgeKind::Xkey),
+        ..Default::default()
+    })
+    .await;
+    let a = article("xkey-1", "vi", "kinh-te", "2026-11-25T08:00:00");
+    assert_eq!(app.put("xkey-1", &a).await.status(), 201);
+    let (method, keys, body) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a purge within 10 s")
+        .unwrap();
+    assert_eq!(method, "PURGE");
+    assert_eq!(body, "", "the keys are in the header, not a body");
+    let keys: BTreeSet<&str> = keys.split(' ').collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "feed-vi",
+            "feed-vi-category-kinh-te",
+            "feed-vi-tag-bai-thu",
+            "feed-vi-author-phong-vien-thu",
+        ])
+    );
 }

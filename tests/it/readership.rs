@@ -73,17 +73,7 @@ async fn poll(
 }
 
 async fn stats(app: &TestApp, days: u32) -> Value {
-    let r = app
-        .client
-        .get(app.url(&format!("/api/v1/stats?days={days}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    // Readership figures are the newsroom's: no shared or browser cache keeps them.
-    assert_eq!(r.headers()["cache-control"], "private, no-store");
-    r.json().await.unwrap()
+    app.stats(days).await
 }
 
 /// The figures of `feed` on `date` in a stats answer.

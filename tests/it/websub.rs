@@ -71,14 +71,14 @@ async fn a_write_pings_the_hub_once_per_touched_feed_and_format() {
     })
     .await;
 
-    // Feeds advertise the hub, in the documents and in the headers.
+    // Feeds advertise the external hub after the built-in one, in the documents and the headers.
     let r = app.get("/vi/rss.xml").await;
     let link = r.headers()["link"].to_str().unwrap().to_string();
     assert_eq!(
         link,
         format!(
-            "<http://{hub}/hub>; rel=\"hub\", <{}/vi/rss.xml>; rel=\"self\"",
-            app.base
+            "<{}/websub>; rel=\"hub\", <http://{hub}/hub>; rel=\"hub\", <{}/vi/rss.xml>; rel=\"self\"",
+            app.base, app.base
         )
     );
     assert!(r.text().await.unwrap().contains(&format!(

@@ -1,4 +1,7 @@
-//! Feed paths: which request paths name a feed, the OPML or a page, and nothing else.
+//! Public URLs, built and parsed in one place: a feed's path, directory and absolute URL (the
+//! `impl FeedKey` below), its `tag:` URI, and which request paths name a feed, the OPML or a
+//! page, and nothing else. Both HTTP paths, the renderers (self and paging links), the lists of
+//! feeds and readership use this module, so a URL is spelled once.
 //!
 //! Every feed has exactly one spelling, the one [`Target::path`] builds (from
 //! [`FeedKey::path`] and [`FeedKey::dir`]), and [`parse_path`] accepts that spelling only: one
@@ -22,7 +25,53 @@
 
 use crate::article::{MAX_AUTHOR_CHARS, MAX_TAG_CHARS};
 use crate::config::Config;
-use crate::feed::{FeedKey, Format, Selector};
+use crate::model::{FeedKey, Format, Selector};
+
+impl FeedKey {
+    /// The feed's path without the format file: `/vi/`, `/vi/kinh-te/`, `/vi/tag/gia-lua/`.
+    pub fn dir(&self, config: &Config) -> String {
+        match &self.selector {
+            Selector::All => format!("/{}/", self.lang),
+            Selector::Category(id) => {
+                let slug = config
+                    .category(id)
+                    .map(|c| c.slug(&self.lang))
+                    .unwrap_or(id);
+                format!("/{}/{}/", self.lang, slug)
+            }
+            Selector::Tag(s) => format!("/{}/tag/{}/", self.lang, s),
+            Selector::Author(s) => format!("/{}/author/{}/", self.lang, s),
+        }
+    }
+
+    /// The feed's path in a format: `/vi/kinh-te/rss.xml`.
+    pub fn path(&self, config: &Config, format: Format) -> String {
+        format!("{}{}", self.dir(config), format.file_name())
+    }
+
+    /// The absolute public URL of a page of this feed; page 1 has no query, so the self link of
+    /// the first page is the URL people subscribe to.
+    pub fn url(&self, config: &Config, format: Format, page: u32) -> String {
+        let base = config.public_base();
+        let path = self.path(config, format);
+        let mut url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+        if page > 1 {
+            url.push_str(&format!("?page={page}"));
+        }
+        url
+    }
+
+    /// A stable `tag:` URI naming this feed (Atom `id`), independent of domain and format.
+    pub fn tag_uri(&self, config: &Config) -> String {
+        let what = match &self.selector {
+            Selector::All => String::new(),
+            Selector::Category(id) => format!(":category:{id}"),
+            Selector::Tag(s) => format!(":tag:{s}"),
+            Selector::Author(s) => format!(":author:{s}"),
+        };
+        format!("tag:{}:feed:{}{}", config.tag_authority, self.lang, what)
+    }
+}
 
 /// What a GET path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
