@@ -22,6 +22,13 @@ pub struct SourcePollLabel {
     pub outcome: &'static str,
 }
 
+/// A repair the forgiving feed reader made, per source (`html_entity`, `atom_0_3`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceRepairLabel {
+    pub source: String,
+    pub repair: &'static str,
+}
+
 /// What was rendered: `feed`, `preview`, `opml`, `partner_opml`, `index`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -92,6 +99,8 @@ pub struct Metrics {
     /// Polls of upstream sources by outcome (`updated`, `not_modified`, `gone`, `throttled`,
     /// `failed`, `error`).
     pub source_polls: Family<SourcePollLabel, Counter>,
+    /// Repairs made to read ill-formed upstream documents, by source and kind.
+    pub source_repairs: Family<SourceRepairLabel, Counter>,
     /// The built-in WebSub hub: active subscriptions (recounted every minute), subscription
     /// requests, verifications and deliveries by outcome, and how long a delivery request takes.
     pub hub_subscriptions: Gauge,
@@ -140,6 +149,7 @@ impl Metrics {
             readership_dropped: Family::default(),
             readership_bytes: Gauge::default(),
             source_polls: Family::default(),
+            source_repairs: Family::default(),
             hub_subscriptions: Gauge::default(),
             hub_requests: Family::default(),
             hub_verifications: Family::default(),
@@ -273,6 +283,11 @@ impl Metrics {
             "source_polls",
             "Polls of upstream sources by outcome",
             m.source_polls.clone(),
+        );
+        registry.register(
+            "source_repairs",
+            "Repairs made to read ill-formed upstream documents, by source and kind",
+            m.source_repairs.clone(),
         );
         registry.register(
             "hub_subscriptions",

@@ -92,8 +92,9 @@ fn entry(a: &Article, page: &FeedPage, config: &Config) -> Entry {
         term: t.clone(),
         ..Default::default()
     }));
+    let full = page.content == super::Content::Full && !a.content_html.is_empty();
     Entry {
-        title: Text::plain(a.title.clone()),
+        title: text(&a.title),
         id: FeedPage::entry_id(config, a),
         updated: zone.fixed(a.updated_at),
         published: Some(zone.fixed(a.published_at)),
@@ -107,17 +108,50 @@ fn entry(a: &Article, page: &FeedPage, config: &Config) -> Entry {
         },
         categories,
         links,
-        summary: (!a.summary.is_empty()).then(|| Text::plain(a.summary.clone())),
-        content: (page.content == super::Content::Full && !a.content_html.is_empty()).then(|| {
-            Content {
-                value: Some(a.content_html.clone()),
-                content_type: Some("html".into()),
-                ..Default::default()
-            }
+        summary: if !a.summary.is_empty() {
+            Some(text(&a.summary))
+        } else if !full {
+            // Every entry has textual content: without a summary or content, its title.
+            Some(text(&a.title))
+        } else {
+            None
+        },
+        content: full.then(|| Content {
+            value: Some(a.content_html.clone()),
+            content_type: Some("html".into()),
+            ..Default::default()
         }),
         source: a.source.as_ref().map(|c| credit(c, a, config)),
         ..Default::default()
     }
+}
+
+/// A plain-text field as an Atom text construct: `type="text"`, unless the text holds what a
+/// reader would take for markup (`<b>`, `&amp;` written out, as upstream titles do): then it is
+/// declared `html` and escaped once more, so it still shows exactly as written and no validator
+/// (or reader) guesses.
+fn text(s: &str) -> Text {
+    if looks_like_markup(s) {
+        Text::html(crate::text::escape_xml(s))
+    } else {
+        Text::plain(s.to_string())
+    }
+}
+
+/// A tag start (`<p`, `</`, `<!`) or an entity reference (`&amp;`, `&#39;`) in plain text.
+fn looks_like_markup(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
+        || s.match_indices('&').any(|(i, _)| {
+            let rest = &b[i + 1..];
+            let n = rest
+                .iter()
+                .take(32)
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
+                .count();
+            n > 0 && rest.get(n) == Some(&b';')
+        })
 }
 
 /// RFC 4287 §4.2.11: the entry's origin feed. Its `updated` is the entry's own, not the upstream

@@ -105,7 +105,15 @@ fn item(a: &Article, page: &FeedPage, config: &Config) -> Item {
         link: Some(a.url.clone()),
         // RSS `description` is HTML; the summary is plain text, so it is escaped once as text
         // ("giá & <phí>" must not become a tag in a reader).
-        description: (!a.summary.is_empty()).then(|| crate::text::escape_xml(&a.summary)),
+        // An item with content but no summary still gets a `description` (the title): readers
+        // and validators expect it before `content:encoded`.
+        description: if !a.summary.is_empty() {
+            Some(crate::text::escape_xml(&a.summary))
+        } else if page.content == Content::Full && !a.content_html.is_empty() {
+            Some(crate::text::escape_xml(&a.title))
+        } else {
+            None
+        },
         categories,
         guid: Some(Guid {
             value: FeedPage::entry_id(config, a),

@@ -34,6 +34,9 @@ pub enum Outcome {
         etag: Option<String>,
         last_modified: Option<String>,
         moved_to: Option<Url>,
+        /// The `Content-Type` header (its `charset` decides the encoding; bounded like a
+        /// validator).
+        content_type: Option<String>,
     },
     /// 304: what is stored is current.
     NotModified { moved_to: Option<Url> },
@@ -228,6 +231,7 @@ impl Fetcher {
         };
         let etag = validator(ETAG);
         let last_modified = validator(LAST_MODIFIED);
+        let content_type = validator(reqwest::header::CONTENT_TYPE);
         let limit = self.limits.max_body_bytes;
         if resp.content_length().is_some_and(|n| n > limit)
             && resp
@@ -259,6 +263,7 @@ impl Fetcher {
             etag,
             last_modified,
             moved_to,
+            content_type,
         }
     }
 }

@@ -9,10 +9,14 @@
 //! API's, so they are served, invalidated and pinged exactly like the newsroom's own.
 
 pub mod address;
+pub mod dates;
+pub mod decode;
+pub mod dialect;
 pub mod fetch;
 pub mod import;
 pub mod mapping;
 pub mod poller;
+pub mod recover;
 pub mod schedule;
 
 use serde_json::{Value, json};

@@ -407,11 +407,12 @@ async fn apply(
             etag,
             last_modified,
             moved_to,
+            content_type,
         } => {
             let feed_url = moved_to
                 .clone()
                 .unwrap_or_else(|| Url::parse(&st.url).unwrap_or_else(|_| cfg.url.clone()));
-            match ingest(app, cfg, &feed_url, body, now).await {
+            match ingest(app, cfg, &feed_url, body, content_type, now).await {
                 Ok(report) => {
                     moved(st, moved_to);
                     // Both validators come from this response, each on its own: a
@@ -552,6 +553,7 @@ async fn ingest(
     cfg: &SourceConfig,
     feed_url: &Url,
     body: Vec<u8>,
+    content_type: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<IngestReport, PollError> {
     // Parsing and mapping hold a document's entries and articles in memory: a few at once,
@@ -562,7 +564,7 @@ async fn ingest(
     let url = feed_url.clone();
     let source_id = cfg.id.clone();
     let (parsed, ids, cut) = tokio::task::spawn_blocking(move || {
-        let mut parsed = mapping::parse(&body, &url, zone)?;
+        let mut parsed = mapping::parse(&body, content_type.as_deref(), &url, zone, now)?;
         drop(body);
         let cut = parsed
             .feed
@@ -570,12 +572,7 @@ async fn ingest(
             .len()
             .saturating_sub(mapping::MAX_ENTRIES);
         parsed.feed.entries.truncate(mapping::MAX_ENTRIES);
-        let ids: Vec<String> = parsed
-            .feed
-            .entries
-            .iter()
-            .map(|e| mapping::article_id(&source_id, e))
-            .collect();
+        let ids = mapping::article_ids(&source_id, &parsed.feed.entries);
         Ok::<_, String>((parsed, ids, cut))
     })
     .await
@@ -595,6 +592,16 @@ async fn ingest(
     }
     let config = app.config.clone();
     let (cfg2, url) = (cfg.clone(), feed_url.clone());
+    for (repair, n) in parsed.repairs.iter() {
+        app.metrics
+            .source_repairs
+            .get_or_create(&crate::metrics::SourceRepairLabel {
+                source: cfg.id.clone(),
+                repair: repair.label(),
+            })
+            .inc_by(n);
+    }
+    let recovered = parsed.recovered();
     let (mapped, title) = tokio::task::spawn_blocking(move || {
         let credit = mapping::credit(&parsed, &url);
         let mapped = mapping::articles(&parsed, &credit, &cfg2, &url, &config, &stored, now);
@@ -625,7 +632,9 @@ async fn ingest(
             first.error
         ))));
     }
-    let mut notes = Vec::new();
+    // What the reader repaired comes first: the operator learns the upstream is ill-formed
+    // while its items still arrive.
+    let mut notes: Vec<String> = recovered.into_iter().collect();
     if let Some(first) = rejected.first() {
         notes.push(format!(
             "{} item(s) skipped; item {}: {}",

@@ -238,7 +238,18 @@ async fn hostile_article_renders_without_illegal_characters_scripts_or_relative_
             .iter()
             .find(|e| e.id.ends_with(":la-2026-hostile"))
             .expect("the hostile article is served");
-        let title = e.title.as_ref().unwrap().content.clone();
+        let t = e.title.as_ref().unwrap();
+        // Atom declares a title that looks like markup as `html` (escaped once more, so a reader
+        // shows it as written and no validator guesses): its text is the HTML's.
+        let title = if t.content_type.to_string().contains("html") {
+            assert!(path.ends_with("atom.xml"), "{path}");
+            t.content
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        } else {
+            t.content.clone()
+        };
         assert_eq!(
             title, "Giá & <chi phí> nhà ở xã hội tăng ]]> người dân lo lắng",
             "{path}"

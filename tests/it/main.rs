@@ -5,6 +5,7 @@ mod api;
 mod cache;
 mod cdn;
 mod cli;
+mod conformance;
 mod descriptors;
 mod edge;
 mod feeds;
