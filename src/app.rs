@@ -56,8 +56,9 @@ pub struct App {
     pub cache: FeedCache,
     pub metrics: Arc<Metrics>,
     pub outbox: Outbox,
-    /// The built-in WebSub hub (disabled until [`App::with_hub`]).
-    pub hub: crate::hub::Hub,
+    /// Topics changed by writes, for the built-in WebSub hub (nothing is recorded unless
+    /// [`App::with_topics`] gave a running hub's).
+    topics: Arc<crate::topics::ChangedTopics>,
     /// Renders at once at most, shared between page 1 and deep pages ([`crate::slots`]): each
     /// holds a page of articles and its bodies in memory, so this bounds a miss storm's memory
     /// and keeps renders from crowding out the workers' cores.
@@ -102,7 +103,7 @@ impl App {
             store,
             metrics,
             outbox,
-            hub: crate::hub::Hub::disabled(),
+            topics: Arc::new(crate::topics::ChangedTopics::disabled()),
             logins: Default::default(),
         }
     }
@@ -113,10 +114,10 @@ impl App {
         self
     }
 
-    /// The same application with its WebSub hub (the server starts it once the application is
-    /// shared).
-    pub fn with_hub(mut self, hub: crate::hub::Hub) -> App {
-        self.hub = hub;
+    /// The same application recording changed topics into `topics`, which the built-in hub
+    /// drains.
+    pub fn with_topics(mut self, topics: Arc<crate::topics::ChangedTopics>) -> App {
+        self.topics = topics;
         self
     }
 
@@ -480,7 +481,7 @@ impl App {
             .flat_map(|k| Format::ALL.map(|f| k.url(&self.config, f, 1)))
             .collect();
         self.outbox.publish(&topics, None);
-        self.hub.published(&topics);
+        self.topics.published(&topics);
         self.purge_cdn(touched);
     }
 

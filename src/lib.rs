@@ -74,3 +74,4 @@ pub mod sources;
 pub mod store;
 pub mod table;
 pub mod text;
+pub mod topics;

@@ -37,6 +37,8 @@ pub struct Server {
     pub app: Arc<App>,
     /// The `[[sources]]` scheduler (`None` when none are configured).
     pub poller: Option<crate::sources::poller::Poller>,
+    /// The built-in WebSub hub (disabled unless `[websub] builtin`).
+    pub hub: crate::hub::Hub,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -55,7 +57,7 @@ impl Server {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         // No write comes in any more: deliveries in flight finish, unsent claims go back.
-        self.app.hub.stop().await;
+        self.hub.stop().await;
         // The workers have handed over their last counts; write them before going.
         self.app.readership.shutdown().await;
         r
@@ -78,7 +80,7 @@ impl Server {
             .task
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        self.app.hub.stop().await;
+        self.hub.stop().await;
         self.app.readership.shutdown().await;
         r
     }
@@ -133,16 +135,22 @@ pub async fn start_with_clock(
         config.purge_kind,
         metrics.clone(),
     );
+    let topics = Arc::new(if config.websub.builtin {
+        crate::topics::ChangedTopics::new()
+    } else {
+        crate::topics::ChangedTopics::disabled()
+    });
     let hub = crate::hub::Hub::new(
         config.clone(),
         store.clone(),
         metrics.clone(),
         clock.clone(),
+        topics.clone(),
     );
     let app = Arc::new(
         App::new(config.clone(), store.clone(), outbox, metrics.clone())
             .with_clock(clock.clone())
-            .with_hub(hub.clone()),
+            .with_topics(topics),
     );
     hub.start(&app);
     app.readership
@@ -174,9 +182,14 @@ pub async fn start_with_clock(
     }
 
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(crate::http::serve(listener, app.clone(), async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(crate::http::serve(
+        listener,
+        app.clone(),
+        hub.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
     tracing::info!(
         %addr,
         public_url = %config.public_base(),
@@ -188,6 +201,7 @@ pub async fn start_with_clock(
         addr,
         app,
         poller,
+        hub,
         shutdown: Some(tx),
         task,
     })

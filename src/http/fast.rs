@@ -7,12 +7,12 @@
 //! so a 50 KB gzip body is never copied through user space or into every socket, as nginx does
 //! with a static file. Keep-alive and pipelining are honoured.
 //!
-//! It answers only what [`super::feeds::parse_path`] accepts, which is a feed's one canonical
+//! It answers only what [`crate::routes::parse_path`] accepts, which is a feed's one canonical
 //! spelling, so what it counts for readership (the request's path) is always that spelling.
 //! Anything else on the connection (a request with a body, the API, `/metrics`, an `Upgrade`, a
 //! malformed head, `OPTIONS`, a non-canonical path for its 301 or 404) hands the connection, with the bytes already read, to hyper and the axum router
 //! for the rest of its life, so the fast path never has to be a complete server. The header logic
-//! is shared with the axum path ([`super::feeds::plan`], [`super::feeds::each_header`]); tests run
+//! is shared with the axum path ([`super::response::plan`], [`super::response::each_header`]); tests run
 //! every feed behaviour through both, and a property test compares them on generated requests.
 //!
 //! The edge rules ([`super::edge`]) hold here as on hyper: deadlines on every wait, a head larger
@@ -38,11 +38,12 @@ use tokio::sync::watch;
 
 use super::conditional::{Coding, negotiate};
 use super::edge::{Admitted, Guarded, Limits, Phase, linger_close};
-use super::feeds::{Target, each_header, parse_page, parse_path, plan};
+use super::response::{each_header, plan};
 use super::{ConnService, HttpState, Worker};
 use crate::app::FeedError;
 use crate::cache::{CacheKey, Local, Source};
 use crate::render::Representation;
+use crate::routes::{Target, parse_page, parse_path};
 
 const MAX_HEADERS: usize = 48;
 
@@ -295,7 +296,7 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
 }
 
 /// A small text answer (400, 404, 431, 503) with the same headers the axum path sends
-/// ([`super::feeds::text_response`]).
+/// ([`super::response::text_response`]).
 fn simple(
     status: StatusCode,
     text: &str,
@@ -657,7 +658,7 @@ async fn miss(
     let app = &state.app;
     let seen = app.cache.generation();
     let forwarded_for = head.forwarded_for.as_ref().map(|r| &buf[r.clone()]);
-    let client = super::feeds::client_key(app, head.peer, forwarded_for);
+    let client = super::request::client_key(app, head.peer, forwarded_for);
     match app.feed_from(key, client).await {
         Ok((entry, source)) => {
             if source != Source::Stale {

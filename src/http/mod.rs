@@ -34,6 +34,8 @@ pub mod fast;
 pub mod feeds;
 pub mod ops;
 pub mod pages;
+pub mod request;
+pub mod response;
 pub mod sources;
 pub mod stats;
 pub mod websub;
@@ -41,6 +43,8 @@ pub mod websub;
 /// Shared state of every handler.
 pub struct HttpState {
     pub app: Arc<App>,
+    /// The built-in WebSub hub `/websub` answers for.
+    pub hub: crate::hub::Hub,
     /// `Cache-Control` for feeds, formatted once from the configuration.
     pub cache_control: HeaderValue,
     /// The same for a partner's answer: `private`, so no shared cache keeps the full text.
@@ -56,7 +60,7 @@ pub const BAD_HOST: &str = "An HTTP/1.1 request needs exactly one Host header.";
 
 /// Builds the handler state. Each worker thread gets its own, so the reference count a request
 /// bumps lives in memory only that thread writes.
-pub fn state(app: Arc<App>) -> State {
+pub fn state(app: Arc<App>, hub: crate::hub::Hub) -> State {
     let c = &app.config.cache;
     // Leaked once per state (a few dozen bytes): a static header value is shared by every
     // response without a reference count.
@@ -71,6 +75,7 @@ pub fn state(app: Arc<App>) -> State {
     };
     let limits = Limits::from_config(&app.config.server);
     Arc::new(HttpState {
+        hub,
         cache_control: HeaderValue::from_static(policy("public")),
         private_cache_control: HeaderValue::from_static(policy("private")),
         app,
@@ -142,7 +147,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ConnServ
         if req.version() == Version::HTTP_11
             && req.headers().get_all(header::HOST).iter().count() != 1
         {
-            let mut r = feeds::text_response(StatusCode::BAD_REQUEST, BAD_HOST.into());
+            let mut r = response::text_response(StatusCode::BAD_REQUEST, BAD_HOST.into());
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return futures::future::Either::Left(std::future::ready(Ok(track(r))));
@@ -272,11 +277,12 @@ pub fn fd_budget(
 async fn worker(
     listener: std::net::TcpListener,
     app: Arc<App>,
+    hub: crate::hub::Hub,
     cap: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
-    let state = state(app);
+    let state = state(app, hub);
     let metrics = state.app.metrics.clone();
     let worker = Worker {
         router: router(state.clone()),
@@ -354,6 +360,7 @@ async fn worker(
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    hub: crate::hub::Hub,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -387,6 +394,7 @@ pub async fn serve(
             None => bind(addr)?.into_std()?,
         };
         let app = app.clone();
+        let hub = hub.clone();
         let stop = stop_rx.clone();
         let share = cap.div_ceil(workers);
         let thread = std::thread::Builder::new()
@@ -398,7 +406,7 @@ pub async fn serve(
                     .on_thread_park(edge::parked)
                     .on_thread_unpark(edge::unparked)
                     .build()?;
-                tokio::task::LocalSet::new().block_on(&rt, worker(listener, app, share, stop))
+                tokio::task::LocalSet::new().block_on(&rt, worker(listener, app, hub, share, stop))
             })?;
         threads.push(thread);
     }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
 use super::HttpState;
-use super::feeds::{feed_error, represent_entry};
+use super::response::{feed_error, represent_entry};
 use crate::feed::FeedKey;
 use crate::slots::ClientKey;
 

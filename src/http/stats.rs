@@ -120,7 +120,7 @@ pub async fn page(
         Err(e) => {
             let status = e.status;
             let retry = e.retry_after;
-            let mut r = super::feeds::text_response(status, e.message);
+            let mut r = super::response::text_response(status, e.message);
             r.headers_mut().remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
             if let Some(secs) = retry {
                 r.headers_mut()

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::feeds::text_response;
+use super::response::text_response;
 use crate::hub::request::MAX_BODY;
 
 pub async fn subscribe(
@@ -24,7 +24,7 @@ pub async fn subscribe(
             v.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    if app.hub.enabled() && !form {
+    if state.hub.enabled() && !form {
         return text_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "A subscription request is a form: Content-Type: application/x-www-form-urlencoded."
@@ -50,7 +50,7 @@ pub async fn subscribe(
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return too_large();
     };
-    let answer = app.hub.handle(app, &bytes).await;
+    let answer = state.hub.handle(app, &bytes).await;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = text_response(status, answer.text);
     if let Some(secs) = answer.retry_after {

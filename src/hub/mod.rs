@@ -27,7 +27,6 @@ pub mod listing;
 pub mod request;
 pub mod verify;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,11 +42,9 @@ use crate::metrics::{Metrics, OutcomeLabel};
 use crate::netguard::{self, Refused};
 use crate::store::Store;
 use crate::store::subscriptions::Subscription;
+use crate::topics::ChangedTopics;
 use request::{Mode, Verify};
 
-/// Changed topics waiting to be marked at most (a store outage must not exhaust memory);
-/// beyond, a change is not delivered (logged), as the outbox does for external hubs.
-pub const MAX_DIRTY: usize = 10_000;
 /// How often expired subscriptions are purged and the gauge recounted.
 const UPKEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long a failed marking waits before it is tried again.
@@ -72,8 +69,8 @@ pub(crate) struct Inner {
     shared_store: bool,
     admission: Mutex<verify::Admission>,
     in_flight: Semaphore,
-    dirty: Mutex<BTreeSet<String>>,
-    marked: Notify,
+    /// What writes changed, waiting to be marked (shared with the [`App`]).
+    topics: Arc<ChangedTopics>,
     /// Wakes the delivery task: rows were marked.
     due: Notify,
     stop: watch::Sender<bool>,
@@ -170,6 +167,7 @@ impl Hub {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        topics: Arc<ChangedTopics>,
     ) -> Hub {
         if !config.websub.builtin {
             return Hub::disabled();
@@ -214,8 +212,7 @@ impl Hub {
                 metrics,
                 clock,
                 client,
-                dirty: Mutex::new(BTreeSet::new()),
-                marked: Notify::new(),
+                topics,
                 due: Notify::new(),
                 stop,
                 tasks: Mutex::new(Vec::new()),
@@ -260,23 +257,6 @@ impl Hub {
                 abort.abort();
             }
         }
-    }
-
-    /// A write changed these topics (page-1 feed URLs). Never waits: the topics are recorded
-    /// and the hub's task marks their subscriptions.
-    pub fn published(&self, topics: &[String]) {
-        let Some(inner) = &self.inner else { return };
-        {
-            let mut dirty = inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
-            for t in topics {
-                if dirty.len() >= MAX_DIRTY && !dirty.contains(t) {
-                    tracing::error!(topic = %t, "hub: too many changed topics waiting; this change is not delivered");
-                    continue;
-                }
-                dirty.insert(t.clone());
-            }
-        }
-        inner.marked.notify_one();
     }
 
     /// Answers one subscription request (the form body of `POST /websub`).
@@ -576,14 +556,11 @@ impl Inner {
 async fn mark(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = inner.marked.notified() => {}
+            _ = inner.topics.changed() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         loop {
-            let topics: Vec<String> =
-                std::mem::take(&mut *inner.dirty.lock().unwrap_or_else(|p| p.into_inner()))
-                    .into_iter()
-                    .collect();
+            let topics = inner.topics.take();
             if topics.is_empty() {
                 break;
             }
@@ -592,14 +569,7 @@ async fn mark(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 Ok(_) => inner.due.notify_one(),
                 Err(e) => {
                     tracing::warn!(error = %e, topics = topics.len(), "hub: cannot mark subscriptions; retrying");
-                    {
-                        let mut dirty = inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
-                        for t in topics {
-                            if dirty.len() < MAX_DIRTY {
-                                dirty.insert(t);
-                            }
-                        }
-                    }
+                    inner.topics.put_back(topics);
                     tokio::select! {
                         _ = tokio::time::sleep(MARK_RETRY) => {}
                         _ = stop.wait_for(|s| *s) => return,
