@@ -7,7 +7,10 @@
 //! file, the key and the problem, rather than surfacing later as a 500 or a malformed feed.
 //!
 //! The raw TOML shape (`Raw*`) is kept private and separate from the validated types, so that
-//! "parse, don't validate" holds: no code outside this module sees an unchecked value.
+//! "parse, don't validate" holds for the file and its `BANTIN_*` overrides: no code outside this
+//! module sees an unchecked value of them. (Three process-level knobs are read where they act:
+//! `BANTIN_WORKERS` by [`worker_count`], `BANTIN_YIELD_US` by each HTTP worker, `BANTIN_LISTEN`
+//! by `healthcheck`, which must work without a valid file.)
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;

@@ -6,7 +6,22 @@
 //!
 //! # Layout
 //!
-//! Data flows `sources → ingest → store → feed → render → cache → http`, one module per stage:
+//! Data flows `sources → ingest → store → feed → render → cache → http`, one module per stage.
+//! Modules form layers, and a module imports only from layers below its own (no cycle; checked
+//! by reading the `crate::` paths of every file):
+//!
+//! 1. leaves, importing nothing of bantin's: [`model`] (feed keys, selectors, formats, facets),
+//!    [`clock`], [`text`], [`metrics`], [`netguard`], [`sketch`], [`slots`], [`topics`],
+//!    [`background`], [`table`];
+//! 2. [`config`]; then [`access`], [`article`], [`outbox`];
+//! 3. [`store`], [`feed`] (pure: keys, pages, renderers), [`routes`] (every public URL, built
+//!    and parsed);
+//! 4. [`pages`] (a page loaded from the store), [`render`], [`readership`]; then [`cache`];
+//! 5. [`app`], the application layer; above it [`ingest`], [`hub`], [`export`], then
+//!    [`sources`];
+//! 6. [`http`] (its handlers answer through `http::response` and read clients through
+//!    `http::request`; the fast loop and the axum handlers import neither each other), and
+//!    [`server`], the start-up wiring.
 //!
 //! - [`config`]: `site.toml` plus environment → a validated `Config`.
 //! - [`access`]: public or partner (a key checked in constant time), and the client's address.
@@ -17,8 +32,11 @@
 //!   validation on the blocking pool overlapping the previous chunk's transaction, outcomes
 //!   streamed to a sink in order.
 //! - [`store`]: the `Store` trait, its SQLite and PostgreSQL implementations and their contract.
-//! - [`feed`]: which feeds exist, loading one page, which feeds the bounded lists name, and the
-//!   pure renderers (RSS, Atom, JSON, OPML, the HTML index and previews).
+//! - [`model`]: the shared vocabulary (which feed, format, content variant; tags and bylines).
+//! - [`routes`]: every public URL, built and parsed in one place (property-tested inverse).
+//! - [`feed`]: which feeds exist, which feeds the bounded lists name, and the pure renderers
+//!   (RSS, Atom, JSON, OPML, the HTML index and previews).
+//! - [`pages`]: loading one page of one feed from the store.
 //! - [`render`]: a rendered representation: bytes, gzip, brotli, validators.
 //! - [`cache`]: the moka cache of everything rendered (feeds, previews, the lists of feeds):
 //!   single render per miss, exact invalidation, scheduled expiry, stale-if-error.
@@ -44,6 +62,8 @@
 //! - [`export`]: every feed as static files, for a CDN or a plain web server.
 //! - [`memory`]: the allocator's side of the memory budget (glibc tuning, trimming).
 //! - [`table`]: the CLI's plain-text tables.
+//! - [`sketch`]: distinct readers in fixed space (HyperLogLog++).
+//! - [`topics`]: topics changed by writes, waiting for the built-in hub (bounded).
 //! - [`server`]: start-up wiring shared by `main` and the tests.
 
 pub mod access;

@@ -116,8 +116,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // This thread serves HTTP too (see `http::serve`): a single-threaded runtime here, plus one
-    // per further core started by the server.
+    // A single-threaded runtime for start-up, the store, the poller, readership and the hub;
+    // HTTP is served by `http::serve`'s worker threads, one per core, each with its own runtime.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,7 +9,7 @@
 //! sketch) and the 7-day window (up to 7 daily sketches merged) need.
 //!
 //! The input is already a uniform 64-bit value (SipHash-2-4 of address and User-Agent under the
-//! database's secret, see [`super::reader_hash`]), so it goes in as the hash itself
+//! database's secret, see `readership::reader_hash`), so it goes in as the hash itself
 //! ([`Sketch::insert`] calls `insert_hash`): no second hasher, nothing seeded per process, and the
 //! same reader gives the same register update on every replica.
 //!

@@ -1,7 +1,9 @@
 //! Feed routes: path → feed, conditional GET, encoding choice, headers.
 //!
-//! This is the hot path. A cached answer is a lookup, a header comparison and a clone of a
-//! reference-counted body; every header value it sends was built when the feed was rendered.
+//! The axum path: what the fast connection loop (`http::fast`, the hot path) does not answer
+//! itself — misses, pages, partners, previews, the OPML — comes here. A cached answer is still a
+//! lookup, a header comparison and a clone of a reference-counted body; every header value it
+//! sends was built when the feed was rendered.
 
 use axum::body::Body;
 use axum::extract::{Request, State};

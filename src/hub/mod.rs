@@ -20,7 +20,7 @@
 //! [`crate::netguard::PublicOnly`] (the classifier upstream fetches use too), and callbacks that are address literals are classified at
 //! request time: unless `[websub] allow_private_callbacks`, nothing is sent to a loopback,
 //! private, link-local or multicast address. A write only records which topics changed
-//! ([`Hub::published`]); marking their subscriptions pending happens on the hub's own task.
+//! ([`crate::topics::ChangedTopics::published`], called by the application layer); marking their subscriptions pending happens on the hub's own task.
 
 pub mod deliver;
 pub mod listing;

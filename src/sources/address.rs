@@ -72,7 +72,7 @@ impl std::error::Error for Refusal {}
 /// Which client a permitted request goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// The strict client: names resolve to public addresses only ([`PublicOnly`]).
+    /// The strict client: names resolve to public addresses only ([`crate::netguard::PublicOnly`]).
     Public,
     /// The unfiltered client: the source's own non-public origin, or `allow_private`.
     Trusted,

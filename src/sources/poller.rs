@@ -92,7 +92,7 @@ impl Poller {
         })
     }
 
-    /// Starts no more polls and waits (up to [`STOP_GRACE`]) for those in flight, so a shutdown
+    /// Starts no more polls and waits (up to `STOP_GRACE`) for those in flight, so a shutdown
     /// does not cut a poll between its write and the invalidation that must follow it.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);

@@ -9,7 +9,7 @@
 //!
 //! The decision of what an upsert means ([`decide`]) is a pure function shared by both backends,
 //! so they cannot disagree on idempotence or on the 409 rule; each backend only applies it inside
-//! its own transaction. [`contract`] holds the tests both backends must pass. Both hold their
+//! its own transaction. `contract` holds the tests both backends must pass. Both hold their
 //! connections in bounded pools ([`pool`]) whose descriptors the HTTP layer reserves.
 
 use std::collections::BTreeSet;
