@@ -418,6 +418,33 @@ impl App {
             .map_err(|e| e.to_string())
     }
 
+    /// One article by id (any state), for the API.
+    pub async fn article(&self, id: &str) -> Result<Option<Article>, StoreError> {
+        self.note_store(self.store.get(id).await)
+    }
+
+    /// Whether the store answers now (a batch is refused before its answer begins otherwise).
+    pub async fn ping_store(&self) -> Result<(), StoreError> {
+        self.note_store(self.store.ping().await)
+    }
+
+    /// The upstream sources' polling state.
+    pub async fn source_states(
+        &self,
+    ) -> Result<Vec<crate::store::upstream::SourceState>, StoreError> {
+        self.note_store(self.store.source_states().await)
+    }
+
+    /// Readership figures of the last `days` days.
+    pub async fn stats(&self, days: u32) -> Result<crate::readership::Stats, StoreError> {
+        self.note_store(self.readership.stats(&*self.store, days).await)
+    }
+
+    /// The store's backend name (`sqlite`, `postgres`).
+    pub fn store_backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
     /// Upserts one article and propagates the change.
     pub async fn put(&self, article: &Article) -> Result<Upsert, StoreError> {
         let outcome = self.note_store(self.store.upsert(article).await)?;

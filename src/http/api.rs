@@ -291,7 +291,7 @@ async fn get_article(
 ) -> Result<Response, HttpError> {
     let app = &state.app;
     authorize(app, &headers, caller)?;
-    match app.store.get(&id).await? {
+    match app.article(&id).await? {
         Some(a) => Ok(Json(view(app, &a)).into_response()),
         None => Err(HttpError::not_found(format!("no article `{id}`"))),
     }
@@ -361,7 +361,7 @@ async fn post_batch(
     // Once the answer has begun it is a 200 whatever happens; a store that is down already is
     // told now, as a 503 with Retry-After, so a client retries the batch rather than reading
     // an error at the end of a document.
-    app.store.ping().await?;
+    app.ping_store().await?;
     let (tx, rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
     tokio::spawn(run_batch(app, body, tx));
     let out = futures::stream::unfold(rx, |mut rx| async move {

@@ -16,7 +16,7 @@ pub async fn healthz() -> &'static str {
 /// still served meanwhile (stale-if-error), but a load balancer should prefer ready replicas.
 pub async fn readyz(State(state): State<super::State>) -> Response {
     let app = &state.app;
-    let backend = app.store.backend();
+    let backend = app.store_backend();
     match app.readiness().await {
         Ok(()) => (
             StatusCode::OK,

@@ -16,7 +16,7 @@ pub async fn list(
     let app = &state.app;
     let result = async {
         super::api::authorize(app, &headers, caller)?;
-        let states = app.store.source_states().await?;
+        let states = app.source_states().await?;
         Ok::<_, HttpError>(Json(crate::sources::status(&app.config, &states)).into_response())
     }
     .await;

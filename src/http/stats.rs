@@ -70,7 +70,7 @@ pub async fn api(
     let result = async {
         check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), API_DAYS)?;
-        let s = app.readership.stats(&*app.store, days).await?;
+        let s = app.stats(days).await?;
         Ok::<_, HttpError>(
             Json(json!({
                 "days": s.days,
@@ -104,7 +104,7 @@ pub async fn page(
     let result = async {
         check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), PAGE_DAYS)?;
-        let s = app.readership.stats(&*app.store, days).await?;
+        let s = app.stats(days).await?;
         Ok::<_, HttpError>(render(app, &s))
     }
     .await;
