@@ -165,13 +165,14 @@ pub fn credit(parsed: &Parsed, feed_url: &Url) -> Credit {
         .filter(|u| u.len() <= MAX_CREDIT_URL);
     // The credit is copied into every article of the feed, so each part is cleaned and bounded
     // like a validated field (an upstream could send a megabyte of `<id>`).
-    // An Atom `<source><id>` must be an absolute IRI: an upstream id that is not one (Reddit's
-    // `/r/homelab/new/.rss`) is replaced by the feed's URL, which names the same feed.
+    // An Atom `<source><id>` must be an absolute IRI, and the W3C validator warns about one in
+    // a scheme IANA has not registered: an upstream id that is not an `http(s)`, `tag:` or
+    // `urn:` IRI (Reddit's `/r/homelab/new/.rss`, YouTube's `yt:channel:UC…`) is replaced by the
+    // feed's URL, which names the same feed.
     let id = crate::text::clean_line(&feed.id);
-    let id = if Url::parse(&id).is_ok() {
-        id
-    } else {
-        String::new()
+    let id = match Url::parse(&id) {
+        Ok(u) if matches!(u.scheme(), "http" | "https" | "tag" | "urn") => id,
+        _ => String::new(),
     };
     Credit {
         title: truncate(&title, 200),
@@ -597,6 +598,31 @@ mod tests {
             every: std::time::Duration::from_secs(900),
             content,
         }
+    }
+
+    #[test]
+    fn a_source_id_in_an_unregistered_scheme_becomes_the_feed_url() {
+        let url = Url::parse("https://www.youtube.com/feeds/videos.xml?channel_id=UC7").unwrap();
+        let credit_of = |id: &str| {
+            let doc = format!(
+                r#"<feed xmlns="http://www.w3.org/2005/Atom"><id>{id}</id><title>PBS</title><updated>2020-12-26T06:12:12Z</updated><entry><id>e1</id><title>t</title><updated>2020-12-26T06:12:12Z</updated><link href="https://www.youtube.com/watch?v=1"/></entry></feed>"#
+            );
+            let parsed = parse(doc.as_bytes(), None, &url, config().zone, Utc::now()).unwrap();
+            credit(&parsed, &url).id
+        };
+        assert_eq!(
+            credit_of("yt:channel:UC7_gcs09iThXybpVgjHZ_7g"),
+            url.as_str()
+        );
+        assert_eq!(credit_of("/r/homelab/new/.rss"), url.as_str());
+        assert_eq!(
+            credit_of("tag:youtube.com,2008:channel:UC7"),
+            "tag:youtube.com,2008:channel:UC7"
+        );
+        assert_eq!(
+            credit_of("https://pbs.example/feed"),
+            "https://pbs.example/feed"
+        );
     }
 
     fn map(body: &str, content: SourceContent) -> (Vec<Article>, Vec<Rejected>) {
