@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/cdn.sh: the CDN topology for real, all on 127.0.0.1: one PostgreSQL database, three
 # bantin replicas on it (purging with [cdn] purge_kind = "xkey"), and Varnish in front running
-# deploy/varnish/bantin.vcl with a backends.vcl naming the three (round robin, /readyz probes).
+# deploy/varnish/bantin.vcl with a backends.vcl naming the three (round robin, /healthz probes).
 #
 # What it measures (issue 19), each through Varnish:
 #   1. Steady polling: wrk on every feed in the OPML, all three formats, gzip, every other

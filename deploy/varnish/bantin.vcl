@@ -16,9 +16,9 @@
 # - `stale-while-revalidate`: within it, a stale object is answered at once and refreshed in the
 #   background. `stale-if-error`: while no replica is healthy (or refetches fail), the last good
 #   copy is served for that long.
-# - Round-robin over the replicas, each probed on /readyz (503 while its database is
-#   unreachable), and a failed fetch is retried on the next replica, so a replica dying costs
-#   clients nothing.
+# - Round-robin over the replicas, each probed on /healthz (a process that serves; see the
+#   probe for why not /readyz), and a failed fetch is retried on the next replica, so a replica
+#   dying costs clients nothing.
 #
 # The replicas are declared in `backends.vcl` (found on vcl_path): the one beside this file is
 # for deploy/compose.yaml; tests and bench/cdn.sh write their own.
@@ -32,9 +32,13 @@ import directors;
 import std;
 import xkey;
 
-# Health of a replica: /readyz answers 200 when it can read its store.
+# Health of a replica: /healthz answers 200 while its process serves. Not /readyz (503 while
+# the database is unreachable): in a database outage every replica is unready at once, and a
+# director with no healthy backend fails every miss and every partner request outright, while
+# a replica still answers them from its own cache (its last good copies, stale-if-error). A
+# replica that cannot render a miss answers 503, and the fetch is retried on the next one.
 probe bantin_ready {
-    .url = "/readyz";
+    .url = "/healthz";
     .expected_response = 200;
     .interval = 1s;
     .timeout = 1s;
