@@ -179,7 +179,8 @@ fn partner_key_prints_a_key_and_the_lines_for_site_toml() {
         bantin::access::partner_for_key(&c.partners, key.as_bytes()),
         Some(0)
     );
-    let again = bantin(&["partner-key", "--key", key], "sqlite://unused.db");
+    // `--key=`: a generated key may begin with `-` (base64url), which would read as an option.
+    let again = bantin(&["partner-key", &format!("--key={key}")], "sqlite://unused.db");
     assert!(String::from_utf8(again.stdout).unwrap().contains(&hash));
 }
 
