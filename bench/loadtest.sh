@@ -351,9 +351,10 @@ run_wrk() { # SERVER SCENARIO CONNS DURATION LABEL [RSS_PID URL [THREADS]]: runs
 WRK_EXTRA=()
 n_scen=$(wc -w <<<"$SCENARIOS")
 n_conns=$(wc -w <<<"$CONNS")
-total=$((n_scen * n_conns * 2 * ROUNDS * (DURATION + PAUSE) + 2 * WARMUP))
+n_threads=$(wc -w <<<"$THREADS")
+total=$((n_scen * n_conns * n_threads * 2 * ROUNDS * (DURATION + PAUSE) + 2 * WARMUP))
 ((SAMPLE_RUN == 1)) && total=$((total + 2 * DURATION + 10))
-say "measuring: $n_scen scenarios x $n_conns connection counts x 2 servers x $ROUNDS rounds x ${DURATION}s (~${total}s)"
+say "measuring: $n_scen scenarios x $n_conns connection counts x $n_threads wrk thread counts x 2 servers x $ROUNDS rounds x ${DURATION}s (~${total}s)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if ((WARMUP > 0)); then

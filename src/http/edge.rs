@@ -210,24 +210,32 @@ impl Conn {
     /// fast path's own wait, [`Conn::poll_kill`], ends on [`Kill::Expired`] or [`Kill::Stop`]:
     /// hyper keeps its own timers and shuts down gracefully.)
     pub async fn shed(&self) {
-        std::future::poll_fn(|cx| match self.poll_kill(cx) {
-            Poll::Ready(Kill::Shed) => Poll::Ready(()),
-            _ => Poll::Pending,
+        std::future::poll_fn(|cx| {
+            if self.shed.get() {
+                return Poll::Ready(());
+            }
+            self.keep_waker(cx);
+            Poll::Pending
         })
         .await
     }
 
-    /// Ready with the reason once the task should end; otherwise keeps `cx`'s waker (cloned only
-    /// when it is not already the one kept) to be woken by [`Conn::kill`].
+    /// Ready with the reason once the task should end; otherwise keeps `cx`'s waker to be woken
+    /// by [`Conn::kill`].
     pub fn poll_kill(&self, cx: &mut Context<'_>) -> Poll<Kill> {
         if let Some(k) = self.kill.get() {
             return Poll::Ready(k);
         }
+        self.keep_waker(cx);
+        Poll::Pending
+    }
+
+    /// Keeps `cx`'s waker, cloning it only when it is not already the one kept.
+    fn keep_waker(&self, cx: &Context<'_>) {
         let mut w = self.waker.borrow_mut();
         if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             *w = Some(cx.waker().clone());
         }
-        Poll::Pending
     }
 
     /// Tells the task to end (the first reason stays) and wakes it if it waits.
@@ -238,11 +246,6 @@ impl Conn {
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
-    }
-
-    /// The reason the task should end, if any.
-    pub fn killed(&self) -> Option<Kill> {
-        self.kill.get()
     }
 
     /// Marks the task as waiting for bytes under the sweep (`true`) or not (`false`).
@@ -810,6 +813,71 @@ mod tests {
         let _d = Admitted(Registry::admit(&reg).unwrap());
         assert!(b.was_shed(), "the oldest silent connection is shed");
         assert!(!newest.was_shed(), "not the newcomer in a reused slot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_closes_waiting_connections_at_their_deadline_never_before() {
+        let l = limits();
+        let reg = Registry::new(10);
+        let waiting = Admitted(Registry::admit(&reg).unwrap());
+        let busy = Admitted(Registry::admit(&reg).unwrap());
+        waiting.set_swept(true);
+        // Fresh, past its head deadline, but not waiting under the sweep (a miss, a send): left
+        // alone, its own timers govern it.
+        busy.set_phase(Phase::Busy);
+        let t0 = Instant::now();
+        assert_eq!(
+            reg.borrow()
+                .sweep(t0 + l.head - Duration::from_millis(1), &l),
+            0
+        );
+        assert_eq!(waiting.kill.get(), None, "not a moment early");
+        assert_eq!(reg.borrow().sweep(t0 + l.head, &l), 1);
+        assert_eq!(waiting.kill.get(), Some(Kill::Expired));
+        assert_eq!(busy.kill.get(), None);
+        // An idle waiting connection counts from the end of its last answer.
+        busy.set_phase(Phase::Idle);
+        busy.set_swept(true);
+        let idle_since = busy.times().idle_since;
+        assert_eq!(
+            reg.borrow()
+                .sweep(idle_since + l.idle - Duration::from_millis(1), &l),
+            0
+        );
+        assert_eq!(reg.borrow().sweep(idle_since + l.idle, &l), 1);
+        assert_eq!(busy.kill.get(), Some(Kill::Expired));
+        let period = sweep_period(&l);
+        assert!(
+            period <= l.head / 8 && period >= Duration::from_millis(10),
+            "{period:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_tells_every_connection_and_a_later_shed_still_ends_hyper_s_wait() {
+        let reg = Registry::new(2);
+        let a = Admitted(Registry::admit(&reg).unwrap());
+        reg.borrow_mut().stop();
+        assert_eq!(a.kill.get(), Some(Kill::Stop));
+        let late = Admitted(Registry::admit(&reg).unwrap());
+        assert_eq!(
+            late.kill.get(),
+            Some(Kill::Stop),
+            "admitted after stop: told at once"
+        );
+        // hyper's wait for a shed ignores the stop (it shuts down gracefully on its own)...
+        let waiting = tokio::time::timeout(Duration::from_millis(10), a.shed()).await;
+        assert!(waiting.is_err());
+        // ...but not a shed that comes after it.
+        drop(late);
+        let _b = Admitted(Registry::admit(&reg).unwrap());
+        let _c = Registry::admit(&reg);
+        assert!(a.was_shed());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), a.shed())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test(start_paused = true)]

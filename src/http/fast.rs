@@ -1048,6 +1048,36 @@ mod tests {
     }
 
     #[test]
+    fn the_target_memo_is_bounded_by_entries_and_length() {
+        use crate::model::{Content, FeedKey, Format, Selector};
+        let key = CacheKey {
+            feed: FeedKey::new("vi", Selector::All),
+            format: Format::Rss,
+            page: 1,
+            content: Content::Full,
+        };
+        let mut t = Targets::default();
+        for i in 0..MAX_TARGETS + 10 {
+            t.insert(&key, format!("/vi/rss.xml?x={i}").as_bytes());
+            assert!(t.full.len() <= MAX_TARGETS);
+        }
+        let last = format!("/vi/rss.xml?x={}", MAX_TARGETS + 9);
+        assert_eq!(t.get(Content::Full, last.as_bytes()), Some(&key));
+        assert_eq!(
+            t.get(Content::Summary, last.as_bytes()),
+            None,
+            "one map per content: a public target never finds a partner's key"
+        );
+        let long = vec![b'a'; MAX_TARGET_BYTES + 1];
+        t.insert(&key, &long);
+        assert_eq!(
+            t.get(Content::Full, &long),
+            None,
+            "long targets are not kept"
+        );
+    }
+
+    #[test]
     fn http11_needs_exactly_one_host() {
         for raw in [
             "GET /vi/rss.xml HTTP/1.1\r\n\r\n",
