@@ -13,10 +13,21 @@
 #     gzip      a cached hit with Accept-Encoding: gzip                    -> 200, gzip body
 #     identity  a cached hit without Accept-Encoding                       -> 200, identity body
 #     304       Accept-Encoding: gzip + If-None-Match: <that server's ETag> -> 304, no body
-#   and each connection count (64, 256), wrk (-t2, --latency) runs against bantin, then nginx,
-#   ROUNDS times. It prints the median requests/s, p50 and p99 of each server, and the ratios
+#   and each connection count (64, 256) and each wrk thread count (-t1 and -t2, --latency), wrk
+#   runs against both servers, ROUNDS times, the order alternating from round to round (bantin
+#   first in odd rounds, nginx first in even ones) so a drift in the machine's load favours
+#   neither. It prints the median requests/s, p50 and p99 of each server, and the ratios
 #   bantin/nginx of throughput and of p99, with the issue's goal (gzip and 304: throughput ratio
 #   >= 1.0 and p99 ratio <= 1.5, at 64 and 256 connections).
+#
+#   CPU per request: before and after each wrk run, the server's CPU time is read, utime + stime
+#   of every one of its processes (bantin's one process; nginx's master and workers) from
+#   /proc/PID/stat, which counts all of a process's threads, exited ones included. The
+#   difference over the requests wrk completed is the server's CPU time per request, the figure
+#   of issue 18 (goal: bantin <= 0.9x nginx for gzip hits and 304s, with req/s >= 1.0x, at -t1
+#   and -t2). It is independent of how wrk and the server share the cores, which req/s is not.
+#   The resolution is one clock tick (1/CLK_TCK s, 10 ms): a 5 s run at ~100k req/s has ~500k
+#   requests, so the error is well under 1%.
 #
 #   Memory: bantin's VmRSS (from /proc/PID/status) is sampled every 0.2 s while wrk runs against
 #   it; the peak over the 256-connection runs is reported. Then a second bantin serves the sample
@@ -31,6 +42,9 @@
 # How to run (from anywhere; needs wrk, nginx, curl, python3, gzip, e.g. Debian's packages):
 #   bench/loadtest.sh                          # DURATION=10 ROUNDS=3: ~8 minutes of wrk
 #   DURATION=5 ROUNDS=1 bench/loadtest.sh      # a quick smoke run
+#   SCENARIOS="gzip 304" PACED_RATE=0 SAMPLE_RUN=0 DURATION=5 ROUNDS=3 bench/loadtest.sh
+#                                              # issue 18's CPU table only (~5 minutes)
+#   PROFILE="strace perf" bench/loadtest.sh     # and a profile of each server (see below)
 #   BANTIN_BIN=/path/to/bantin bench/loadtest.sh
 # target/release/bantin is built with `cargo build --release` when it is missing (BUILD=1 forces
 # a build first). Everything runs on 127.0.0.1 with free ports, in a temp dir; the servers are
@@ -40,13 +54,27 @@
 # Settings (environment):
 #   DURATION=10     seconds per wrk run          ROUNDS=3       alternating rounds (median taken)
 #   CONNS="64 256"  connection counts            SCENARIOS="gzip identity 304"
-#   THREADS=2       wrk threads                  WARMUP=2       seconds of warm-up per server
+#   THREADS="1 2"   wrk thread counts (each is a separate set of runs)
+#   WARMUP=2        seconds of warm-up per server
 #   PAUSE=1         seconds between runs         SAMPLE_RUN=1   0 skips the sample-corpus run
 #   PACED_RATE=30000  offered load of the paced runs (0 skips them): after the saturated runs,
 #                   gzip and 304 again with each connection pausing between requests (bench/
 #                   paced.lua), so both servers' latencies are compared at the same throughput
 #   ARTICLES=60 BODY_BYTES=3850 PROSE_SHARE=0.55 corpus shape (see bench/gen_corpus.py)
 #   BANTIN_BIN, BUILD=1, OUT_DIR, BUILD_TIMEOUT=1800, PUBLIC_URL (the feeds' self links)
+#
+# Profile step (optional; PROFILE="strace", "perf" or both; needs Debian's strace / linux-perf,
+# and root or kernel.perf_event_paranoid <= 1): after the measured rounds, each server is loaded
+# once more with PROFILE_SCENARIO (default 304) at PROFILE_CONNS=64 connections, wrk -t1, for
+# PROFILE_S=5 seconds, with
+#   strace  `strace -c -f -p <every thread>`: system calls by name; the summary gives calls per
+#           request (strace slows the server down a lot, so only its counts mean anything);
+#   perf    `perf stat` (task-clock, context switches, migrations, cycles) and `perf record -g`
+#           of the server's processes; the top of `perf report --no-children --sort dso,sym` is
+#           kept in OUT_DIR/profile/<server>.perf.txt, the data in <server>.perf.data for
+#           `perf report -i` (build with debug = "line-tables-only" in [profile.release] for
+#           bantin's own frames to have names and lines).
+# Its tables are appended to the summary; the raw outputs stay in OUT_DIR/profile.
 
 set -Eeuo pipefail
 PROG=loadtest
@@ -58,7 +86,11 @@ DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-"64 256"}
 SCENARIOS=${SCENARIOS:-"gzip identity 304"}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-"1 2"}
+PROFILE=${PROFILE:-}
+PROFILE_SCENARIO=${PROFILE_SCENARIO:-304}
+PROFILE_CONNS=${PROFILE_CONNS:-64}
+PROFILE_S=${PROFILE_S:-5}
 PACED_RATE=${PACED_RATE:-30000}
 WARMUP=${WARMUP:-2}
 PAUSE=${PAUSE:-1}
@@ -77,6 +109,12 @@ need -p "wrk nginx curl python3 gzip brotli" wrk nginx curl python3 gzip brotli 
 for s in $SCENARIOS; do
     [[ $s == gzip || $s == identity || $s == 304 ]] || die "unknown scenario '$s' (gzip, identity, 304)"
 done
+for t in $THREADS; do [[ $t =~ ^[1-9][0-9]*$ ]] || die "THREADS must list whole numbers (got '$t')"; done
+for p in $PROFILE; do
+    [[ $p == strace || $p == perf ]] || die "unknown PROFILE '$p' (strace, perf)"
+    need -p "strace linux-perf" "$p"
+done
+CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- work dir, processes, cleanup
 # bench_init (bench/lib.sh): OUT_DIR, WORK, and the exit trap that stops the RSS sampler
@@ -88,7 +126,7 @@ RAW=$OUT_DIR/wrk
 rm -rf "$RAW"
 mkdir -p "$RAW"
 RESULTS=$OUT_DIR/results.tsv
-printf 'round\tscenario\tconns\tserver\trps\tp50_ms\tp99_ms\tbytes_per_req\tnon2xx3xx\tsocket_errors\trss_peak_kb\n' >"$RESULTS"
+printf 'round\tscenario\tconns\tserver\trps\tp50_ms\tp99_ms\tbytes_per_req\tnon2xx3xx\tsocket_errors\trss_peak_kb\tthreads\trequests\tcpu_ticks\tcpu_us_per_req\n' >"$RESULTS"
 
 # ---------------------------------------------------------------- bantin binary
 find_bin
@@ -265,30 +303,58 @@ start_sampler() { rss_sampler "$1" "$2" & SAMPLER_PID=$!; }
 stop_sampler() { [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"; SAMPLER_PID=; }
 vm_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-run_wrk() { # SERVER SCENARIO CONNS DURATION LABEL [RSS_PID URL]: runs wrk; sets WRK_RESULT to
-    # "rps p50_ms p99_ms bytes_per_req non2xx3xx socket_errors rss_peak_kb"
-    local server=$1 scen=$2 conns=$3 dur=$4 label=$5 pid=${6:-} url=${7:-} out peak=0
+# server_pids SERVER: every process of that server (nginx: its master and its workers).
+server_pids() {
+    if [[ $1 == bantin ]]; then
+        echo "$BANTIN_PID"
+    else
+        echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true)
+    fi
+}
+# cpu_ticks PID...: utime + stime (clock ticks) of those processes, all their threads included,
+# exited ones too (/proc/PID/stat fields 14 and 15; the text after the last ')' so a command name
+# with spaces cannot shift them).
+cpu_ticks() {
+    local pid line total=0 f
+    for pid in "$@"; do
+        line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        read -ra f <<<"${line##*) }"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+run_wrk() { # SERVER SCENARIO CONNS DURATION LABEL [RSS_PID URL [THREADS]]: runs wrk; sets
+    # WRK_RESULT to "rps p50_ms p99_ms bytes_per_req non2xx3xx socket_errors rss_peak_kb requests
+    # cpu_ticks cpu_us_per_req" (CPU: the server's own, over the run)
+    local server=$1 scen=$2 conns=$3 dur=$4 label=$5 pid=${6:-} url=${7:-} threads=${8:-${THREADS%% *}}
+    local out peak=0 pids c0 c1 reqs
     [[ -n $url ]] || url=$(url_of "$server")
     scenario_headers "$scen" "$server"
     out=$RAW/$label.txt
+    read -ra pids <<<"$(server_pids "$server")"
     [[ -n $pid ]] && start_sampler "$pid" "$WORK/rss.peak"
-    timeout $((dur + 60)) wrk -t"$THREADS" -c"$conns" -d"${dur}s" --latency "${WRK_EXTRA[@]}" "${HDRS[@]}" "$url" >"$out" 2>&1 ||
+    c0=$(cpu_ticks "${pids[@]}")
+    timeout $((dur + 60)) wrk -t"$threads" -c"$conns" -d"${dur}s" --latency "${WRK_EXTRA[@]}" "${HDRS[@]}" "$url" >"$out" 2>&1 ||
         say "  warning: wrk exited with status $? for $label (see $out)"
+    c1=$(cpu_ticks "${pids[@]}")
     if [[ -n $pid ]]; then
         stop_sampler
         peak=$(cat "$WORK/rss.peak" 2>/dev/null || echo 0)
     fi
     kill -0 "$BANTIN_PID" 2>/dev/null || die "bantin died during $label (logs: $OUT_DIR/*.log)"
-    WRK_RESULT="$(parse_wrk "$out") $peak"
+    reqs=$(awk '/ requests in / {print $1; exit}' "$out")
+    WRK_RESULT="$(parse_wrk "$out") $peak ${reqs:-0} $((c1 - c0)) $(awk -v t=$((c1 - c0)) -v n="${reqs:-0}" -v hz="$CLK_TCK" 'BEGIN {printf "%.3f", (n > 0 ? t / hz / n * 1e6 : 0)}')"
     [[ $WRK_RESULT != ERR* ]] || die "could not parse wrk output $out: $(head -c 400 "$out")"
 }
 
 WRK_EXTRA=()
 n_scen=$(wc -w <<<"$SCENARIOS")
 n_conns=$(wc -w <<<"$CONNS")
-total=$((n_scen * n_conns * 2 * ROUNDS * (DURATION + PAUSE) + 2 * WARMUP))
+n_threads=$(wc -w <<<"$THREADS")
+total=$((n_scen * n_conns * n_threads * 2 * ROUNDS * (DURATION + PAUSE) + 2 * WARMUP))
 ((SAMPLE_RUN == 1)) && total=$((total + 2 * DURATION + 10))
-say "measuring: $n_scen scenarios x $n_conns connection counts x 2 servers x $ROUNDS rounds x ${DURATION}s (~${total}s)"
+say "measuring: $n_scen scenarios x $n_conns connection counts x $n_threads wrk thread counts x 2 servers x $ROUNDS rounds x ${DURATION}s (~${total}s)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if ((WARMUP > 0)); then
@@ -297,21 +363,25 @@ if ((WARMUP > 0)); then
 fi
 
 for ((round = 1; round <= ROUNDS; round++)); do
-    for scen in $SCENARIOS; do
-        for conns in $CONNS; do
-            for server in bantin nginx; do
-                label=r$round-$scen-c$conns-$server
-                pid=
-                [[ $server == bantin ]] && pid=$BANTIN_PID
-                run_wrk "$server" "$scen" "$conns" "$DURATION" "$label" "$pid"
-                read -r rps p50 p99 bpr non serr peak <<<"$WRK_RESULT"
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scen" "$conns" "$server" \
-                    "$rps" "$p50" "$p99" "$bpr" "$non" "$serr" "$peak" >>"$RESULTS"
-                extra=
-                [[ $server == bantin ]] && extra=", VmRSS peak $((peak / 1024)) MB"
-                ((non > 0 || serr > 0)) && extra="$extra, NON-2xx/3xx $non, SOCKET ERRORS $serr"
-                say "  round $round  $scen  c$conns  $server: $(printf '%.0f' "$rps") req/s, p50 ${p50} ms, p99 ${p99} ms, ${bpr} B/req$extra"
-                sleep "$PAUSE"
+    order="bantin nginx"
+    ((round % 2 == 0)) && order="nginx bantin"
+    for threads in $THREADS; do
+        for scen in $SCENARIOS; do
+            for conns in $CONNS; do
+                for server in $order; do
+                    label=r$round-$scen-c$conns-t$threads-$server
+                    pid=
+                    [[ $server == bantin ]] && pid=$BANTIN_PID
+                    run_wrk "$server" "$scen" "$conns" "$DURATION" "$label" "$pid" "" "$threads"
+                    read -r rps p50 p99 bpr non serr peak reqs ticks cpu_us <<<"$WRK_RESULT"
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scen" "$conns" "$server" \
+                        "$rps" "$p50" "$p99" "$bpr" "$non" "$serr" "$peak" "$threads" "$reqs" "$ticks" "$cpu_us" >>"$RESULTS"
+                    extra=
+                    [[ $server == bantin ]] && extra=", VmRSS peak $((peak / 1024)) MB"
+                    ((non > 0 || serr > 0)) && extra="$extra, NON-2xx/3xx $non, SOCKET ERRORS $serr"
+                    say "  round $round  $scen  c$conns  -t$threads  $server: $(printf '%.0f' "$rps") req/s, ${cpu_us} µs CPU/req, p50 ${p50} ms, p99 ${p99} ms, ${bpr} B/req$extra"
+                    sleep "$PAUSE"
+                done
             done
         done
     done
@@ -333,13 +403,73 @@ if ((PACED_RATE > 0)); then
                     export WRK_DELAY_MS=$delay_ms
                     run_wrk "$server" "$scen" "$conns" "$DURATION" "paced-r$round-$scen-c$conns-$server"
                     WRK_EXTRA=()
-                    read -r rps p50 p99 bpr non serr peak <<<"$WRK_RESULT"
+                    read -r rps p50 p99 bpr non serr peak _ <<<"$WRK_RESULT"
                     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scen" "$conns" "$server" \
                         "$rps" "$p50" "$p99" "$bpr" "$non" "$serr" "$peak" >>"$PACED_RESULTS"
                     say "  paced round $round  $scen  c$conns (${delay_ms} ms between requests)  $server: $(printf '%.0f' "$rps") req/s, p50 ${p50} ms, p99 ${p99} ms"
                     sleep "$PAUSE"
                 done
             done
+        done
+    done
+fi
+# Profile step (PROFILE, optional): each server under PROFILE_SCENARIO at PROFILE_CONNS
+# connections (wrk -t1) once per tool; the tool's outputs in OUT_DIR/profile, a table in the
+# summary.
+PROF_DIR=$OUT_DIR/profile
+PROF_LINES=()
+if [[ -n $PROFILE ]]; then
+    mkdir -p "$PROF_DIR"
+    for tool in $PROFILE; do
+        for server in bantin nginx; do
+            read -ra pids <<<"$(server_pids "$server")"
+            base=$PROF_DIR/$server
+            case $tool in
+            strace)
+                pargs=()
+                for p in "${pids[@]}"; do pargs+=(-p "$p"); done
+                strace -c -f -o "$base.strace.txt" "${pargs[@]}" 2>"$base.strace.err" &
+                tracer=$!
+                sleep 1 # attached to every thread before the load starts
+                run_wrk "$server" "$PROFILE_SCENARIO" "$PROFILE_CONNS" "$PROFILE_S" "profile-strace-$server" "" "" 1
+                kill -INT "$tracer" 2>/dev/null || true
+                wait "$tracer" 2>/dev/null || true
+                read -r rps _ _ _ _ _ _ reqs _ <<<"$WRK_RESULT"
+                # strace -c: "% time seconds usecs/call calls [errors] syscall"; the total line last.
+                line=$(awk -v n="$reqs" 'BEGIN {OFS = ""}
+                    $1 ~ /^[0-9.]+$/ && NF >= 5 { sys = $NF; c = $4; if (sys != "total") { calls[sys] = c; order[++k] = sys } else total = c }
+                    END { if (n == 0) exit
+                          s = sprintf("%.2f system calls per request", total / n)
+                          for (i = 1; i <= k && i <= 6; i++) s = s sprintf("; %s %.2f", order[i], calls[order[i]] / n)
+                          print s }' "$base.strace.txt")
+                PROF_LINES+=("| $server | strace -c | ${line:-no output, see $base.strace.err} (under strace: $(printf '%.0f' "$rps") req/s, $reqs requests) |")
+                ;;
+            perf)
+                pl=$(IFS=,; echo "${pids[*]}")
+                perf stat -e task-clock,context-switches,cpu-migrations,cycles,instructions -p "$pl" \
+                    -o "$base.perfstat.txt" -- sleep "$((PROFILE_S + 1))" 2>"$base.perf.err" &
+                stat_pid=$!
+                run_wrk "$server" "$PROFILE_SCENARIO" "$PROFILE_CONNS" "$PROFILE_S" "profile-perfstat-$server" "" "" 1
+                wait "$stat_pid" 2>/dev/null || true
+                read -r rps _ _ _ _ _ _ reqs _ <<<"$WRK_RESULT"
+                line=$(awk -v n="$reqs" '
+                    { gsub(/,/, "", $1) }
+                    $2 == "msec" && $3 == "task-clock" { tc = $1 }
+                    $2 == "context-switches" { cs = $1 } $2 == "cpu-migrations" { mig = $1 }
+                    $2 == "cycles" { cyc = $1 } $2 == "instructions" { ins = $1 }
+                    END { if (n == 0) exit
+                          printf "%.0f cycles, %.0f instructions, %.3f context switches, %.4f migrations per request (task-clock %.0f ms over the run)", cyc / n, ins / n, cs / n, mig / n, tc }' "$base.perfstat.txt" 2>/dev/null)
+                PROF_LINES+=("| $server | perf stat | ${line:-no output, see $base.perf.err} |")
+                perf record -g -o "$base.perf.data" -p "$pl" -- sleep "$((PROFILE_S + 1))" >>"$base.perf.err" 2>&1 &
+                rec_pid=$!
+                run_wrk "$server" "$PROFILE_SCENARIO" "$PROFILE_CONNS" "$PROFILE_S" "profile-perfrecord-$server" "" "" 1
+                wait "$rec_pid" 2>/dev/null || true
+                perf report -i "$base.perf.data" --no-children -g none --sort dso,sym --stdio 2>/dev/null |
+                    grep -v '^$' | grep -E '^ +[0-9]' | head -n 40 >"$base.perf.txt" || true
+                PROF_LINES+=("| $server | perf record | top symbols in $base.perf.txt: $(head -n 3 "$base.perf.txt" | awk '{$1 = $1; printf "%s%s", (NR > 1 ? "; " : ""), $0}') |")
+                ;;
+            esac
+            sleep "$PAUSE"
         done
     done
 fi
@@ -372,7 +502,7 @@ if ((SAMPLE_RUN == 1)); then
     s_peak=0
     for scen in identity gzip; do
         run_wrk bantin "$scen" 256 "$DURATION" "sample-$scen-c256" "$SAMPLE_PID" "$SAMPLE_URL"
-        read -r rps p50 p99 bpr non serr peak <<<"$WRK_RESULT"
+        read -r rps p50 p99 bpr non serr peak _ <<<"$WRK_RESULT"
         ((peak > s_peak)) && s_peak=$peak
         s_summary="$s_summary $scen $(printf '%.0f' "$rps") req/s (p99 $p99 ms);"
         ((non > 0 || serr > 0)) && s_summary="$s_summary NON-2xx/3xx $non, SOCKET ERRORS $serr;"
@@ -386,8 +516,10 @@ bench_cleanup
 
 # ---------------------------------------------------------------- summary
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-col() { # SCENARIO CONNS SERVER COLUMN [FILE] -> median of that column over the rounds
-    awk -F'\t' -v s="$1" -v c="$2" -v v="$3" -v k="$4" 'NR > 1 && $2 == s && $3 == c && $4 == v {print $k}' "${5:-$RESULTS}" | median
+col() { # SCENARIO CONNS SERVER COLUMN [FILE] -> median of that column over the rounds (of the
+    # runs with COL_THREADS wrk threads when that is set)
+    awk -F'\t' -v s="$1" -v c="$2" -v v="$3" -v k="$4" -v t="${COL_THREADS:-}" \
+        'NR > 1 && $2 == s && $3 == c && $4 == v && (t == "" || $12 == t) {print $k}' "${5:-$RESULTS}" | median
 }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
 kb() { awk -v b="$1" 'BEGIN {printf "%.1f KB", b / 1000}'; }
@@ -403,9 +535,9 @@ SUMMARY=$OUT_DIR/summary.md
     echo "### bantin vs nginx (static, gzip_static), $FEED_PATH"
     echo
     echo "- Machine: $(nproc) cores ($CPU), $(uname -sr); load average $LOAD_BEFORE before, $LOAD_AFTER after"
-    echo "- wrk $WRK_V (-t$THREADS, --latency, same cores), $NGINX_V (worker_processes auto: $NGINX_WORKERS workers), bantin $REV (default runtime: one worker thread per core)"
+    echo "- wrk $WRK_V (-t ${THREADS// /, -t}, --latency, same cores), $NGINX_V (worker_processes auto: $NGINX_WORKERS workers), bantin $REV (default runtime: one worker thread per core)"
     echo "- Feed: $ITEMS items, identity $IDENTITY_BYTES B ($(kb "$IDENTITY_BYTES")); bench corpus of $ARTICLES articles from bench/gen_corpus.py; bantin recompressed it ${RECOMPRESS_S} s after the first poll"
-    echo "- DURATION=${DURATION}s per run, ROUNDS=$ROUNDS (medians), bantin then nginx alternately; 304 = Accept-Encoding: gzip + If-None-Match with each server's own ETag"
+    echo "- DURATION=${DURATION}s per run, ROUNDS=$ROUNDS (medians), the servers side by side in each round, the order alternating; 304 = Accept-Encoding: gzip + If-None-Match with each server's own ETag"
     echo
     echo "| body | bantin fast | bantin best | best tool | bantin best / tool | goal |"
     echo "| --- | ---: | ---: | ---: | ---: | --- |"
@@ -414,24 +546,49 @@ SUMMARY=$OUT_DIR/summary.md
     echo
     echo "304 head: bantin $HEAD304_bantin B, nginx $HEAD304_nginx B (each server's own status line and headers; nginx configured with the same Cache-Control and Vary)."
     echo
-    echo "| scenario | conns | bantin req/s | nginx req/s | ratio | bantin p50 | nginx p50 | bantin p99 | nginx p99 | p99 ratio | goal (ratio ≥ 1.0, p99 ≤ 1.5×) |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-    for scen in $SCENARIOS; do
-        for conns in $CONNS; do
-            b_rps=$(col "$scen" "$conns" bantin 5)
-            n_rps=$(col "$scen" "$conns" nginx 5)
-            b50=$(col "$scen" "$conns" bantin 6)
-            n50=$(col "$scen" "$conns" nginx 6)
-            b99=$(col "$scen" "$conns" bantin 7)
-            n99=$(col "$scen" "$conns" nginx 7)
-            awk -v name="${NAME[$scen]}" -v c="$conns" -v br="$b_rps" -v nr="$n_rps" -v b50="$b50" \
-                -v n50="$n50" -v b99="$b99" -v n99="$n99" -v goal="$([[ $scen == identity ]] && echo 0 || echo 1)" 'BEGIN {
-                r = (nr > 0 ? br / nr : 0); pr = (n99 > 0 ? b99 / n99 : 0)
-                g = "no goal"
-                if (goal) g = (r >= 1.0 && pr <= 1.5) ? "met" : "not met"
-                printf "| %s | %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f | %s |\n",
-                    name, c, br, nr, r, b50, n50, b99, n99, pr, g }'
+    echo "CPU per request: each server's own CPU time (utime + stime of all its processes, /proc/PID/stat) over the requests wrk completed; $CPU."
+    echo
+    echo "| scenario | wrk -t | conns | req/s bantin/nginx | CPU per request bantin | nginx | bantin/nginx | goal (CPU ≤ 0.9×, req/s ≥ 1.0×) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    for threads in $THREADS; do
+        for scen in $SCENARIOS; do
+            for conns in $CONNS; do
+                COL_THREADS=$threads
+                awk -v name="${NAME[$scen]}" -v t="$threads" -v c="$conns" \
+                    -v br="$(col "$scen" "$conns" bantin 5)" -v nr="$(col "$scen" "$conns" nginx 5)" \
+                    -v bc="$(col "$scen" "$conns" bantin 15)" -v nc="$(col "$scen" "$conns" nginx 15)" \
+                    -v goal="$([[ $scen == identity ]] && echo 0 || echo 1)" 'BEGIN {
+                    r = (nr > 0 ? br / nr : 0); cr = (nc > 0 ? bc / nc : 0)
+                    g = "no goal"
+                    if (goal) g = (cr <= 0.9 && r >= 1.0) ? "met" : "not met"
+                    printf "| %s | %d | %d | %.2f | %.2f µs | %.2f µs | %.2f | %s |\n", name, t, c, r, bc, nc, cr, g }'
+                COL_THREADS=
+            done
         done
+    done
+    echo
+    echo "| scenario | wrk -t | conns | bantin req/s | nginx req/s | ratio | bantin p50 | nginx p50 | bantin p99 | nginx p99 | p99 ratio | goal (ratio ≥ 1.0, p99 ≤ 1.5×) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    for threads in $THREADS; do
+        COL_THREADS=$threads
+        for scen in $SCENARIOS; do
+            for conns in $CONNS; do
+                b_rps=$(col "$scen" "$conns" bantin 5)
+                n_rps=$(col "$scen" "$conns" nginx 5)
+                b50=$(col "$scen" "$conns" bantin 6)
+                n50=$(col "$scen" "$conns" nginx 6)
+                b99=$(col "$scen" "$conns" bantin 7)
+                n99=$(col "$scen" "$conns" nginx 7)
+                awk -v name="${NAME[$scen]}" -v t="$threads" -v c="$conns" -v br="$b_rps" -v nr="$n_rps" -v b50="$b50" \
+                    -v n50="$n50" -v b99="$b99" -v n99="$n99" -v goal="$([[ $scen == identity ]] && echo 0 || echo 1)" 'BEGIN {
+                    r = (nr > 0 ? br / nr : 0); pr = (n99 > 0 ? b99 / n99 : 0)
+                    g = "no goal"
+                    if (goal) g = (r >= 1.0 && pr <= 1.5) ? "met" : "not met"
+                    printf "| %s | %d | %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f | %s |\n",
+                        name, t, c, br, nr, r, b50, n50, b99, n99, pr, g }'
+            done
+        done
+        COL_THREADS=
     done
     if ((PACED_RATE > 0)); then
         echo
@@ -468,6 +625,14 @@ SUMMARY=$OUT_DIR/summary.md
     echo
     if [[ -n $SAMPLE_LINE ]]; then
         echo "Sample corpus runs (${DURATION}s, 256 conns):${s_summary%;}"
+        echo
+    fi
+    if ((${#PROF_LINES[@]})); then
+        echo "Profile ($PROFILE_SCENARIO, $PROFILE_CONNS connections, wrk -t1, ${PROFILE_S}s per tool; raw outputs in $PROF_DIR):"
+        echo
+        echo "| server | tool | per request |"
+        echo "| --- | --- | --- |"
+        printf '%s\n' "${PROF_LINES[@]}"
         echo
     fi
     if [[ -n $ERRORS ]]; then

@@ -242,7 +242,9 @@ struct Hot {
 }
 
 /// One thread's references, by (cache id, key), and the bytes they pin.
-type HotMap = (HashMap<(u64, CacheKey), Hot>, usize);
+/// This thread's references by cache (its id) then key, so a lookup borrows the key rather
+/// than cloning its strings; and their total weight.
+type HotMap = (HashMap<u64, HashMap<CacheKey, Hot>>, usize);
 
 thread_local! {
     static HOT: RefCell<HotMap> = RefCell::new((HashMap::new(), 0));
@@ -544,12 +546,16 @@ impl FeedCache {
     /// taken at (every invalidation moves it on) and its entry has not expired (TTL, next
     /// scheduled publication); a reference found stale is dropped at once, so it pins nothing.
     pub fn hot(&self, key: &CacheKey) -> Option<Local> {
+        self.hot_at(key, Instant::now())
+    }
+
+    /// [`FeedCache::hot`] with expiry judged at `now` (the poll fast path's one clock read).
+    pub fn hot_at(&self, key: &CacheKey, now: Instant) -> Option<Local> {
         let generation = self.generation();
         HOT.with(|h| {
             let mut h = h.borrow_mut();
-            let map_key = (self.id, key.clone());
-            let hot = h.0.get(&map_key)?;
-            if hot.generation == generation && hot.entry.unexpired() {
+            let hot = h.0.get(&self.id)?.get(key)?;
+            if hot.generation == generation && now < hot.entry.expires_at {
                 // The second hit on this thread shows the feed is polled: worth its best ratio.
                 let hits = hot.hits.get() + 1;
                 hot.hits.set(hits);
@@ -559,7 +565,9 @@ impl FeedCache {
                 return Some(hot.entry.clone());
             }
             let weight = hot.entry.weight;
-            h.0.remove(&map_key);
+            if let Some(m) = h.0.get_mut(&self.id) {
+                m.remove(key);
+            }
             h.1 -= weight;
             None
         })
@@ -576,15 +584,9 @@ impl FeedCache {
             if h.1 + weight > self.hot_max_bytes {
                 // Over this thread's share: forget this cache's references (their entries stay in
                 // the map; only entries the map has already dropped are freed).
-                let id = self.id;
-                let mut freed = 0;
-                h.0.retain(|(cache, _), hot| {
-                    let keep = *cache != id;
-                    if !keep {
-                        freed += hot.entry.weight;
-                    }
-                    keep
-                });
+                let freed: usize =
+                    h.0.remove(&self.id)
+                        .map_or(0, |m| m.values().map(|hot| hot.entry.weight).sum());
                 h.1 -= freed;
             }
             let hot = Hot {
@@ -592,7 +594,7 @@ impl FeedCache {
                 entry: Rc::new(entry.clone()),
                 hits: std::cell::Cell::new(0),
             };
-            if let Some(old) = h.0.insert((self.id, key.clone()), hot) {
+            if let Some(old) = h.0.entry(self.id).or_default().insert(key.clone(), hot) {
                 h.1 -= old.entry.weight;
             }
             h.1 += weight;
@@ -607,13 +609,15 @@ impl FeedCache {
         HOT.with(|h| {
             let mut h = h.borrow_mut();
             let mut freed = 0;
-            h.0.retain(|(cache, _), hot| {
-                let keep = *cache != id || (hot.generation == generation && hot.entry.unexpired());
-                if !keep {
-                    freed += hot.entry.weight;
-                }
-                keep
-            });
+            if let Some(m) = h.0.get_mut(&id) {
+                m.retain(|_, hot| {
+                    let keep = hot.generation == generation && hot.entry.unexpired();
+                    if !keep {
+                        freed += hot.entry.weight;
+                    }
+                    keep
+                });
+            }
             h.1 -= freed;
         });
     }

@@ -17,6 +17,14 @@
 //! a real client out, where nginx refuses newcomers until its timeouts fire. The registry is per
 //! worker and single-threaded (`Rc`/`RefCell`): admitting and shedding touch no shared memory.
 //!
+//! **Cheap per request.** A poll costs a few microseconds, so the fast path keeps its
+//! bookkeeping off the request: no timer is registered per request (a worker sweeps its registry
+//! a few times a second, [`sweep_period`], and closes the connections waiting for bytes past their
+//! deadline, as nginx checks its timers against a time cached once per loop turn), no `Notify` or
+//! `watch` is polled per request (being shed, expired or stopped is a flag on [`Conn`] plus the
+//! one waker of the task waiting on it), and the clock is read once per wake-up of a connection
+//! ([`tick`]), every later instant of that turn being the cached one ([`now`]).
+//!
 //! **Closing.** Closing a socket with unread input makes the kernel send a reset, which can destroy
 //! the response still in flight to the client (a pipelining client, or one whose request we
 //! refuse before reading it whole). [`linger_close`] half-closes, then reads and discards for a
@@ -28,12 +36,11 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ServerConfig;
@@ -104,6 +111,17 @@ pub struct Times {
     pub last_read: Instant,
 }
 
+/// Why a connection's task is told to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// The registry chose it to make room for a newcomer.
+    Shed,
+    /// It waited for the client's bytes past its [`read_deadline`] (found by [`Registry::sweep`]).
+    Expired,
+    /// The server is shutting down (see [`Registry::stop`]).
+    Stop,
+}
+
 /// One open connection, as its worker's registry and its own task see it.
 pub struct Conn {
     phase: Cell<Phase>,
@@ -112,7 +130,13 @@ pub struct Conn {
     times: Cell<Times>,
     /// Set when the registry chose this connection to make room.
     shed: Cell<bool>,
-    kill: Notify,
+    /// Set once the task should end; the first reason wins.
+    kill: Cell<Option<Kill>>,
+    /// The task waiting for the kill (at most one waits at a time: the connection's own).
+    waker: RefCell<Option<Waker>>,
+    /// The task is waiting for the client's bytes under [`Registry::sweep`]'s watch rather than a
+    /// timer of its own (the fast path between requests).
+    swept: Cell<bool>,
     index: usize,
     registry: Rc<RefCell<Registry>>,
 }
@@ -126,9 +150,14 @@ impl Conn {
         self.times.get()
     }
 
-    /// Moves to `phase`, resetting the instants it counts from.
+    /// Moves to `phase`, resetting the instants it counts from (read from the clock).
     pub fn set_phase(&self, phase: Phase) {
-        let now = Instant::now();
+        self.set_phase_at(phase, Instant::now());
+    }
+
+    /// [`Conn::set_phase`] at `now`, an instant the caller has already read (the fast path's
+    /// [`now`]).
+    pub fn set_phase_at(&self, phase: Phase, now: Instant) {
         let mut t = self.times.get();
         match phase {
             Phase::Idle | Phase::Closing => {
@@ -158,10 +187,15 @@ impl Conn {
 
     /// Notes bytes received: the start of a head on an idle connection, or body progress.
     pub fn on_read(&self) {
+        self.on_read_at(Instant::now());
+    }
+
+    /// [`Conn::on_read`] at `now`.
+    pub fn on_read_at(&self, now: Instant) {
         let mut t = self.times.get();
         match self.phase.get() {
-            Phase::Idle if t.head_started.is_none() => t.head_started = Some(Instant::now()),
-            Phase::Busy => t.last_read = Instant::now(),
+            Phase::Idle if t.head_started.is_none() => t.head_started = Some(now),
+            Phase::Busy => t.last_read = now,
             _ => return,
         }
         self.times.set(t);
@@ -172,9 +206,51 @@ impl Conn {
         read_deadline(self.phase.get(), &self.times.get(), limits)
     }
 
-    /// Resolves when the registry sheds this connection to make room for a new one.
+    /// Resolves when the registry sheds this connection to make room for a new one. (Only the
+    /// fast path's own wait, [`Conn::poll_kill`], ends on [`Kill::Expired`] or [`Kill::Stop`]:
+    /// hyper keeps its own timers and shuts down gracefully.)
     pub async fn shed(&self) {
-        self.kill.notified().await
+        std::future::poll_fn(|cx| {
+            if self.shed.get() {
+                return Poll::Ready(());
+            }
+            self.keep_waker(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Ready with the reason once the task should end; otherwise keeps `cx`'s waker to be woken
+    /// by [`Conn::kill`].
+    pub fn poll_kill(&self, cx: &mut Context<'_>) -> Poll<Kill> {
+        if let Some(k) = self.kill.get() {
+            return Poll::Ready(k);
+        }
+        self.keep_waker(cx);
+        Poll::Pending
+    }
+
+    /// Keeps `cx`'s waker, cloning it only when it is not already the one kept.
+    fn keep_waker(&self, cx: &Context<'_>) {
+        let mut w = self.waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+    }
+
+    /// Tells the task to end (the first reason stays) and wakes it if it waits.
+    pub fn kill(&self, why: Kill) {
+        if self.kill.get().is_none() {
+            self.kill.set(Some(why));
+        }
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Marks the task as waiting for bytes under the sweep (`true`) or not (`false`).
+    pub fn set_swept(&self, swept: bool) {
+        self.swept.set(swept);
     }
 
     pub fn was_shed(&self) -> bool {
@@ -204,6 +280,8 @@ pub struct Registry {
     next_stamp: u64,
     /// Shed connections that have not closed yet: admitting stops once too many are pending.
     pending_sheds: usize,
+    /// Set by [`Registry::stop`]: connections admitted afterwards are told to stop at once.
+    stopping: bool,
     pub stats: Stats,
 }
 
@@ -228,6 +306,7 @@ impl Registry {
             fresh: VecDeque::new(),
             idle: VecDeque::new(),
             pending_sheds: 0,
+            stopping: false,
             next_stamp: 0,
             stats: Stats::default(),
         }))
@@ -269,7 +348,9 @@ impl Registry {
                 last_read: now,
             }),
             shed: Cell::new(false),
-            kill: Notify::new(),
+            kill: Cell::new(r.stopping.then_some(Kill::Stop)),
+            waker: RefCell::new(None),
+            swept: Cell::new(false),
             index,
             registry: registry.clone(),
         });
@@ -313,7 +394,7 @@ impl Registry {
                     && matches!(c.phase.get(), Phase::Fresh | Phase::Idle | Phase::Closing)
                 {
                     c.shed.set(true);
-                    c.kill.notify_one();
+                    c.kill(Kill::Shed);
                     self.pending_sheds += 1;
                     self.stats.shed += 1;
                     return true;
@@ -321,6 +402,30 @@ impl Registry {
             }
         }
         false
+    }
+
+    /// Closes every connection that waits for the client's bytes under the sweep and is past its
+    /// [`read_deadline`] at `now`; returns how many. Called every [`sweep_period`] from the
+    /// worker's loop, so a deadline is enforced at most one period late and never early.
+    pub fn sweep(&self, now: Instant, limits: &Limits) -> usize {
+        let mut expired = 0;
+        for c in self.slots.iter().flatten().filter_map(Weak::upgrade) {
+            if c.swept.get() && c.kill.get().is_none() && now >= c.read_deadline(limits) {
+                c.kill(Kill::Expired);
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// Shutdown: every open connection (and every later one) is told to stop. The fast path
+    /// ends at its next wait, after the answer in flight; hyper's connections ignore it and shut
+    /// down gracefully by their own signal.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+        for c in self.slots.iter().flatten().filter_map(Weak::upgrade) {
+            c.kill(Kill::Stop);
+        }
     }
 
     fn remove(&mut self, index: usize) {
@@ -361,7 +466,9 @@ impl std::ops::Deref for Admitted {
 
 thread_local! {
     /// Since when this worker thread has been running without once running out of work.
-    static BUSY_SINCE: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+    static BUSY_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The instant cached by [`tick`].
+    static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
     /// How long a worker may stay busy before it offers the core to other threads.
     static QUANTUM: Cell<Duration> = const { Cell::new(Duration::from_micros(DEFAULT_QUANTUM_US)) };
 }
@@ -380,7 +487,7 @@ pub fn init_quantum() {
 
 /// Runtime hook: the worker woke up with work to do.
 pub fn unparked() {
-    BUSY_SINCE.set(Some(std::time::Instant::now()));
+    BUSY_SINCE.set(Some(tick()));
 }
 
 /// Runtime hook: the worker ran out of work and sleeps in the kernel.
@@ -396,16 +503,39 @@ pub fn parked() {
 /// yields only once it has been busy for a whole quantum without a break (1 ms by default, about
 /// what nginx's event loop goes between `epoll_wait`s under load): at most a thousand yields a
 /// second, none at all below saturation.
-pub fn share_core() {
+///
+/// `now` is the instant of this wake-up ([`now`]): checking the quantum reads no clock.
+pub fn share_core(now: Instant) {
     let Some(since) = BUSY_SINCE.get() else {
         return;
     };
     let quantum = QUANTUM.get();
-    if quantum.is_zero() || since.elapsed() < quantum {
+    if quantum.is_zero() || now.saturating_duration_since(since) < quantum {
         return;
     }
     std::thread::yield_now();
-    BUSY_SINCE.set(Some(std::time::Instant::now()));
+    BUSY_SINCE.set(Some(tick()));
+}
+
+/// How often a worker sweeps its connections for expired deadlines: an eighth of the shortest
+/// read deadline, between 10 ms and 250 ms, so a 1 s timeout fires between 1 and 1.125 s and a
+/// sweep of thousands of connections still costs nothing next to serving them.
+pub fn sweep_period(limits: &Limits) -> Duration {
+    (limits.head.min(limits.idle).min(limits.body) / 8)
+        .clamp(Duration::from_millis(10), Duration::from_millis(250))
+}
+
+/// Reads the clock and caches the instant for [`now`]: once per wake-up of a connection.
+pub fn tick() -> Instant {
+    let t = Instant::now();
+    NOW.set(Some(t));
+    t
+}
+
+/// The instant of this thread's last [`tick`] (reading the clock only if there was none):
+/// for the rest of a wake-up's work, which lasts microseconds.
+pub fn now() -> Instant {
+    NOW.get().unwrap_or_else(tick)
 }
 
 /// Half-closes, drains what the client still sends (bounded in time and bytes), then closes, so
@@ -683,6 +813,71 @@ mod tests {
         let _d = Admitted(Registry::admit(&reg).unwrap());
         assert!(b.was_shed(), "the oldest silent connection is shed");
         assert!(!newest.was_shed(), "not the newcomer in a reused slot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_closes_waiting_connections_at_their_deadline_never_before() {
+        let l = limits();
+        let reg = Registry::new(10);
+        let waiting = Admitted(Registry::admit(&reg).unwrap());
+        let busy = Admitted(Registry::admit(&reg).unwrap());
+        waiting.set_swept(true);
+        // Fresh, past its head deadline, but not waiting under the sweep (a miss, a send): left
+        // alone, its own timers govern it.
+        busy.set_phase(Phase::Busy);
+        let t0 = Instant::now();
+        assert_eq!(
+            reg.borrow()
+                .sweep(t0 + l.head - Duration::from_millis(1), &l),
+            0
+        );
+        assert_eq!(waiting.kill.get(), None, "not a moment early");
+        assert_eq!(reg.borrow().sweep(t0 + l.head, &l), 1);
+        assert_eq!(waiting.kill.get(), Some(Kill::Expired));
+        assert_eq!(busy.kill.get(), None);
+        // An idle waiting connection counts from the end of its last answer.
+        busy.set_phase(Phase::Idle);
+        busy.set_swept(true);
+        let idle_since = busy.times().idle_since;
+        assert_eq!(
+            reg.borrow()
+                .sweep(idle_since + l.idle - Duration::from_millis(1), &l),
+            0
+        );
+        assert_eq!(reg.borrow().sweep(idle_since + l.idle, &l), 1);
+        assert_eq!(busy.kill.get(), Some(Kill::Expired));
+        let period = sweep_period(&l);
+        assert!(
+            period <= l.head / 8 && period >= Duration::from_millis(10),
+            "{period:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_tells_every_connection_and_a_later_shed_still_ends_hyper_s_wait() {
+        let reg = Registry::new(2);
+        let a = Admitted(Registry::admit(&reg).unwrap());
+        reg.borrow_mut().stop();
+        assert_eq!(a.kill.get(), Some(Kill::Stop));
+        let late = Admitted(Registry::admit(&reg).unwrap());
+        assert_eq!(
+            late.kill.get(),
+            Some(Kill::Stop),
+            "admitted after stop: told at once"
+        );
+        // hyper's wait for a shed ignores the stop (it shuts down gracefully on its own)...
+        let waiting = tokio::time::timeout(Duration::from_millis(10), a.shed()).await;
+        assert!(waiting.is_err());
+        // ...but not a shed that comes after it.
+        drop(late);
+        let _b = Admitted(Registry::admit(&reg).unwrap());
+        let _c = Registry::admit(&reg);
+        assert!(a.was_shed());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), a.shed())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,7 +20,18 @@
 //! a closing connection lingers so a pipelining client gets its last answer, and an idle
 //! connection holds no buffer (the read buffer is allocated when bytes arrive and dropped when
 //! they are consumed).
+//!
+//! A hit or a 304 allocates nothing and reads the clock once: the read buffer and the head
+//! buffer are the worker's scratch buffers, lent to a connection for one wake-up (a connection
+//! left with a partial head keeps its buffer; the next one to wake gets a new one); a request
+//! target is mapped to its cache key by a bounded per-worker memo (parsing a path builds owned
+//! strings); the `Date` line is formatted once a second; the read is one `poll_read` that also
+//! notes a drained socket (no extra `recv` returning `EAGAIN`), and between requests the
+//! connection waits on its socket and its [`Conn`] kill flag only, its deadline enforced by the
+//! worker's sweep ([`super::edge`]).
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::ops::Range;
@@ -31,13 +42,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::conditional::{Coding, negotiate};
-use super::edge::{Admitted, Guarded, Limits, Phase, linger_close};
+use super::edge::{Admitted, Guarded, Kill, Limits, Phase, linger_close};
 use super::response::{each_header, plan};
 use super::{ConnService, HttpState, Worker};
 use crate::app::FeedError;
@@ -186,25 +197,113 @@ fn text<'a>(buf: &'a [u8], r: &Option<Range<usize>>) -> Option<&'a str> {
         .and_then(|r| std::str::from_utf8(&buf[r.clone()]).ok())
 }
 
-thread_local! {
-    /// The `Date` header line, rebuilt when the second changes.
-    static DATE: std::cell::RefCell<(u64, Vec<u8>)> = const { std::cell::RefCell::new((u64::MAX, Vec::new())) };
+/// The `Date` header line and the (monotonic) instant the next second begins, when it must be
+/// rebuilt.
+struct DateLine {
+    next: Option<tokio::time::Instant>,
+    line: Vec<u8>,
 }
 
-fn push_date(out: &mut Vec<u8>) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+thread_local! {
+    static DATE: RefCell<DateLine> = const { RefCell::new(DateLine { next: None, line: Vec::new() }) };
+    /// Scratch buffers lent to one connection at a time (see [`take_buf`]).
+    static READ_BUF: Cell<BytesMut> = Cell::new(BytesMut::new());
+    static HEAD_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// This worker's [`Targets`] (a worker thread serves one server).
+    static TARGETS: RefCell<Targets> = RefCell::new(Targets::default());
+}
+
+/// Appends the `Date` line for `now` (the wake-up's cached instant): the wall clock is read and
+/// the line formatted only when a new second has begun.
+fn push_date(out: &mut Vec<u8>, now: tokio::time::Instant) {
     DATE.with(|d| {
         let mut d = d.borrow_mut();
-        if d.0 != now.as_secs() {
-            let t = chrono::DateTime::<chrono::Utc>::from_timestamp(now.as_secs() as i64, 0)
+        if d.next.is_none_or(|next| now >= next) {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
-            d.1 = format!("date: {}\r\n", crate::clock::http_date(t)).into_bytes();
-            d.0 = now.as_secs();
+            let t = chrono::DateTime::<chrono::Utc>::from_timestamp(wall.as_secs() as i64, 0)
+                .unwrap_or_default();
+            d.line = format!("date: {}\r\n", crate::clock::http_date(t)).into_bytes();
+            let left = Duration::from_secs(1)
+                .saturating_sub(Duration::from_nanos(u64::from(wall.subsec_nanos())));
+            d.next = Some(now + left);
         }
-        out.extend_from_slice(&d.1);
+        out.extend_from_slice(&d.line);
     });
+}
+
+/// The worker's read buffer (with room for a head), unless another connection has it; then a
+/// new one. Given back by [`give_buf`] once empty, so a poll allocates nothing.
+fn take_buf() -> BytesMut {
+    let mut b = READ_BUF.take();
+    b.clear();
+    b.reserve(4096);
+    b
+}
+
+/// Gives an emptied read buffer back to the worker (a larger one, grown by a big head, is
+/// dropped rather than kept).
+fn give_buf(b: BytesMut) {
+    if b.is_empty() && b.capacity() <= 64 * 1024 {
+        READ_BUF.set(b);
+    }
+}
+
+/// The worker's head buffer, emptied; [`give_head`] returns it.
+fn take_head() -> Vec<u8> {
+    let mut v = HEAD_BUF.take();
+    v.clear();
+    if v.capacity() == 0 {
+        v.reserve(512);
+    }
+    v
+}
+
+fn give_head(v: Vec<u8>) {
+    if v.capacity() <= 16 * 1024 {
+        HEAD_BUF.set(v);
+    }
+}
+
+/// Request targets (path and query) the worker has already mapped to a cache key, one map per
+/// access content: parsing a path builds owned strings, and nearly every poll repeats a target.
+/// Bounded by entries and by target length; a full map is cleared whole.
+#[derive(Default)]
+struct Targets {
+    full: HashMap<Box<[u8]>, CacheKey>,
+    summary: HashMap<Box<[u8]>, CacheKey>,
+}
+
+/// Most targets a worker remembers per content, and the longest it remembers.
+const MAX_TARGETS: usize = 4096;
+const MAX_TARGET_BYTES: usize = 512;
+
+impl Targets {
+    fn map(&mut self, content: crate::model::Content) -> &mut HashMap<Box<[u8]>, CacheKey> {
+        match content {
+            crate::model::Content::Full => &mut self.full,
+            crate::model::Content::Summary => &mut self.summary,
+        }
+    }
+
+    fn get(&self, content: crate::model::Content, target: &[u8]) -> Option<&CacheKey> {
+        match content {
+            crate::model::Content::Full => self.full.get(target),
+            crate::model::Content::Summary => self.summary.get(target),
+        }
+    }
+
+    fn insert(&mut self, key: &CacheKey, target: &[u8]) {
+        if target.len() > MAX_TARGET_BYTES {
+            return;
+        }
+        let map = self.map(key.content);
+        if map.len() >= MAX_TARGETS {
+            map.clear();
+        }
+        map.insert(target.into(), key.clone());
+    }
 }
 
 /// The `Connection` header, written as hyper writes it: `close` when an HTTP/1.1 connection ends,
@@ -283,7 +382,7 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
         (plan.not_modified, plan.coding)
     };
     push_connection(out, head.keep_alive, head.http10);
-    push_date(out);
+    push_date(out, super::edge::now());
     out.extend_from_slice(b"\r\n");
     if not_modified {
         state.app.metrics.not_modified.inc();
@@ -329,7 +428,7 @@ fn simple(
     }
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     push_connection(out, keep_alive, http10);
-    push_date(out);
+    push_date(out, super::edge::now());
     out.extend_from_slice(b"\r\n");
     if head_only || body.is_empty() {
         Out::None
@@ -343,54 +442,59 @@ fn simple(
 /// connection, and the body it pins, for ever).
 const MIN_SEND_RATE: u64 = 4 * 1024;
 
-/// When an answer of `bytes` must have been sent: the send timeout, plus its size at
-/// [`MIN_SEND_RATE`].
+/// When an answer of `bytes` must have been sent, counted from its first stall: the send
+/// timeout, plus its size at [`MIN_SEND_RATE`].
 fn send_deadline(limits: &Limits, bytes: usize) -> tokio::time::Instant {
     tokio::time::Instant::now() + limits.send + Duration::from_secs(bytes as u64 / MIN_SEND_RATE)
 }
 
 /// Waits until the socket can take more: fails after the send timeout without progress, or at
-/// the answer's overall `deadline`.
+/// the answer's overall deadline, set at its first stall (`deadline`, for an answer of `bytes`):
+/// a socket with room, nearly always, costs neither a clock read nor a timer.
 async fn writable(
     stream: &TcpStream,
     limits: &Limits,
-    deadline: tokio::time::Instant,
+    deadline: &mut Option<tokio::time::Instant>,
+    bytes: usize,
 ) -> io::Result<()> {
-    let wait = (tokio::time::Instant::now() + limits.send).min(deadline);
-    match tokio::time::timeout_at(wait, stream.writable()).await {
+    let overall = *deadline.get_or_insert_with(|| send_deadline(limits, bytes));
+    let wait = (tokio::time::Instant::now() + limits.send).min(overall);
+    let r = match tokio::time::timeout_at(wait, stream.writable()).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client stopped reading (send timeout)",
         )),
-    }
+    };
+    // The wait took real time: later instants of this turn must not be the stale cached one.
+    super::edge::tick();
+    r
 }
 
-/// Writes `head` then `body` completely, each wait bounded by the send timeout.
+/// Writes `head` then `body` completely, each wait bounded by the send timeout. Every write is
+/// tried first; only a full socket waits.
 async fn send(stream: &TcpStream, head: &[u8], body: Out, limits: &Limits) -> io::Result<()> {
+    let mut deadline = None;
     let entry = match body {
         Out::None => {
-            let deadline = send_deadline(limits, head.len());
-            return write_all2(stream, head, &[], limits, deadline).await;
+            return write_all2(stream, head, &[], limits, &mut deadline).await;
         }
         Out::Mem(b) => {
-            let deadline = send_deadline(limits, head.len() + b.len());
-            return write_all2(stream, head, &b, limits, deadline).await;
+            return write_all2(stream, head, &b, limits, &mut deadline).await;
         }
         Out::Entry { entry, coding } => (entry, coding),
     };
     let (entry, coding) = entry;
     let rep = &entry.rep;
     let body = rep.body(coding);
-    let deadline = send_deadline(limits, head.len() + body.bytes.len());
+    let total = head.len() + body.bytes.len();
     let Some(file) = &rep.file else {
-        return write_all2(stream, head, &body.bytes, limits, deadline).await;
+        return write_all2(stream, head, &body.bytes, limits, &mut deadline).await;
     };
     let sock = stream.as_raw_fd();
     let fd = file.fd().as_raw_fd();
     let mut head = head;
     while !head.is_empty() {
-        writable(stream, limits, deadline).await?;
         let sent = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: a valid socket and a valid slice; MSG_MORE holds the head back to go out
             // with the first body segment.
@@ -410,14 +514,15 @@ async fn send(stream: &TcpStream, head: &[u8], body: Out, limits: &Limits) -> io
         });
         match sent {
             Ok(n) => head = &head[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                writable(stream, limits, &mut deadline, total).await?
+            }
             Err(e) => return Err(e),
         }
     }
     let mut off = body.offset as i64;
     let end = off + body.bytes.len() as i64;
     while off < end {
-        writable(stream, limits, deadline).await?;
         let sent = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: valid descriptors (the entry, and with it the memfd, is held by this
             // function until the loop ends); `off` is updated by the kernel.
@@ -431,7 +536,9 @@ async fn send(stream: &TcpStream, head: &[u8], body: Out, limits: &Limits) -> io
         match sent {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                writable(stream, limits, &mut deadline, total).await?
+            }
             Err(e) => return Err(e),
         }
     }
@@ -443,8 +550,9 @@ async fn write_all2(
     mut a: &[u8],
     mut b: &[u8],
     limits: &Limits,
-    deadline: tokio::time::Instant,
+    deadline: &mut Option<tokio::time::Instant>,
 ) -> io::Result<()> {
+    let total = a.len() + b.len();
     while !a.is_empty() || !b.is_empty() {
         // Try first: a socket with room (nearly always) takes the answer without a wait.
         match stream.try_write_vectored(&[IoSlice::new(a), IoSlice::new(b)]) {
@@ -456,7 +564,7 @@ async fn write_all2(
                 b = &b[n..];
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                writable(stream, limits, deadline).await?
+                writable(stream, limits, deadline, total).await?
             }
             Err(e) => return Err(e),
         }
@@ -480,17 +588,17 @@ enum Next {
 /// shutdown, or a request the fast path does not take (then hyper serves the rest of the
 /// connection).
 pub(super) async fn serve_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     worker: Worker,
     conn: Admitted,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let state = worker.state.clone();
     let limits = state.limits;
     // Once per connection: readership counts clients by address.
     let peer = stream.peer_addr().ok().map(|a| a.ip());
-    // Allocated when bytes arrive, released when they are consumed: an idle connection holds
-    // nothing but its task.
+    // Lent by the worker when bytes arrive, given back when they are consumed: an idle
+    // connection holds nothing but its task.
     let mut buf = BytesMut::new();
     loop {
         match answer_buffered(&state, &stream, &mut buf, &conn, peer).await {
@@ -505,7 +613,7 @@ pub(super) async fn serve_connection(
             }
         }
         if buf.is_empty() {
-            buf = BytesMut::new();
+            give_buf(std::mem::take(&mut buf));
         } else if buf.len() >= limits.max_head_bytes {
             // The head is still incomplete at the limit: 431, as hyper answers, and close.
             let mut out = Vec::with_capacity(256);
@@ -523,23 +631,60 @@ pub(super) async fn serve_connection(
             }
             return;
         }
-        let deadline = conn.read_deadline(&limits);
-        tokio::select! {
-            biased;
-            _ = conn.shed() => return abort(stream, &conn),
-            _ = shutdown.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep_until(deadline) => return abort(stream, &conn),
-            ready = stream.readable() => if ready.is_err() { return },
+        // Wait for the client's next bytes, or to be told to end. No timer: the worker's sweep
+        // kills the connection once it is past its read deadline.
+        conn.set_swept(true);
+        let read = poll_fn(|cx| {
+            if let Poll::Ready(why) = conn.poll_kill(cx) {
+                return Poll::Ready(Err(why));
+            }
+            if buf.capacity() == 0 {
+                buf = take_buf();
+            } else if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(4096);
+            }
+            let r = poll_read_buf(&mut stream, cx, &mut buf);
+            if r.is_pending() && buf.is_empty() {
+                give_buf(std::mem::take(&mut buf));
+            }
+            r.map(Ok)
+        })
+        .await;
+        conn.set_swept(false);
+        // The one clock read of this wake-up.
+        let now = super::edge::tick();
+        match read {
+            Err(Kill::Stop) => return,
+            Err(Kill::Shed | Kill::Expired) => return abort(stream, &conn),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => conn.on_read_at(now),
         }
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
+    }
+}
+
+/// Reads what the socket holds into `buf`'s spare room, waiting for it to be readable. A read
+/// that does not fill the room tells tokio the socket is drained (edge-triggered epoll), so the
+/// next wait does not begin with a `recv` that can only say `EAGAIN`.
+fn poll_read_buf(
+    stream: &mut TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let dst = buf.chunk_mut();
+    // SAFETY: `UninitSlice` is a `[MaybeUninit<u8>]` of the buffer's spare capacity; `ReadBuf`
+    // only writes initialised bytes into it and reports how many.
+    let dst =
+        unsafe { &mut *(dst as *mut bytes::buf::UninitSlice as *mut [std::mem::MaybeUninit<u8>]) };
+    let mut rb = ReadBuf::uninit(dst);
+    match Pin::new(stream).poll_read(cx, &mut rb) {
+        Poll::Ready(Ok(())) => {
+            let n = rb.filled().len();
+            // SAFETY: `n` bytes of the spare capacity were just initialised by the read.
+            unsafe { buf.advance_mut(n) };
+            Poll::Ready(Ok(n))
         }
-        match stream.try_read_buf(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => conn.on_read(),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
-        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -550,6 +695,38 @@ fn abort(stream: TcpStream, conn: &Admitted) {
     if conn.phase() == Phase::Fresh {
         let _ = stream.set_zero_linger();
     }
+}
+
+/// The cache key of a feed request's target, from the worker's memo or parsed (and then
+/// remembered); `None` for anything the axum path answers (pages, OPML, 404s, 301s, bad pages).
+fn cache_key(state: &HttpState, target: &[u8], content: crate::model::Content) -> Option<CacheKey> {
+    if let Some(k) = TARGETS.with(|t| t.borrow().get(content, target).cloned()) {
+        return Some(k);
+    }
+    let target_str = std::str::from_utf8(target).ok()?;
+    let (path, query) = match target_str.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target_str, None),
+    };
+    let (Ok(Target::Feed(feed, format)), Ok(page)) =
+        (parse_path(&state.app.config, path), parse_page(query))
+    else {
+        return None;
+    };
+    let key = CacheKey {
+        feed,
+        format,
+        page,
+        content,
+    };
+    TARGETS.with(|t| t.borrow_mut().insert(&key, target));
+    Some(key)
+}
+
+/// A feed request's entry on this worker, or the key to look it up by.
+enum Found {
+    Hot(Local),
+    Cold(CacheKey),
 }
 
 /// Answers every complete request in `buf` (pipelining), in order.
@@ -586,61 +763,78 @@ async fn answer_buffered(
             Parsed::Feed(head) => head,
         };
         let mut head = head;
-        let path = std::str::from_utf8(&buf[head.path.clone()]).unwrap_or("");
         let query = head
             .query
             .as_ref()
             .and_then(|q| std::str::from_utf8(&buf[q.clone()]).ok());
-        let access = crate::access::resolve(
+        let access = match crate::access::resolve(
             &state.app.config.partners,
             query,
             head.authorization.as_ref().map(|r| &buf[r.clone()]),
-        );
-        let key = match (
-            parse_path(&state.app.config, path),
-            parse_page(query),
-            access,
         ) {
-            (Ok(Target::Feed(feed, format)), Ok(page), Ok(access)) => {
-                head.partner = match access {
-                    crate::access::Access::Partner(p) => Some(p),
-                    crate::access::Access::Public => None,
+            Ok(access) => access,
+            // A refused key: the axum path has its answer.
+            Err(_) => return Next::HandOff,
+        };
+        let target = &buf[head.path.start..head.query.as_ref().map_or(head.path.end, |q| q.end)];
+        let content = state.app.content_for(access);
+        let now = super::edge::now();
+        // The common case borrows the remembered key: a hit clones no strings.
+        let remembered = TARGETS.with(|t| {
+            t.borrow()
+                .get(content, target)
+                .and_then(|k| state.app.cache.hot_at(k, now.into_std()))
+        });
+        let found = match remembered {
+            Some(entry) => Found::Hot(entry),
+            None => {
+                let Some(key) = cache_key(state, target, content) else {
+                    // Pages, OPML, 404 texts, redirects: the axum path has them.
+                    return Next::HandOff;
                 };
-                head.peer = peer;
-                CacheKey {
-                    feed,
-                    format,
-                    page,
-                    content: state.app.content_for(access),
+                match state.app.cache.hot_at(&key, now.into_std()) {
+                    Some(entry) => Found::Hot(entry),
+                    None => Found::Cold(key),
                 }
             }
-            // Pages, OPML, 404 texts, refused keys: the axum path has them.
-            _ => return Next::HandOff,
         };
-        conn.set_phase(Phase::Busy);
+        head.partner = match access {
+            crate::access::Access::Partner(p) => Some(p),
+            crate::access::Access::Public => None,
+        };
+        head.peer = peer;
+        conn.set_phase_at(Phase::Busy, now);
         answered = true;
-        let mut out = Vec::with_capacity(512);
-        let body = match state.app.cache.hot(&key) {
-            Some(entry) => {
+        let mut out = take_head();
+        let body = match found {
+            Found::Hot(entry) => {
                 state.app.metrics.cache_hits.inc();
                 answer(state, entry, &head, buf, &mut out)
             }
-            None => Box::pin(miss(state, &key, &head, buf, &mut out)).await,
+            Found::Cold(key) => {
+                let body = Box::pin(miss(state, &key, &head, buf, &mut out)).await;
+                // A render takes real time: the rest of this turn must not use a stale instant.
+                super::edge::tick();
+                body
+            }
         };
-        if send(stream, &out, body, &limits).await.is_err() {
+        let sent = send(stream, &out, body, &limits).await;
+        give_head(out);
+        if sent.is_err() {
             return Next::Drop;
         }
-        super::edge::share_core();
+        super::edge::share_core(super::edge::now());
         buf.advance(head.len);
         if !head.keep_alive {
             return Next::Close;
         }
     }
     if answered {
-        conn.set_phase(Phase::Idle);
+        let now = super::edge::now();
+        conn.set_phase_at(Phase::Idle, now);
         if !buf.is_empty() {
             // The next request has begun: its head deadline runs from now.
-            conn.on_read();
+            conn.on_read_at(now);
         }
     }
     Next::Read
@@ -851,6 +1045,36 @@ mod tests {
         );
         assert!(
             feed_head("GET /vi/rss.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").is_some()
+        );
+    }
+
+    #[test]
+    fn the_target_memo_is_bounded_by_entries_and_length() {
+        use crate::model::{Content, FeedKey, Format, Selector};
+        let key = CacheKey {
+            feed: FeedKey::new("vi", Selector::All),
+            format: Format::Rss,
+            page: 1,
+            content: Content::Full,
+        };
+        let mut t = Targets::default();
+        for i in 0..MAX_TARGETS + 10 {
+            t.insert(&key, format!("/vi/rss.xml?x={i}").as_bytes());
+            assert!(t.full.len() <= MAX_TARGETS);
+        }
+        let last = format!("/vi/rss.xml?x={}", MAX_TARGETS + 9);
+        assert_eq!(t.get(Content::Full, last.as_bytes()), Some(&key));
+        assert_eq!(
+            t.get(Content::Summary, last.as_bytes()),
+            None,
+            "one map per content: a public target never finds a partner's key"
+        );
+        let long = vec![b'a'; MAX_TARGET_BYTES + 1];
+        t.insert(&key, &long);
+        assert_eq!(
+            t.get(Content::Full, &long),
+            None,
+            "long targets are not kept"
         );
     }
 

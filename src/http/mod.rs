@@ -299,10 +299,18 @@ async fn worker(
     // them, so a worker never keeps an invalidated body alive for long.
     let mut purge = tokio::time::interval(std::time::Duration::from_secs(1));
     purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The fast path's read deadlines, enforced here rather than by a timer per request.
+    let limits = worker.state.limits;
+    let mut sweep = tokio::time::interval(edge::sweep_period(&limits));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (stream, _) = tokio::select! {
             _ = purge.tick() => {
                 worker.state.app.cache.purge_hot();
+                continue;
+            }
+            now = sweep.tick() => {
+                registry.borrow().sweep(now, &limits);
                 continue;
             }
             accepted = listener.accept() => match accepted {
@@ -344,6 +352,9 @@ async fn worker(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
+    // Idle fast-path connections end now, busy ones after their answer; hyper's shut down
+    // gracefully on `stop`.
+    registry.borrow_mut().stop();
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(std::time::Duration::from_secs(30), drained)
         .await

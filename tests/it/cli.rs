@@ -180,7 +180,10 @@ fn partner_key_prints_a_key_and_the_lines_for_site_toml() {
         Some(0)
     );
     // `--key=`: a generated key may begin with `-` (base64url), which would read as an option.
-    let again = bantin(&["partner-key", &format!("--key={key}")], "sqlite://unused.db");
+    let again = bantin(
+        &["partner-key", &format!("--key={key}")],
+        "sqlite://unused.db",
+    );
     assert!(String::from_utf8(again.stdout).unwrap().contains(&hash));
 }
 
