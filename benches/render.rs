@@ -309,7 +309,7 @@ fn bench_miss(
 ) {
     g.bench_function(name, |b| {
         b.iter(|| {
-            app.cache.invalidate([&key.feed]);
+            app.cache().invalidate([&key.feed]);
             let (entry, _) = rt.block_on(app.feed(&key)).unwrap();
             black_box(entry.rep.identity.bytes.len())
         })

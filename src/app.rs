@@ -51,26 +51,28 @@ impl crate::cache::RenderFailure for FeedError {
 }
 
 pub struct App {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub cache: FeedCache,
-    pub metrics: Arc<Metrics>,
-    pub outbox: Outbox,
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    cache: FeedCache,
+    metrics: Arc<Metrics>,
+    outbox: Outbox,
     /// Topics changed by writes, for the built-in WebSub hub (nothing is recorded unless
     /// [`App::with_topics`] gave a running hub's).
     topics: Arc<crate::topics::ChangedTopics>,
     /// Renders at once at most, shared between page 1 and deep pages ([`crate::slots`]): each
     /// holds a page of articles and its bodies in memory, so this bounds a miss storm's memory
     /// and keeps renders from crowding out the workers' cores.
-    pub slots: RenderSlots,
+    slots: RenderSlots,
     /// One list of feeds renders at a time (each counts every tag and byline in the store).
     list_renders: tokio::sync::Mutex<()>,
     /// Purge lists being computed at once (each counts the touched feeds' items).
     purge_permits: Arc<tokio::sync::Semaphore>,
+    /// What visibility (embargoes), freshness and purges read the time from.
+    clock: Arc<dyn crate::clock::Clock>,
     /// Poll counting and subscriber figures.
-    pub readership: crate::readership::Readership,
+    readership: crate::readership::Readership,
     /// Failed API logins per client network (bounded; see [`crate::access::LoginThrottle`]).
-    pub logins: crate::access::LoginThrottle,
+    logins: crate::access::LoginThrottle,
 }
 
 /// Pages of one feed listed by URL in a purge at most.
@@ -105,13 +107,56 @@ impl App {
             outbox,
             topics: Arc::new(crate::topics::ChangedTopics::disabled()),
             logins: Default::default(),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
-    /// The same application reading the time from `clock` for its readership days (tests).
+    /// The same application reading the time from `clock`: what is published yet, how long a
+    /// cached copy is fresh, readership days (a test's clock makes an embargo end when it says).
     pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> App {
-        self.readership = crate::readership::Readership::new(&self.config, clock);
+        self.readership = crate::readership::Readership::new(&self.config, clock.clone());
+        self.cache = self.cache.with_clock(clock.clone());
+        self.clock = clock;
         self
+    }
+
+    /// The site's configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The store, for the CLI, the sources' poller and tests: handlers go through the methods
+    /// below, so every store failure is counted.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The rendered-feed cache.
+    pub fn cache(&self) -> &FeedCache {
+        &self.cache
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn readership(&self) -> &crate::readership::Readership {
+        &self.readership
+    }
+
+    /// Failed API logins per client network.
+    pub fn logins(&self) -> &crate::access::LoginThrottle {
+        &self.logins
+    }
+
+    /// The render slots (deep pages per client).
+    pub fn slots(&self) -> &RenderSlots {
+        &self.slots
+    }
+
+    /// The time the application reads.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The same application recording changed topics into `topics`, which the built-in hub
@@ -145,7 +190,7 @@ impl App {
             .cache
             .get_or_render(key, || async {
                 let started = Instant::now();
-                let now = Utc::now();
+                let now = self.now();
                 let path = || key.feed.path(&self.config, key.format);
                 self.within_feed(&key.feed, key.page, now, || {
                     past_the_end(self, key, &path())
@@ -211,7 +256,7 @@ impl App {
             .cache
             .get_or_render(&key, || async {
                 let started = Instant::now();
-                let now = Utc::now();
+                let now = self.now();
                 self.within_feed(feed, page, now, not_found).await?;
                 let _slot = self.slot(Lane::for_page(page, client)).await?;
                 let Some(loaded) = self.load(feed, page, now).await? else {
@@ -273,7 +318,7 @@ impl App {
                 let _one = self.list_renders.lock().await;
                 let started = Instant::now();
                 let _slot = self.slot(Lane::Front).await?;
-                let now = Utc::now();
+                let now = self.now();
                 let bound = feed::listing::bound(&self.config);
                 let (tags, authors) = self.note_store(self.store.facets(now, bound).await)?;
                 // A scheduled article may bring a new tag or byline: the list is true until the
@@ -520,11 +565,12 @@ impl App {
         }
         let (store, config) = (self.store.clone(), self.config.clone());
         let (outbox, permits) = (self.outbox.clone(), self.purge_permits.clone());
+        let clock = self.clock.clone();
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire().await else {
                 return;
             };
-            let purge = purge_of(&*store, &config, &touched).await;
+            let purge = purge_of(&*store, &config, &touched, clock.now()).await;
             outbox.publish(&[], Some(purge));
         });
     }
@@ -548,8 +594,12 @@ impl App {
 /// What a CDN must drop after a write touched `feeds`: their surrogate keys, and the URLs of every
 /// format of every page they now have (one more item's worth, in case the write removed one and a
 /// page with it), at most [`MAX_PURGE_PAGES`] pages a feed (the keys cover deeper pages).
-async fn purge_of(store: &dyn Store, config: &Config, feeds: &BTreeSet<FeedKey>) -> Purge {
-    let now = Utc::now();
+async fn purge_of(
+    store: &dyn Store,
+    config: &Config,
+    feeds: &BTreeSet<FeedKey>,
+    now: DateTime<Utc>,
+) -> Purge {
     let per_page = config.items_per_feed as u64;
     let mut purge = Purge::default();
     for feed in feeds {
@@ -580,7 +630,7 @@ fn past_the_end(app: &App, key: &CacheKey, path: &str) -> String {
     format!(
         "page {} of {path} does not exist; the feed starts at {}",
         key.page,
-        key.feed.url(&app.config, key.format, 1)
+        key.feed.url(app.config(), key.format, 1)
     )
 }
 

@@ -38,16 +38,27 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 
 use crate::background::Background;
+use crate::clock::Clock;
 use crate::model::{FeedKey, Format};
 use crate::render::{Level, Representation};
 
 /// Least fresh life an entry must have left for a best-ratio recompression to be worth its CPU.
 pub const MIN_PAYBACK: Duration = Duration::from_secs(30);
+
+/// `t + d`, saturating (a TTL from the configuration cannot overflow the calendar).
+fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// Recompressions waiting at most; beyond, offers are dropped.
 const RECOMPRESS_QUEUE: usize = 256;
@@ -128,8 +139,10 @@ pub struct Entry {
     pub rep: Representation,
     /// The cache generation when its render began.
     generation: u64,
-    /// Fresh until then: min(TTL, the feed's next publication) after insertion.
-    expires_at: Instant,
+    /// When it was rendered and until when it is fresh (min(TTL, the feed's next publication)
+    /// after that), both by the cache's [`Clock`].
+    born: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
     /// How long moka keeps it: fresh life + `stale_if_error`.
     keep: Duration,
     weight: usize,
@@ -139,9 +152,11 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Whether it is still within its TTL (an invalidation is checked separately).
-    pub fn unexpired(&self) -> bool {
-        Instant::now() < self.expires_at
+    /// Whether it is still within its TTL at `now` (an invalidation is checked separately). A
+    /// clock stepped back to before its render also ends it, so a wall-clock step never extends
+    /// an entry's life beyond its TTL.
+    pub fn unexpired_at(&self, now: DateTime<Utc>) -> bool {
+        self.born <= now && now < self.expires_at
     }
 }
 
@@ -195,7 +210,8 @@ impl RenderFailure for String {
 struct Count {
     items: u64,
     generation: u64,
-    expires_at: Instant,
+    born: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 }
 
 /// Feeds whose item count is remembered; a count is a few dozen bytes.
@@ -211,6 +227,8 @@ pub struct FeedCache {
     counts: Cache<FeedKey, Count>,
     ttl: Duration,
     stale_if_error: Duration,
+    /// What freshness is judged by: the system clock, or a test's.
+    clock: Arc<dyn Clock>,
     generation: Arc<AtomicU64>,
     /// Per feed, the generation of its last invalidation.
     invalidated: RwLock<HashMap<FeedKey, u64>>,
@@ -282,6 +300,7 @@ impl FeedCache {
                 .build(),
             ttl,
             stale_if_error,
+            clock: Arc::new(crate::clock::SystemClock),
             generation: Arc::new(AtomicU64::new(1)),
             invalidated: RwLock::new(HashMap::new()),
             flushed: AtomicU64::new(0),
@@ -298,6 +317,18 @@ impl FeedCache {
         }
     }
 
+    /// The same cache judging freshness by `clock` (a test's manual clock: an embargo ends when
+    /// the test says so, not after real seconds).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> FeedCache {
+        self.clock = clock;
+        self
+    }
+
+    /// The time freshness is judged at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Best-ratio recompressions swapped in so far.
     pub fn recompressions(&self) -> u64 {
         self.recompressions.load(Ordering::Relaxed)
@@ -311,13 +342,14 @@ impl FeedCache {
         let (key, weak) = (key.clone(), Arc::downgrade(entry));
         let (entries, generation) = (self.entries.clone(), self.generation.clone());
         let (live, done) = (self.live.clone(), self.recompressions.clone());
+        let clock = self.clock.clone();
         let offered = self.background.offer(move || {
             // Work on a copy of the identity body, holding no reference to the entry meanwhile: a
             // write may make it stale, and then its memory must go at once, not after a
             // low-priority compression finishes.
             let (body, meta) = {
                 let Some(old) = weak.upgrade() else { return };
-                let left = old.expires_at.saturating_duration_since(Instant::now());
+                let left = (old.expires_at - clock.now()).to_std().unwrap_or_default();
                 if left < MIN_PAYBACK {
                     return;
                 }
@@ -331,6 +363,7 @@ impl FeedCache {
             let new = Arc::new(Entry {
                 rep,
                 generation: old.generation,
+                born: old.born,
                 expires_at: old.expires_at,
                 keep: old.keep,
                 weight,
@@ -413,7 +446,7 @@ impl FeedCache {
     }
 
     fn is_fresh(&self, key: &Key, e: &Entry) -> bool {
-        e.unexpired() && self.is_current(key, e.generation)
+        e.unexpired_at(self.now()) && self.is_current(key, e.generation)
     }
 
     /// The current representation of `key`, rendering it with `render` on a miss. Concurrent
@@ -488,10 +521,12 @@ impl FeedCache {
         let weight = r.rep.weight();
         self.live.bytes.fetch_add(weight as i64, Ordering::Relaxed);
         self.live.entries.fetch_add(1, Ordering::Relaxed);
+        let born = self.now();
         Arc::new(Entry {
             rep: r.rep,
             generation,
-            expires_at: Instant::now() + fresh,
+            born,
+            expires_at: later(born, fresh),
             keep: fresh + self.stale_if_error,
             weight,
             live: self.live.clone(),
@@ -507,7 +542,7 @@ impl FeedCache {
         Fut: std::future::Future<Output = Result<(u64, Option<Duration>), E>>,
     {
         if let Some(c) = self.counts.get(feed).await
-            && Instant::now() < c.expires_at
+            && (c.born..c.expires_at).contains(&self.now())
             && self.is_feed_current(feed, c.generation)
         {
             return Ok(c.items);
@@ -518,13 +553,15 @@ impl FeedCache {
         // must not fill memory.
         if items > 0 {
             let fresh = valid_for.map_or(self.ttl, |v| v.min(self.ttl));
+            let born = self.now();
             self.counts
                 .insert(
                     feed.clone(),
                     Count {
                         items,
                         generation,
-                        expires_at: Instant::now() + fresh,
+                        born,
+                        expires_at: later(born, fresh),
                     },
                 )
                 .await;
@@ -546,16 +583,16 @@ impl FeedCache {
     /// taken at (every invalidation moves it on) and its entry has not expired (TTL, next
     /// scheduled publication); a reference found stale is dropped at once, so it pins nothing.
     pub fn hot(&self, key: &CacheKey) -> Option<Local> {
-        self.hot_at(key, Instant::now())
+        self.hot_at(key, self.now())
     }
 
     /// [`FeedCache::hot`] with expiry judged at `now` (the poll fast path's one clock read).
-    pub fn hot_at(&self, key: &CacheKey, now: Instant) -> Option<Local> {
+    pub fn hot_at(&self, key: &CacheKey, now: DateTime<Utc>) -> Option<Local> {
         let generation = self.generation();
         HOT.with(|h| {
             let mut h = h.borrow_mut();
             let hot = h.0.get(&self.id)?.get(key)?;
-            if hot.generation == generation && now < hot.entry.expires_at {
+            if hot.generation == generation && hot.entry.unexpired_at(now) {
                 // The second hit on this thread shows the feed is polled: worth its best ratio.
                 let hits = hot.hits.get() + 1;
                 hot.hits.set(hits);
@@ -605,13 +642,13 @@ impl FeedCache {
     /// entry is freed within a tick even on a worker that is not asked for it again.
     pub fn purge_hot(&self) {
         let generation = self.generation();
-        let id = self.id;
+        let (id, now) = (self.id, self.now());
         HOT.with(|h| {
             let mut h = h.borrow_mut();
             let mut freed = 0;
             if let Some(m) = h.0.get_mut(&id) {
                 m.retain(|_, hot| {
-                    let keep = hot.generation == generation && hot.entry.unexpired();
+                    let keep = hot.generation == generation && hot.entry.unexpired_at(now);
                     if !keep {
                         freed += hot.entry.weight;
                     }
@@ -682,6 +719,12 @@ mod tests {
             rep: Representation::new(text.as_bytes().to_vec(), "text/plain", None, String::new()),
             valid_for,
         })
+    }
+
+    fn manual() -> Arc<crate::clock::ManualClock> {
+        Arc::new(crate::clock::ManualClock::new(
+            "2026-11-23T05:00:00Z".parse().unwrap(),
+        ))
     }
 
     fn cache() -> FeedCache {
@@ -821,7 +864,8 @@ mod tests {
 
     #[tokio::test]
     async fn entries_expire_at_the_next_publication() {
-        let c = cache();
+        let clock = manual();
+        let c = cache().with_clock(clock.clone());
         let k = key("vi", 1);
         c.get_or_render(&k, || async {
             rendered("before", Some(Duration::from_millis(300)))
@@ -829,7 +873,9 @@ mod tests {
         .await
         .unwrap();
         assert!(c.contains_current(&k).await);
-        tokio::time::sleep(Duration::from_millis(450)).await;
+        clock.advance(Duration::from_millis(299));
+        assert!(c.contains_current(&k).await, "fresh until its time");
+        clock.advance(Duration::from_millis(1));
         let (e, s) = c
             .get_or_render(&k, || async { rendered("after", None) })
             .await
@@ -863,7 +909,8 @@ mod tests {
 
     #[tokio::test]
     async fn thread_references_serve_until_an_invalidation_or_expiry() {
-        let c = cache();
+        let clock = manual();
+        let c = cache().with_clock(clock.clone());
         let k = key("vi", 1);
         let seen = c.generation();
         let (e, _) = c
@@ -895,7 +942,7 @@ mod tests {
             .unwrap();
         c.keep_hot(&k, &e, seen);
         assert!(c.hot(&k).map(body).is_some());
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        clock.advance(Duration::from_millis(300));
         assert!(
             c.hot(&k).map(body).is_none(),
             "a reference expires with its entry"

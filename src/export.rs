@@ -30,10 +30,10 @@ fn write(dir: &Path, rel: &str, rep: &Representation) -> std::io::Result<()> {
 
 /// Writes every feed; returns how many files (not counting compressed siblings) were written.
 pub async fn export(app: &App, dir: &Path) -> anyhow::Result<usize> {
-    let mut feeds = configured_feeds(&app.config);
+    let mut feeds = configured_feeds(app.config());
     // Every feed, not only the listed ones: a static copy has no reason to leave any out.
     let (tags, authors) = app
-        .store
+        .store()
         .facets(Utc::now(), crate::store::FacetBound::ALL)
         .await?;
     feeds.extend(
@@ -57,7 +57,7 @@ pub async fn export(app: &App, dir: &Path) -> anyhow::Result<usize> {
             match app.feed(&key).await {
                 Ok((entry, _)) => {
                     let rep = entry.rep.best();
-                    write(dir, &feed.path(&app.config, format), &rep)?;
+                    write(dir, &feed.path(app.config(), format), &rep)?;
                     n += 1;
                 }
                 Err(FeedError::NotFound(_)) => {}

@@ -261,7 +261,7 @@ impl<'a, O: Locate, S: Sink<O> + Send> Ingest<'a, O, S> {
         }
         let items = std::mem::take(&mut self.filling);
         self.filling_bytes = 0;
-        let config = self.app.config.clone();
+        let config = self.app.config().clone();
         let next = tokio::task::spawn_blocking(move || {
             items
                 .into_iter()
@@ -691,7 +691,7 @@ mod tests {
             assert_eq!(got, want);
             assert_eq!(flushes, 3, "one flush per chunk");
         }
-        let ready = vec![app.store.get("ingest-1").await.unwrap().unwrap()];
+        let ready = vec![app.store().get("ingest-1").await.unwrap().unwrap()];
         let out = ingest_articles(&app, &ready).await.unwrap();
         assert!(matches!(out[..], [Upsert::Unchanged]));
     }

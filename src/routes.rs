@@ -99,6 +99,33 @@ impl Target {
 const FORMATS: &str = "rss.xml, atom.xml or feed.json";
 const OPML: &str = "/feeds.opml";
 
+/// Operations and API paths: every route the router mounts besides feeds and pages.
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+pub const STATS_PAGE: &str = "/stats";
+pub const WEBSUB: &str = "/websub";
+/// Everything below it is the API (token-guarded but for the OpenAPI document).
+pub const API_PREFIX: &str = "/api/";
+pub const API_ARTICLES: &str = "/api/v1/articles";
+/// The route pattern of one article (axum's `{id}` capture).
+pub const API_ARTICLE: &str = "/api/v1/articles/{id}";
+pub const API_STATS: &str = "/api/v1/stats";
+pub const API_SOURCES: &str = "/api/v1/sources";
+pub const API_OPENAPI: &str = "/api/v1/openapi.json";
+
+/// The path of the article `id` in the API.
+pub fn api_article(id: &str) -> String {
+    format!("{API_ARTICLES}/{id}")
+}
+
+/// Whether a request target (path and query) is an operations or API route, which the fast path
+/// leaves to the router whatever else it looks like.
+pub fn is_operations(target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    path.starts_with(API_PREFIX) || matches!(path, HEALTHZ | READYZ | METRICS)
+}
+
 /// Whether `s` is a slug as [`crate::text::slug`] makes them, at most `max` bytes: lower-case
 /// ASCII letters and digits in runs joined by single dashes.
 fn is_slug(s: &str, max: usize) -> bool {

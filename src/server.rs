@@ -59,7 +59,7 @@ impl Server {
         // No write comes in any more: deliveries in flight finish, unsent claims go back.
         self.hub.stop().await;
         // The workers have handed over their last counts; write them before going.
-        self.app.readership.shutdown().await;
+        self.app.readership().shutdown().await;
         r
     }
 
@@ -81,7 +81,7 @@ impl Server {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.hub.stop().await;
-        self.app.readership.shutdown().await;
+        self.app.readership().shutdown().await;
         r
     }
 }
@@ -153,7 +153,7 @@ pub async fn start_with_clock(
             .with_topics(topics),
     );
     hub.start(&app);
-    app.readership
+    app.readership()
         .start(store.clone(), metrics)
         .await
         .map_err(|source| StartError::Store {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::auth::{Caller, Endpoint};
+use super::auth::{Api, ApiToken};
 use super::error::HttpError;
 use crate::app::App;
 use crate::article::{Article, InputError, Status, is_valid_id, parse_input};
@@ -70,25 +70,22 @@ pub const MAX_LISTED_RESULTS: usize = 10_000;
 /// response stops the reading of its own request body, not the server's memory.
 const OUT_QUEUE: usize = 4;
 
-pub fn routes(_state: &super::State) -> Router<super::State> {
+/// The publishing API's routes.
+pub fn router() -> Router<super::State> {
+    use crate::routes::{API_ARTICLE, API_ARTICLES, API_OPENAPI};
     Router::new()
         .route(
-            "/api/v1/articles/{id}",
+            API_ARTICLE,
             get(get_article).put(put_article).delete(delete_article),
         )
-        .route("/api/v1/articles", post(post_batch))
-        .route("/api/v1/openapi.json", get(openapi))
+        .route(API_ARTICLES, post(post_batch))
+        .route(API_OPENAPI, get(openapi))
         // Limits are applied per route by `read_body`, with JSON errors.
         .layer(DefaultBodyLimit::disable())
 }
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-/// The API's token check ([`super::auth::require_token`]).
-pub(super) fn authorize(app: &App, headers: &HeaderMap, caller: Caller) -> Result<(), HttpError> {
-    super::auth::require_token(app, headers, caller, Endpoint::Api)
 }
 
 fn require_content_type(headers: &HeaderMap, wanted: &[&str]) -> Result<(), HttpError> {
@@ -169,8 +166,8 @@ fn view<'a>(app: &App, a: &'a Article) -> ArticleView<'a> {
         content_html: &a.content_html,
         url: &a.url,
         author: &a.author,
-        published_at: app.config.zone.rfc3339(a.published_at),
-        updated_at: app.config.zone.rfc3339(a.updated_at),
+        published_at: app.config().zone.rfc3339(a.published_at),
+        updated_at: app.config().zone.rfc3339(a.updated_at),
         tags: &a.tags,
         image: a.image.as_ref(),
         translations: &a.translations,
@@ -204,7 +201,7 @@ fn article_from(app: &App, text: &str, id: Option<&str>) -> Result<Article, Http
             .with_field("id"));
         }
     }
-    Article::from_input(input, &app.config).map_err(HttpError::from)
+    Article::from_input(input, app.config()).map_err(HttpError::from)
 }
 
 fn stale(
@@ -217,8 +214,8 @@ fn stale(
         "stale_update",
         format!(
             "the stored article has a newer updated_at ({}) than this one ({}); a late retry never overwrites a correction",
-            app.config.zone.rfc3339(stored),
-            app.config.zone.rfc3339(updated_at)
+            app.config().zone.rfc3339(stored),
+            app.config().zone.rfc3339(updated_at)
         ),
     )
     .with_field("updated_at")
@@ -227,12 +224,11 @@ fn stale(
 async fn put_article(
     State(state): State<super::State>,
     Path(id): Path<String>,
-    caller: Caller,
+    _token: ApiToken<Api>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let app = &state.app;
-    authorize(app, &headers, caller)?;
     if !is_valid_id(&id) {
         return Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -242,7 +238,7 @@ async fn put_article(
         .with_field("id"));
     }
     require_content_type(&headers, &["application/json"])?;
-    let bytes = read_body(&headers, body, app.config.api.max_article_bytes).await?;
+    let bytes = read_body(&headers, body, app.config().api.max_article_bytes).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -257,17 +253,20 @@ async fn put_article(
         Upsert::Created => StatusCode::CREATED,
         Upsert::Updated { .. } | Upsert::Unchanged => StatusCode::OK,
         Upsert::Stale { stored_updated_at } => {
-            app.metrics.api_writes.get_or_create(&label("stale")).inc();
+            app.metrics()
+                .api_writes
+                .get_or_create(&label("stale"))
+                .inc();
             return Err(stale(app, article.updated_at, stored_updated_at));
         }
     };
-    app.metrics
+    app.metrics()
         .api_writes
         .get_or_create(&label(outcome_name(&outcome)))
         .inc();
     let mut resp = (status, Json(view(app, &article))).into_response();
     if status == StatusCode::CREATED
-        && let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/articles/{id}"))
+        && let Ok(loc) = HeaderValue::from_str(&crate::routes::api_article(&id))
     {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
@@ -286,11 +285,9 @@ fn outcome_name(o: &Upsert) -> &'static str {
 async fn get_article(
     State(state): State<super::State>,
     Path(id): Path<String>,
-    caller: Caller,
-    headers: HeaderMap,
+    _token: ApiToken<Api>,
 ) -> Result<Response, HttpError> {
     let app = &state.app;
-    authorize(app, &headers, caller)?;
     match app.article(&id).await? {
         Some(a) => Ok(Json(view(app, &a)).into_response()),
         None => Err(HttpError::not_found(format!("no article `{id}`"))),
@@ -300,11 +297,9 @@ async fn get_article(
 async fn delete_article(
     State(state): State<super::State>,
     Path(id): Path<String>,
-    caller: Caller,
-    headers: HeaderMap,
+    _token: ApiToken<Api>,
 ) -> Result<Response, HttpError> {
     let app = &state.app;
-    authorize(app, &headers, caller)?;
     match app.delete(&id).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         None => Err(HttpError::not_found(format!("no article `{id}`"))),
@@ -335,12 +330,11 @@ struct LineResult<'a> {
 /// refused up front with 413.
 async fn post_batch(
     State(state): State<super::State>,
-    caller: Caller,
+    _token: ApiToken<Api>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let app = state.app.clone();
-    authorize(&app, &headers, caller)?;
     require_content_type(
         &headers,
         &[
@@ -349,7 +343,7 @@ async fn post_batch(
             "application/json-seq",
         ],
     )?;
-    let limit = app.config.api.max_batch_bytes;
+    let limit = app.config().api.max_batch_bytes;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -437,8 +431,8 @@ impl From<IngestError> for BatchStop {
 }
 
 async fn read_batch(app: &App, body: Body, sink: &mut BatchSink) -> Result<(), BatchStop> {
-    let limit = app.config.api.max_batch_bytes;
-    let line_limit = app.config.api.max_article_bytes;
+    let limit = app.config().api.max_batch_bytes;
+    let line_limit = app.config().api.max_article_bytes;
     let mut lines = Lines::new(line_limit);
     let mut ingest = Ingest::new(app, sink).with_chunk_items(BATCH_TX);
     let mut stream = body.into_data_stream();

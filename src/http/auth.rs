@@ -11,12 +11,18 @@
 //! [`crate::access::MAX_FAILURES`] tries per [`crate::access::FAILURE_WINDOW`] and other
 //! networks are not held back. A request without any credentials is not a failure (a browser
 //! asks for the password only after a first 401).
+//!
+//! Every guarded handler takes the one extractor, [`ApiToken`], typed by its [`Guard`]: the check
+//! runs before any body is read, and the refusal is shaped once per kind of endpoint (the
+//! readership figures are never stored by a cache and ask a browser for the password).
 
+use std::marker::PhantomData;
 use std::net::IpAddr;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::error::HttpError;
 use crate::access::Failed;
@@ -63,20 +69,81 @@ impl FromRequestParts<super::State> for Caller {
                     .headers
                     .get("x-forwarded-for")
                     .map(HeaderValue::as_bytes),
-                &state.app.config.access.trusted_proxies,
+                &state.app.config().access.trusted_proxies,
             )
         })))
     }
 }
 
+/// What a token-guarded route is, and how its refusals are answered.
+pub trait Guard: Send + Sync + 'static {
+    const ENDPOINT: Endpoint;
+    fn refused(e: HttpError) -> Response {
+        e.into_response()
+    }
+}
+
+/// The publishing API (`/api/v1/articles…`).
+pub enum Api {}
+impl Guard for Api {
+    const ENDPOINT: Endpoint = Endpoint::Api;
+}
+
+/// `/api/v1/sources`: the API's token, answered never to be stored.
+pub enum Sources {}
+impl Guard for Sources {
+    const ENDPOINT: Endpoint = Endpoint::Api;
+    fn refused(e: HttpError) -> Response {
+        super::private_no_store(e.into_response())
+    }
+}
+
+/// The readership figures (`/api/v1/stats`, `/stats`): never stored, and a 401 asks a browser
+/// for the token as a password.
+pub enum Figures {}
+impl Guard for Figures {
+    const ENDPOINT: Endpoint = Endpoint::Stats;
+    fn refused(e: HttpError) -> Response {
+        super::private_no_store(challenge(e.into_response()))
+    }
+}
+
+/// Adds the Basic challenge to a 401, so a browser opening `/stats` prompts for the token.
+pub fn challenge(mut r: Response) -> Response {
+    if r.status() == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"bantin stats\", charset=\"UTF-8\""),
+        );
+    }
+    r
+}
+
+/// Proof that the request presented a configured API token: the one check of every guarded
+/// route, as an extractor placed before the body.
+pub struct ApiToken<G: Guard>(PhantomData<G>);
+
+impl<G: Guard> FromRequestParts<super::State> for ApiToken<G> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &super::State,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(caller) = Caller::from_request_parts(parts, state).await;
+        require_token(&state.app, &parts.headers, caller, G::ENDPOINT).map_err(G::refused)?;
+        Ok(ApiToken(PhantomData))
+    }
+}
+
 /// Checks the request's API token (see the module documentation).
-pub fn require_token(
+fn require_token(
     app: &App,
     headers: &HeaderMap,
     caller: Caller,
     endpoint: Endpoint,
 ) -> Result<(), HttpError> {
-    let tokens = &app.config.api.tokens;
+    let tokens = &app.config().api.tokens;
     if tokens.is_empty() {
         let message = match endpoint {
             Endpoint::Api => {
@@ -94,9 +161,9 @@ pub fn require_token(
     }
     let now = std::time::Instant::now();
     if let Some(addr) = caller.0
-        && let Err(wait) = app.logins.check(addr, now)
+        && let Err(wait) = app.logins().check(addr, now)
     {
-        app.metrics
+        app.metrics()
             .auth_throttled
             .get_or_create(&endpoint.label())
             .inc();
@@ -117,14 +184,14 @@ pub fn require_token(
     match presented {
         Some(t) if crate::access::token_matches(tokens, &t) => Ok(()),
         Some(_) => {
-            app.metrics
+            app.metrics()
                 .auth_failures
                 .get_or_create(&endpoint.label())
                 .inc();
             if let Some(addr) = caller.0 {
                 // One line when a network starts failing and one when it is held back: a
                 // flood of wrong tokens does not become a flood of log lines.
-                match app.logins.failed(addr, now) {
+                match app.logins().failed(addr, now) {
                     Failed::First => tracing::warn!(
                         client = %addr,
                         endpoint = endpoint.label().endpoint,

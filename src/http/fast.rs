@@ -121,10 +121,7 @@ fn parse(buf: &[u8]) -> Parsed {
     let Some(target) = req.path else {
         return Parsed::Other;
     };
-    if !target.starts_with('/')
-        || target.starts_with("/api/")
-        || matches!(target, "/healthz" | "/readyz" | "/metrics")
-    {
+    if !target.starts_with('/') || crate::routes::is_operations(target) {
         return Parsed::Other;
     }
     let (path, query) = match target.split_once('?') {
@@ -359,12 +356,12 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
             // The path was accepted by `parse_path`: it is the feed's canonical spelling.
             debug_assert!(
                 parse_path(
-                    &state.app.config,
+                    state.app.config(),
                     std::str::from_utf8(&buf[head.path.clone()]).unwrap_or("")
                 )
                 .is_ok()
             );
-            state.app.readership.count(&crate::readership::Poll {
+            state.app.readership().count(&crate::readership::Poll {
                 path: std::str::from_utf8(&buf[head.path.clone()]).unwrap_or(""),
                 not_modified: plan.not_modified,
                 conditional: head.if_none_match.is_some() || head.if_modified_since.is_some(),
@@ -385,7 +382,7 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
     push_date(out, super::edge::now());
     out.extend_from_slice(b"\r\n");
     if not_modified {
-        state.app.metrics.not_modified.inc();
+        state.app.metrics().not_modified.inc();
         return Out::None;
     }
     if head.head_only {
@@ -709,7 +706,7 @@ fn cache_key(state: &HttpState, target: &[u8], content: crate::model::Content) -
         None => (target_str, None),
     };
     let (Ok(Target::Feed(feed, format)), Ok(page)) =
-        (parse_path(&state.app.config, path), parse_page(query))
+        (parse_path(state.app.config(), path), parse_page(query))
     else {
         return None;
     };
@@ -768,7 +765,7 @@ async fn answer_buffered(
             .as_ref()
             .and_then(|q| std::str::from_utf8(&buf[q.clone()]).ok());
         let access = match crate::access::resolve(
-            &state.app.config.partners,
+            &state.app.config().partners,
             query,
             head.authorization.as_ref().map(|r| &buf[r.clone()]),
         ) {
@@ -779,11 +776,12 @@ async fn answer_buffered(
         let target = &buf[head.path.start..head.query.as_ref().map_or(head.path.end, |q| q.end)];
         let content = state.app.content_for(access);
         let now = super::edge::now();
+        let fresh_at = state.app.cache().now();
         // The common case borrows the remembered key: a hit clones no strings.
         let remembered = TARGETS.with(|t| {
             t.borrow()
                 .get(content, target)
-                .and_then(|k| state.app.cache.hot_at(k, now.into_std()))
+                .and_then(|k| state.app.cache().hot_at(k, fresh_at))
         });
         let found = match remembered {
             Some(entry) => Found::Hot(entry),
@@ -792,7 +790,7 @@ async fn answer_buffered(
                     // Pages, OPML, 404 texts, redirects: the axum path has them.
                     return Next::HandOff;
                 };
-                match state.app.cache.hot_at(&key, now.into_std()) {
+                match state.app.cache().hot_at(&key, fresh_at) {
                     Some(entry) => Found::Hot(entry),
                     None => Found::Cold(key),
                 }
@@ -808,7 +806,7 @@ async fn answer_buffered(
         let mut out = take_head();
         let body = match found {
             Found::Hot(entry) => {
-                state.app.metrics.cache_hits.inc();
+                state.app.metrics().cache_hits.inc();
                 answer(state, entry, &head, buf, &mut out)
             }
             Found::Cold(key) => {
@@ -850,13 +848,13 @@ async fn miss(
     out: &mut Vec<u8>,
 ) -> Out {
     let app = &state.app;
-    let seen = app.cache.generation();
+    let seen = app.cache().generation();
     let forwarded_for = head.forwarded_for.as_ref().map(|r| &buf[r.clone()]);
     let client = super::request::client_key(app, head.peer, forwarded_for);
     match app.feed_from(key, client).await {
         Ok((entry, source)) => {
             if source != Source::Stale {
-                app.cache.keep_hot(key, &entry, seen);
+                app.cache().keep_hot(key, &entry, seen);
             }
             answer(state, Rc::new(entry), head, buf, out)
         }

@@ -29,7 +29,7 @@ pub fn hot(
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
-    let Ok(Target::Feed(feed, format)) = parse_path(&state.app.config, uri.path()) else {
+    let Ok(Target::Feed(feed, format)) = parse_path(state.app.config(), uri.path()) else {
         return None;
     };
     let page = parse_page(uri.query()).ok()?;
@@ -42,15 +42,15 @@ pub fn hot(
         page,
         content,
     };
-    let entry = app.cache.hot(&key)?;
+    let entry = app.cache().hot(&key)?;
     let resp = represent_entry(
         &entry,
         method,
         headers,
         cache_control(state, access),
-        &app.metrics,
+        app.metrics(),
     );
-    app.metrics.cache_hits.inc();
+    app.metrics().cache_hits.inc();
     count(app, uri.path(), headers, &resp, peer, access);
     Some(resp)
 }
@@ -62,7 +62,7 @@ fn access(
     headers: &HeaderMap,
 ) -> Result<Access, crate::access::Denied> {
     crate::access::resolve(
-        &app.config.partners,
+        &app.config().partners,
         uri.query(),
         headers
             .get(header::AUTHORIZATION)
@@ -88,10 +88,10 @@ fn count(
 ) {
     use axum::body::HttpBody;
     // Only a canonical path reaches here (`paths`), so readership never sees two spellings.
-    debug_assert!(parse_path(&app.config, path).is_ok(), "{path}");
+    debug_assert!(parse_path(app.config(), path).is_ok(), "{path}");
     let Some(peer) = peer else { return };
     let get = |h: header::HeaderName| headers.get(h).map(HeaderValue::as_bytes);
-    app.readership.count(&crate::readership::Poll {
+    app.readership().count(&crate::readership::Poll {
         path,
         not_modified: resp.status() == StatusCode::NOT_MODIFIED,
         conditional: headers.contains_key(header::IF_NONE_MATCH)
@@ -164,7 +164,7 @@ fn moved(path: String, query: Option<&str>) -> Response {
 /// as a failed authentication (`endpoint="feeds"`); not logged, as a poller with an old key
 /// would fill the log.
 pub fn denied(app: &crate::app::App) -> Response {
-    app.metrics
+    app.metrics()
         .auth_failures
         .get_or_create(&crate::metrics::EndpointLabel { endpoint: "feeds" })
         .inc();
@@ -200,10 +200,10 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                 .map(HeaderValue::as_bytes),
         )
     };
-    let target = match parse_path(&app.config, uri.path()) {
+    let target = match parse_path(app.config(), uri.path()) {
         Ok(t) => t,
         Err(msg) => {
-            return match crate::routes::canonical_location(&app.config, uri.path()) {
+            return match crate::routes::canonical_location(app.config(), uri.path()) {
                 Some(path) => moved(path, uri.query()),
                 None => text_response(StatusCode::NOT_FOUND, msg),
             };
@@ -227,18 +227,18 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                 page,
                 content: app.content_for(access),
             };
-            let seen = app.cache.generation();
+            let seen = app.cache().generation();
             match app.feed_from(&key, client()).await {
                 Ok((entry, source)) => {
                     if source != Source::Stale {
-                        app.cache.keep_hot(&key, &entry, seen);
+                        app.cache().keep_hot(&key, &entry, seen);
                     }
                     let resp = represent_entry(
                         &entry,
                         method,
                         headers,
                         cache_control(&state, access),
-                        &app.metrics,
+                        app.metrics(),
                     );
                     count(app, uri.path(), headers, &resp, peer, access);
                     resp
@@ -250,7 +250,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
             Err(_) => denied(app),
             Ok(Access::Public) => match app.opml().await {
                 Ok((entry, _)) => {
-                    represent_entry(&entry, method, headers, &state.cache_control, &app.metrics)
+                    represent_entry(&entry, method, headers, &state.cache_control, app.metrics())
                 }
                 Err(e) => feed_error(e),
             },
@@ -269,7 +269,7 @@ pub async fn serve(State(state): State<super::State>, req: Request) -> Response 
                         method,
                         headers,
                         &state.private_cache_control,
-                        &app.metrics,
+                        app.metrics(),
                     ),
                     Err(e) => feed_error(e),
                 }

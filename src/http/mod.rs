@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, Version, header};
-use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::app::App;
@@ -61,7 +60,7 @@ pub const BAD_HOST: &str = "An HTTP/1.1 request needs exactly one Host header.";
 /// Builds the handler state. Each worker thread gets its own, so the reference count a request
 /// bumps lives in memory only that thread writes.
 pub fn state(app: Arc<App>, hub: crate::hub::Hub) -> State {
-    let c = &app.config.cache;
+    let c = &app.config().cache;
     // Leaked once per state (a few dozen bytes): a static header value is shared by every
     // response without a reference count.
     let policy = |scope: &str| -> &'static str {
@@ -73,7 +72,7 @@ pub fn state(app: Arc<App>, hub: crate::hub::Hub) -> State {
             .into_boxed_str(),
         )
     };
-    let limits = Limits::from_config(&app.config.server);
+    let limits = Limits::from_config(&app.config().server);
     Arc::new(HttpState {
         hub,
         cache_control: HeaderValue::from_static(policy("public")),
@@ -87,14 +86,11 @@ pub fn state(app: Arc<App>, hub: crate::hub::Hub) -> State {
 /// [`feeds::serve`].
 pub fn router(state: State) -> Router {
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/stats", get(stats::page))
-        .route("/api/v1/stats", get(stats::api))
-        .route("/api/v1/sources", get(sources::list))
-        .route("/websub", axum::routing::post(websub::subscribe))
-        .merge(api::routes(&state))
+        .merge(ops::router())
+        .merge(stats::router())
+        .merge(sources::router())
+        .merge(websub::router())
+        .merge(api::router())
         .fallback(feeds::serve)
         .with_state(state)
 }
@@ -283,14 +279,14 @@ async fn worker(
 ) -> std::io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     let state = state(app, hub);
-    let metrics = state.app.metrics.clone();
+    let metrics = state.app.metrics().clone();
     let worker = Worker {
         router: router(state.clone()),
         state,
     };
     let registry = Registry::new(cap);
     // This thread's readership counters are handed over by a task of its own.
-    let counting = worker.state.app.readership.clone();
+    let counting = worker.state.app.readership().clone();
     let worker_id = counting.register_worker();
     tokio::task::spawn_local(counting.clone().worker(worker_id));
     let mut connections = tokio::task::JoinSet::new();
@@ -306,7 +302,7 @@ async fn worker(
     loop {
         let (stream, _) = tokio::select! {
             _ = purge.tick() => {
-                worker.state.app.cache.purge_hot();
+                worker.state.app.cache().purge_hot();
                 continue;
             }
             now = sweep.tick() => {
@@ -377,11 +373,11 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
     let workers = worker_count();
-    let store_files = app.store.max_descriptors() as u64;
+    let store_files = app.store().max_descriptors() as u64;
     let budget = fd_budget(
-        app.config.server.max_connections,
+        app.config().server.max_connections,
         open_file_limit(),
-        crate::cache::FeedCache::max_files(app.config.cache.max_bytes),
+        crate::cache::FeedCache::max_files(app.config().cache.max_bytes),
         store_files,
         workers,
     );

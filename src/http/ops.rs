@@ -6,6 +6,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The operations routes: liveness, readiness, metrics.
+pub fn router() -> axum::Router<super::State> {
+    use crate::routes::{HEALTHZ, METRICS, READYZ};
+    use axum::routing::get;
+    axum::Router::new()
+        .route(HEALTHZ, get(healthz))
+        .route(READYZ, get(readyz))
+        .route(METRICS, get(metrics))
+}
+
 /// Liveness: the process answers. Never touches the store, so a database outage does not get
 /// healthy replicas restarted.
 pub async fn healthz() -> &'static str {
@@ -38,28 +48,28 @@ pub async fn readyz(State(state): State<super::State>) -> Response {
 
 pub async fn metrics(State(state): State<super::State>) -> Response {
     let app = &state.app;
-    app.cache.settle().await;
-    app.metrics
+    app.cache().settle().await;
+    app.metrics()
         .cache_live_bytes
-        .set(app.cache.live_bytes() as i64);
-    app.metrics.memfds.set(crate::render::memfiles() as i64);
-    app.metrics
+        .set(app.cache().live_bytes() as i64);
+    app.metrics().memfds.set(crate::render::memfiles() as i64);
+    app.metrics()
         .cache_bytes
-        .set(app.cache.weighted_size() as i64);
-    app.metrics
+        .set(app.cache().weighted_size() as i64);
+    app.metrics()
         .cache_entries
-        .set(app.cache.entry_count() as i64);
-    let slots = app.slots.stats();
+        .set(app.cache().entry_count() as i64);
+    let slots = app.slots().stats();
     for (lane, busy, waiting) in [
         ("front", slots.front_running, slots.front_waiting),
         ("deep", slots.deep_running, slots.deep_waiting),
     ] {
         let label = crate::metrics::LaneLabel { lane };
-        app.metrics
+        app.metrics()
             .render_slots_busy
             .get_or_create(&label)
             .set(busy as i64);
-        app.metrics
+        app.metrics()
             .renders_waiting
             .get_or_create(&label)
             .set(waiting as i64);
@@ -69,7 +79,7 @@ pub async fn metrics(State(state): State<super::State>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.encode(),
+        app.metrics().encode(),
     )
         .into_response()
 }

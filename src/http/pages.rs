@@ -16,7 +16,7 @@ pub async fn home(state: &HttpState, method: &Method, headers: &HeaderMap) -> Re
     let app = &state.app;
     match app.index().await {
         Ok((entry, _)) => {
-            represent_entry(&entry, method, headers, &state.cache_control, &app.metrics)
+            represent_entry(&entry, method, headers, &state.cache_control, app.metrics())
         }
         Err(e) => feed_error(e),
     }
@@ -34,7 +34,7 @@ pub async fn preview(
     let app = &state.app;
     match app.preview(feed, page, client).await {
         Ok((entry, _)) => {
-            represent_entry(&entry, method, headers, &state.cache_control, &app.metrics)
+            represent_entry(&entry, method, headers, &state.cache_control, app.metrics())
         }
         Err(e) => feed_error(e),
     }

@@ -11,6 +11,6 @@ use crate::slots::ClientKey;
 /// trusted proxy, gives it.
 pub fn client_key(app: &App, peer: Option<IpAddr>, forwarded_for: Option<&[u8]>) -> ClientKey {
     ClientKey::of(peer.map(|p| {
-        crate::access::client_address(p, forwarded_for, &app.config.access.trusted_proxies)
+        crate::access::client_address(p, forwarded_for, &app.config().access.trusted_proxies)
     }))
 }

@@ -3,21 +3,23 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::error::HttpError;
 
+/// `/api/v1/sources`.
+pub fn router() -> axum::Router<super::State> {
+    axum::Router::new().route(crate::routes::API_SOURCES, axum::routing::get(list))
+}
+
 pub async fn list(
     State(state): State<super::State>,
-    caller: super::auth::Caller,
-    headers: HeaderMap,
+    _token: super::auth::ApiToken<super::auth::Sources>,
 ) -> Response {
     let app = &state.app;
     let result = async {
-        super::api::authorize(app, &headers, caller)?;
         let states = app.source_states().await?;
-        Ok::<_, HttpError>(Json(crate::sources::status(&app.config, &states)).into_response())
+        Ok::<_, HttpError>(Json(crate::sources::status(app.config(), &states)).into_response())
     }
     .await;
     super::private_no_store(result.unwrap_or_else(IntoResponse::into_response))

@@ -11,26 +11,30 @@ use std::fmt::Write as _;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::auth::Caller;
+use super::auth::{ApiToken, Endpoint, Figures, Guard};
 use super::error::HttpError;
 use crate::app::App;
 use crate::readership::Stats;
 use crate::readership::figures::DayFigures;
 use crate::text::escape_xml as esc;
 
+/// The readership figures' routes: the JSON and the newsroom's page.
+pub fn router() -> axum::Router<super::State> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(crate::routes::STATS_PAGE, get(page))
+        .route(crate::routes::API_STATS, get(api))
+}
+
 /// Days shown when `days` is not given: a week by API, a month on the page.
 const API_DAYS: u32 = 7;
 const PAGE_DAYS: u32 = 30;
 /// Most days one request may ask for.
 const MAX_DAYS: u32 = 366;
-
-fn check_token(app: &App, headers: &HeaderMap, caller: Caller) -> Result<(), HttpError> {
-    super::auth::require_token(app, headers, caller, super::auth::Endpoint::Stats)
-}
 
 /// `days=N` from the query: 1..=366, or the default.
 fn days_param(query: Option<&str>, default: u32) -> Result<u32, HttpError> {
@@ -49,26 +53,14 @@ fn days_param(query: Option<&str>, default: u32) -> Result<u32, HttpError> {
     }
 }
 
-fn challenge(mut r: Response) -> Response {
-    if r.status() == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"bantin stats\", charset=\"UTF-8\""),
-        );
-    }
-    r
-}
-
 /// `GET /api/v1/stats?days=N`.
 pub async fn api(
     State(state): State<super::State>,
-    caller: Caller,
-    headers: HeaderMap,
+    _token: ApiToken<Figures>,
     uri: axum::http::Uri,
 ) -> Response {
     let app = &state.app;
     let result = async {
-        check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), API_DAYS)?;
         let s = app.stats(days).await?;
         Ok::<_, HttpError>(
@@ -90,19 +82,17 @@ pub async fn api(
         )
     }
     .await;
-    super::private_no_store(result.unwrap_or_else(|e| challenge(e.into_response())))
+    super::private_no_store(result.unwrap_or_else(|e| super::auth::challenge(e.into_response())))
 }
 
 /// `GET /stats?days=N`: the page for the newsroom.
 pub async fn page(
     State(state): State<super::State>,
-    caller: Caller,
-    headers: HeaderMap,
+    _token: ApiToken<Page>,
     uri: axum::http::Uri,
 ) -> Response {
     let app = &state.app;
     let result = async {
-        check_token(app, &headers, caller)?;
         let days = days_param(uri.query(), PAGE_DAYS)?;
         let s = app.stats(days).await?;
         Ok::<_, HttpError>(render(app, &s))
@@ -117,19 +107,26 @@ pub async fn page(
             );
             r
         }
-        Err(e) => {
-            let status = e.status;
-            let retry = e.retry_after;
-            let mut r = super::response::text_response(status, e.message);
-            r.headers_mut().remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-            if let Some(secs) = retry {
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            challenge(r)
-        }
+        Err(e) => return Page::refused(e),
     };
     super::private_no_store(r)
+}
+
+/// The `/stats` page: its refusals are text for a person, with the browser's password prompt.
+pub enum Page {}
+impl Guard for Page {
+    const ENDPOINT: Endpoint = Endpoint::Stats;
+    fn refused(e: HttpError) -> Response {
+        let status = e.status;
+        let retry = e.retry_after;
+        let mut r = super::response::text_response(status, e.message);
+        r.headers_mut().remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+        if let Some(secs) = retry {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        super::private_no_store(super::auth::challenge(r))
+    }
 }
 
 /// A byte count for people: `1.2 MB`.
@@ -223,7 +220,7 @@ fn chart(days: &[DayFigures]) -> String {
 fn local_time(app: &App, secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|t| {
-            t.with_timezone(&app.config.zone.0)
+            t.with_timezone(&app.config().zone.0)
                 .format("%Y-%m-%d %H:%M")
                 .to_string()
         })
@@ -232,7 +229,7 @@ fn local_time(app: &App, secs: i64) -> String {
 
 fn render(app: &App, stats: &Stats) -> String {
     let days = &stats.days;
-    let site = &app.config.languages[0].site_name;
+    let site = &app.config().languages[0].site_name;
     let latest = days.last();
     let today_subs: u64 = latest.map_or(0, |d| d.subscribers);
     let sum = |f: fn(&DayFigures) -> u64| days.iter().fold(0u64, |s, d| s.saturating_add(f(d)));
@@ -344,7 +341,7 @@ fn render(app: &App, stats: &Stats) -> String {
     let _ = writeln!(
         s,
         "<h2>Impolite pollers</h2>\n<p>Clients fetching a feed without <code>If-None-Match</code> or <code>If-Modified-Since</code> again before its max-age ({} s) had passed: what feed-reader scoring services check, seen from the server.</p>",
-        app.config.cache.max_age
+        app.config().cache.max_age
     );
     if impolite.is_empty() {
         s.push_str("<p id=\"impolite\">None.</p>\n");

@@ -10,6 +10,11 @@ use axum::response::Response;
 use super::response::text_response;
 use crate::hub::request::MAX_BODY;
 
+/// The built-in hub's endpoint.
+pub fn router() -> axum::Router<super::State> {
+    axum::Router::new().route(crate::routes::WEBSUB, axum::routing::post(subscribe))
+}
+
 pub async fn subscribe(
     State(state): State<super::State>,
     headers: HeaderMap,

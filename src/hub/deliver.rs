@@ -217,10 +217,10 @@ pub(super) async fn run(
                 // mark that made these rows due is not. Render what they deliver afresh.
                 let feeds: Vec<_> = topics
                     .iter()
-                    .filter_map(|t| super::request::topic(&app.config, t).ok())
+                    .filter_map(|t| super::request::topic(app.config(), t).ok())
                     .map(|(key, _)| key)
                     .collect();
-                app.cache.invalidate(&feeds);
+                app.cache().invalidate(&feeds);
             }
         }
         for c in lanes.starts() {
@@ -376,7 +376,7 @@ enum Skip {
 }
 
 async fn send(inner: &Inner, app: &App, claim: &Claim) -> Result<Sent, Skip> {
-    let config = &app.config;
+    let config = &app.config();
     let url = url::Url::parse(&claim.callback).map_err(|e| Skip::Refused(e.to_string()))?;
     if !config.websub.allow_private_callbacks
         && let Some(why) = netguard::literal_ip(&url).and_then(netguard::non_public)

@@ -319,7 +319,7 @@ pub async fn import(app: &App, files: &[PathBuf], progress: bool) -> Result<Repo
     });
     let mut sink = ReportSink {
         report: Report::default(),
-        config: app.config.clone(),
+        config: app.config().clone(),
     };
     let mut ingest = Ingest::new(app, &mut sink).with_chunk_items(BATCH);
     while let Some(msg) = rx.recv().await {

@@ -77,9 +77,9 @@ impl Drop for Poller {
 }
 
 impl Poller {
-    /// Starts polling `app.config.sources` (nothing to start when there are none).
+    /// Starts polling `app.config().sources` (nothing to start when there are none).
     pub fn spawn(app: Arc<App>, clock: Arc<dyn Clock>) -> Option<Poller> {
-        if app.config.sources.is_empty() {
+        if app.config().sources.is_empty() {
             return None;
         }
         let (tx, rx) = watch::channel(Progress::default());
@@ -124,9 +124,9 @@ async fn run(
     tx: watch::Sender<Progress>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let fetcher = Arc::new(Fetcher::new(&app.config));
+    let fetcher = Arc::new(Fetcher::new(app.config()));
     let configured: HashMap<String, SourceConfig> = app
-        .config
+        .config()
         .sources
         .iter()
         .map(|s| (s.id.clone(), s.clone()))
@@ -135,8 +135,8 @@ async fn run(
         tracing::warn!(error = %e, "cannot read the sources' state; retrying");
         tokio::time::sleep(STORE_RETRY).await;
     }
-    let concurrency = app.config.upstream.concurrency;
-    let per_host_limit = app.config.upstream.per_host;
+    let concurrency = app.config().upstream.concurrency;
+    let per_host_limit = app.config().upstream.per_host;
     let lease = lease_of(&app);
     // The schedule as this replica knows it. It is read from the store at start and then every
     // `MAX_SLEEP` of clock time (other replicas' polls); in between it is kept from this
@@ -151,7 +151,7 @@ async fn run(
     loop {
         let now = clock.now();
         if loaded_at.is_none_or(|at| now - at >= to_chrono(MAX_SLEEP)) {
-            match app.store.source_states().await {
+            match app.store().source_states().await {
                 Ok(all) => {
                     states = all
                         .into_iter()
@@ -278,7 +278,7 @@ enum Claimed {
 /// Long enough for a fetch and its write; if a replica dies mid-poll, another one polls the
 /// source once the lease runs out.
 fn lease_of(app: &App) -> Duration {
-    app.config.upstream.timeout * 2 + Duration::from_secs(60)
+    app.config().upstream.timeout * 2 + Duration::from_secs(60)
 }
 
 /// Records sources seen for the first time (due at once) and starts afresh those whose
@@ -286,21 +286,21 @@ fn lease_of(app: &App) -> Duration {
 /// resume where they were.
 async fn reconcile(app: &App, now: DateTime<Utc>) -> Result<(), StoreError> {
     let states: HashMap<String, SourceState> = app
-        .store
+        .store()
         .source_states()
         .await?
         .into_iter()
         .map(|s| (s.id.clone(), s))
         .collect();
-    for cfg in &app.config.sources {
+    for cfg in &app.config().sources {
         let fresh = SourceState::new(&cfg.id, cfg.url.as_str(), now);
         match states.get(&cfg.id) {
             None => {
-                app.store.add_source(&fresh).await?;
+                app.store().add_source(&fresh).await?;
             }
             Some(st) if st.configured_url != cfg.url.as_str() => {
                 tracing::info!(source = %cfg.id, url = %cfg.url, "the configured URL changed: polling it afresh");
-                app.store
+                app.store()
                     .save_source(&SourceState {
                         items: st.items,
                         ..fresh
@@ -321,7 +321,7 @@ async fn poll(
     now: DateTime<Utc>,
 ) -> (String, Claimed) {
     let lease = schedule::after(now, lease_of(&app));
-    let mut st = match app.store.claim_source(&cfg.id, now, lease).await {
+    let mut st = match app.store().claim_source(&cfg.id, now, lease).await {
         Ok(Some(st)) => st,
         Ok(None) => return (cfg.id, Claimed::Elsewhere),
         Err(e) => {
@@ -341,7 +341,7 @@ async fn poll(
         )
         .await;
     let label = apply(&app, &cfg, &mut st, outcome, now).await;
-    app.metrics
+    app.metrics()
         .source_polls
         .get_or_create(&crate::metrics::SourcePollLabel {
             source: cfg.id.clone(),
@@ -349,7 +349,7 @@ async fn poll(
         })
         .inc();
     // The schedule counts from the attempt (`now`), even if the fetch took a while.
-    match app.store.finish_source(&st, lease).await {
+    match app.store().finish_source(&st, lease).await {
         Ok(true) => (cfg.id, Claimed::Polled(Box::new(st))),
         Ok(false) => {
             tracing::warn!(source = %cfg.id, "the poll outlived its lease (another replica polled since); its state was not saved");
@@ -378,7 +378,7 @@ async fn apply(
             st.url = to.to_string();
         }
     };
-    let cap = app.config.upstream.max_backoff;
+    let cap = app.config().upstream.max_backoff;
     match outcome {
         Outcome::NotModified { moved_to } => {
             moved(st, moved_to);
@@ -560,7 +560,7 @@ async fn ingest(
     // however many fetches run, so memory is bounded by the body limit times this, not times
     // `[upstream] concurrency`.
     let _permit = PARSING.acquire().await.ok();
-    let zone = app.config.zone;
+    let zone = app.config().zone;
     let url = feed_url.clone();
     let source_id = cfg.id.clone();
     let (parsed, ids, cut) = tokio::task::spawn_blocking(move || {
@@ -582,7 +582,7 @@ async fn ingest(
     let mut stored: HashMap<String, Article> = HashMap::new();
     for chunk in ids.chunks(LOOKUP_CHUNK) {
         for a in app
-            .store
+            .store()
             .get_many(chunk)
             .await
             .map_err(|e| PollError::Store(e.to_string()))?
@@ -590,10 +590,10 @@ async fn ingest(
             stored.insert(a.id.clone(), a);
         }
     }
-    let config = app.config.clone();
+    let config = app.config().clone();
     let (cfg2, url) = (cfg.clone(), feed_url.clone());
     for (repair, n) in parsed.repairs.iter() {
-        app.metrics
+        app.metrics()
             .source_repairs
             .get_or_create(&crate::metrics::SourceRepairLabel {
                 source: cfg.id.clone(),

@@ -27,6 +27,7 @@ use upstream::SourceState;
 pub mod pool;
 pub mod postgres;
 pub mod readership;
+mod sql;
 pub mod sqlite;
 pub mod subscriptions;
 pub mod upstream;

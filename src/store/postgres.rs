@@ -29,6 +29,7 @@ use super::readership::{
     self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls, ReaderSketch,
     ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
+use super::sql::{self, Dialect, FeedFilter};
 use super::subscriptions::{self as subs, Finished, Outcome, Subscription};
 use super::upstream::{SourceState, millis};
 use super::{
@@ -36,7 +37,7 @@ use super::{
     StoreError, Upsert, decide, from_doc, to_doc,
 };
 use crate::article::{Article, Status};
-use crate::model::{FeedKey, Selector};
+use crate::model::FeedKey;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_articles.sql")),
@@ -94,37 +95,6 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 
 fn instant(s: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(s, 0).single().unwrap_or_default()
-}
-
-/// The SQL filter for a feed, with its text parameters ($1, $2).
-fn feed_filter(feed: &FeedKey) -> (&'static str, Vec<String>, &'static str, &'static str) {
-    let lang = feed.lang.clone();
-    match &feed.selector {
-        Selector::All => (
-            "FROM articles a WHERE a.status = 'published' AND a.lang = $1",
-            vec![lang],
-            "a.published_at",
-            "a.id",
-        ),
-        Selector::Category(c) => (
-            "FROM articles a WHERE a.status = 'published' AND a.lang = $1 AND a.category = $2",
-            vec![lang, c.clone()],
-            "a.published_at",
-            "a.id",
-        ),
-        Selector::Author(s) => (
-            "FROM articles a WHERE a.status = 'published' AND a.lang = $1 AND a.author_slug = $2",
-            vec![lang, s.clone()],
-            "a.published_at",
-            "a.id",
-        ),
-        Selector::Tag(s) => (
-            "FROM article_tags t JOIN articles a ON a.id = t.article_id WHERE t.lang = $1 AND t.tag_slug = $2",
-            vec![lang, s.clone()],
-            "t.published_at",
-            "t.article_id",
-        ),
-    }
 }
 
 /// Upserts a batch in the caller's transaction with a constant number of round trips: lock the
@@ -236,7 +206,7 @@ async fn upsert_many(
 
 /// `col + add` saturating at `i64::MAX` (both are non-negative: no write stores a negative count).
 fn sat(col: &str, add: &str) -> String {
-    format!("LEAST({col}, 9223372036854775807 - {add}) + {add}")
+    Dialect::Postgres.saturating_add(col, add)
 }
 
 /// Adds one readership flush in the caller's transaction. Each row set is passed as arrays
@@ -256,15 +226,7 @@ async fn add_readership(
         let nm: Vec<i64> = days.iter().map(|t| stored(t.not_modified)).collect();
         let bytes: Vec<i64> = days.iter().map(|t| stored(t.bytes)).collect();
         let stmt = tx
-            .prepare_cached(&format!(
-                "INSERT INTO readership_days AS d (day, feed, polls, not_modified, bytes)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
-                   AS u(day, feed, polls, not_modified, bytes) ORDER BY day, feed
-                 ON CONFLICT (day, feed) DO UPDATE SET polls = {}, not_modified = {}, bytes = {}",
-                sat("d.polls", "excluded.polls"),
-                sat("d.not_modified", "excluded.not_modified"),
-                sat("d.bytes", "excluded.bytes"),
-            ))
+            .prepare_cached(&sql::READERSHIP_DAYS.sql(Dialect::Postgres))
             .await
             .map_err(pg_error)?;
         tx.execute(&stmt, &[&d, &feeds, &polls, &nm, &bytes])
@@ -349,11 +311,7 @@ async fn add_readership(
         let families: Vec<&str> = s.iter().map(|x| x.family.as_str()).collect();
         let blobs: Vec<&[u8]> = s.iter().map(|x| x.sketch.as_slice()).collect();
         let stmt = tx
-            .prepare_cached(
-                "INSERT INTO readership_sketches (feed, day, family, sketch)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
-                 ON CONFLICT (feed, day, family) DO UPDATE SET sketch = excluded.sketch",
-            )
+            .prepare_cached(&sql::READERSHIP_SKETCHES.sql(Dialect::Postgres))
             .await
             .map_err(pg_error)?;
         tx.execute(&stmt, &[&feeds, &days, &families, &blobs])
@@ -371,12 +329,7 @@ async fn add_readership(
         let last: Vec<i64> = c.iter().map(|x| x.last_seen).collect();
         let verdicts: Vec<i64> = c.iter().map(|x| x.verdict).collect();
         let stmt = tx
-            .prepare_cached(
-                "INSERT INTO readership_claims (feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
-                 ON CONFLICT (feed, day, aggregator, network) DO UPDATE SET subscribers = excluded.subscribers,
-                   first_seen = excluded.first_seen, last_seen = excluded.last_seen, verdict = excluded.verdict",
-            )
+            .prepare_cached(&sql::READERSHIP_CLAIMS.sql(Dialect::Postgres))
             .await
             .map_err(pg_error)?;
         tx.execute(
@@ -393,12 +346,7 @@ async fn add_readership(
         let ids: Vec<&str> = p.iter().map(|x| x.partner.as_str()).collect();
         let polls: Vec<i64> = p.iter().map(|x| stored(x.polls)).collect();
         let stmt = tx
-            .prepare_cached(&format!(
-                "INSERT INTO readership_partners AS p (day, feed, partner, polls)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-                 ON CONFLICT (day, feed, partner) DO UPDATE SET polls = {}",
-                sat("p.polls", "excluded.polls")
-            ))
+            .prepare_cached(&sql::READERSHIP_PARTNERS.sql(Dialect::Postgres))
             .await
             .map_err(pg_error)?;
         tx.execute(&stmt, &[&days, &feeds, &ids, &polls])
@@ -422,13 +370,7 @@ async fn add_readership(
         let unc: Vec<i64> = rows.values().map(|v| stored(v.0)).collect();
         let soon: Vec<i64> = rows.values().map(|v| stored(v.1)).collect();
         let stmt = tx
-            .prepare_cached(&format!(
-                "INSERT INTO readership_impolite AS i (day, feed, user_agent, unconditional, too_soon)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-                 ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = {}, too_soon = {}",
-                sat("i.unconditional", "excluded.unconditional"),
-                sat("i.too_soon", "excluded.too_soon")
-            ))
+            .prepare_cached(&sql::READERSHIP_IMPOLITE.sql(Dialect::Postgres))
             .await
             .map_err(pg_error)?;
         tx.execute(&stmt, &[&days, &feeds, &uas, &unc, &soon])
@@ -708,34 +650,26 @@ impl Store for PgStore {
 
     async fn page(&self, q: &PageQuery<'_>) -> Result<Vec<Article>, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        let (from, args, p, id) = feed_filter(q.feed);
+        let f = FeedFilter::new(q.feed, Dialect::Postgres);
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-            args.into_iter().map(|a| Box::new(a) as _).collect();
+            f.args.iter().map(|a| Box::new(a.clone()) as _).collect();
         params.push(Box::new(q.now.timestamp()));
         let t = params.len();
-        let cond = if q.offset > 0 {
+        let from_boundary = q.offset > 0;
+        if from_boundary {
             // Find the first row of the page with an index-only skip, then read rows by keyset.
-            let sql = format!(
-                "SELECT {p}, {id} {from} AND {p} <= ${t} ORDER BY {p} DESC, {id} DESC LIMIT 1 OFFSET {}",
-                q.offset
-            );
-            let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
+            let stmt = client
+                .prepare_cached(&f.boundary_sql(q.offset))
+                .await
+                .map_err(pg_error)?;
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| &**b as _).collect();
             let Some(row) = client.query_opt(&stmt, &refs).await.map_err(pg_error)? else {
                 return Ok(Vec::new());
             };
             params[t - 1] = Box::new(row.get::<_, i64>(0));
             params.push(Box::new(row.get::<_, String>(1)));
-            // A row-value comparison is one index condition on the feed index (an OR of two
-            // comparisons would only filter).
-            format!(" AND ({p}, {id}) <= (${t}, ${})", t + 1)
-        } else {
-            format!(" AND {p} <= ${t}")
-        };
-        let sql = format!(
-            "SELECT a.doc {from}{cond} ORDER BY {p} DESC, {id} DESC LIMIT {}",
-            q.limit
-        );
+        }
+        let sql = f.page_sql(from_boundary, q.limit);
         let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| &**b as _).collect();
         let rows = client.query(&stmt, &refs).await.map_err(pg_error)?;
@@ -748,12 +682,13 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        let (from, args, p, id) = feed_filter(feed);
-        let n = args.len() + 1;
-        let sql = format!("SELECT {p} {from} AND {p} > ${n} ORDER BY {p} ASC, {id} ASC LIMIT 1");
-        let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
+        let f = FeedFilter::new(feed, Dialect::Postgres);
+        let stmt = client
+            .prepare_cached(&f.next_publication_sql())
+            .await
+            .map_err(pg_error)?;
         let t = now.timestamp();
-        let mut refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        let mut refs: Vec<&(dyn ToSql + Sync)> = f.args.iter().map(|a| a as _).collect();
         refs.push(&t);
         let row = client.query_opt(&stmt, &refs).await.map_err(pg_error)?;
         Ok(row.map(|r| instant(r.get(0))))
@@ -761,12 +696,13 @@ impl Store for PgStore {
 
     async fn count_visible(&self, feed: &FeedKey, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        let (from, args, p, _) = feed_filter(feed);
-        let n = args.len() + 1;
-        let sql = format!("SELECT COUNT(*) {from} AND {p} <= ${n}");
-        let stmt = client.prepare_cached(&sql).await.map_err(pg_error)?;
+        let f = FeedFilter::new(feed, Dialect::Postgres);
+        let stmt = client
+            .prepare_cached(&f.count_sql())
+            .await
+            .map_err(pg_error)?;
         let t = now.timestamp();
-        let mut refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        let mut refs: Vec<&(dyn ToSql + Sync)> = f.args.iter().map(|a| a as _).collect();
         refs.push(&t);
         let row = client.query_one(&stmt, &refs).await.map_err(pg_error)?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
@@ -1582,6 +1518,7 @@ pub mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Selector;
 
     #[test]
     fn payload_round_trips_and_overflows_to_everything() {

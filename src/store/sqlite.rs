@@ -27,6 +27,7 @@ use super::readership::{
     self, Claim, ClosedDay, DayTotals, Existing, ImpoliteSum, Overflow, PartnerPolls, ReaderSketch,
     ReadershipBatch, StoredTotals, WindowRows, count, day_text, parse_day, stored,
 };
+use super::sql::{self, Dialect, FeedFilter};
 use super::subscriptions::{self as subs, Finished, Outcome, Subscription};
 use super::upstream::{SourceState, millis};
 use super::{
@@ -34,7 +35,7 @@ use super::{
     Upsert, decide, from_doc, from_doc_bytes, to_doc,
 };
 use crate::article::{Article, Status};
-use crate::model::{FeedKey, Selector};
+use crate::model::FeedKey;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_articles.sql")),
@@ -200,51 +201,17 @@ fn instant(s: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(s, 0).single().unwrap_or_default()
 }
 
-/// The SQL filter for a feed over `articles a` (or `article_tags t` for tags), with its params.
-fn feed_filter(feed: &FeedKey) -> (&'static str, Vec<String>) {
-    match &feed.selector {
-        Selector::All => (
-            "FROM articles a WHERE a.status = 'published' AND a.lang = ?1",
-            vec![feed.lang.clone()],
-        ),
-        Selector::Category(c) => (
-            "FROM articles a WHERE a.status = 'published' AND a.lang = ?1 AND a.category = ?2",
-            vec![feed.lang.clone(), c.clone()],
-        ),
-        Selector::Author(s) => (
-            "FROM articles a WHERE a.status = 'published' AND a.lang = ?1 AND a.author_slug = ?2",
-            vec![feed.lang.clone(), s.clone()],
-        ),
-        Selector::Tag(s) => (
-            "FROM article_tags t JOIN articles a ON a.id = t.article_id WHERE t.lang = ?1 AND t.tag_slug = ?2",
-            vec![feed.lang.clone(), s.clone()],
-        ),
-    }
-}
-
-/// Column names for the feed order: the tag table carries its own copy.
-fn order_columns(feed: &FeedKey) -> (&'static str, &'static str) {
-    match feed.selector {
-        Selector::Tag(_) => ("t.published_at", "t.article_id"),
-        _ => ("a.published_at", "a.id"),
-    }
-}
-
 fn page_rows(conn: &Connection, q: &PageQuery<'_>) -> Result<Vec<Article>, StoreError> {
-    let (from, args) = feed_filter(q.feed);
-    let (p, id) = order_columns(q.feed);
-    let mut values: Vec<Value> = args.into_iter().map(Value::Text).collect();
+    let f = FeedFilter::new(q.feed, Dialect::Sqlite);
+    let mut values: Vec<Value> = f.args.iter().cloned().map(Value::Text).collect();
     // Times are bound as integers so SQLite compares them numerically, on the index.
     values.push(Value::Integer(secs(q.now)));
     let t = values.len();
-    let cond = if q.offset > 0 {
+    let from_boundary = q.offset > 0;
+    if from_boundary {
         // Find the first row of the page with an index-only skip, then read rows by keyset.
-        let sql = format!(
-            "SELECT {p}, {id} {from} AND {p} <= ?{t} ORDER BY {p} DESC, {id} DESC LIMIT 1 OFFSET {}",
-            q.offset
-        );
         let first: Option<(i64, String)> = conn
-            .prepare_cached(&sql)
+            .prepare_cached(&f.boundary_sql(q.offset))
             .map_err(unavailable)?
             .query_row(params_from_iter(values.iter()), |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -256,15 +223,8 @@ fn page_rows(conn: &Connection, q: &PageQuery<'_>) -> Result<Vec<Article>, Store
         };
         values[t - 1] = Value::Integer(bp);
         values.push(Value::Text(bid));
-        // A row-value comparison is one range condition on the feed index.
-        format!(" AND ({p}, {id}) <= (?{t}, ?{})", t + 1)
-    } else {
-        format!(" AND {p} <= ?{t}")
-    };
-    let sql = format!(
-        "SELECT a.doc {from}{cond} ORDER BY {p} DESC, {id} DESC LIMIT {}",
-        q.limit
-    );
+    }
+    let sql = f.page_sql(from_boundary, q.limit);
     let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
     let mut rows = stmt
         .query(params_from_iter(values.iter()))
@@ -328,20 +288,14 @@ fn upsert_one(conn: &Connection, a: &Article) -> Result<Upsert, StoreError> {
 
 /// `col + add` saturating at `i64::MAX` (both are non-negative: no write stores a negative count).
 fn sat(col: &str, add: &str) -> String {
-    format!("min({col}, 9223372036854775807 - {add}) + {add}")
+    Dialect::Sqlite.saturating_add(col, add)
 }
 
 fn add_readership(conn: &Connection, b: &ReadershipBatch) -> Result<(), StoreError> {
     // The day totals first, in (day, feed) order: every feed-day the flush touches has one.
     let days = b.feed_days();
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "INSERT INTO readership_days (day, feed, polls, not_modified, bytes) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (day, feed) DO UPDATE SET polls = {}, not_modified = {}, bytes = {}",
-            sat("polls", "excluded.polls"),
-            sat("not_modified", "excluded.not_modified"),
-            sat("bytes", "excluded.bytes"),
-        ))
+        .prepare_cached(&sql::READERSHIP_DAYS.sql(Dialect::Sqlite))
         .map_err(unavailable)?;
     for t in &days {
         stmt.execute(params![
@@ -418,22 +372,14 @@ fn add_readership(conn: &Connection, b: &ReadershipBatch) -> Result<(), StoreErr
     let plan = readership::plan(b, existing);
 
     let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO readership_sketches (feed, day, family, sketch) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (feed, day, family) DO UPDATE SET sketch = excluded.sketch",
-        )
+        .prepare_cached(&sql::READERSHIP_SKETCHES.sql(Dialect::Sqlite))
         .map_err(unavailable)?;
     for s in &plan.sketches {
         stmt.execute(params![s.feed, day_text(s.day), s.family, s.sketch])
             .map_err(unavailable)?;
     }
     let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO readership_claims (feed, day, aggregator, network, subscribers, first_seen, last_seen, verdict)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (feed, day, aggregator, network) DO UPDATE SET subscribers = excluded.subscribers,
-               first_seen = excluded.first_seen, last_seen = excluded.last_seen, verdict = excluded.verdict",
-        )
+        .prepare_cached(&sql::READERSHIP_CLAIMS.sql(Dialect::Sqlite))
         .map_err(unavailable)?;
     for c in &plan.claims {
         stmt.execute(params![
@@ -449,23 +395,14 @@ fn add_readership(conn: &Connection, b: &ReadershipBatch) -> Result<(), StoreErr
         .map_err(unavailable)?;
     }
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "INSERT INTO readership_partners (day, feed, partner, polls) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, feed, partner) DO UPDATE SET polls = {}",
-            sat("polls", "excluded.polls")
-        ))
+        .prepare_cached(&sql::READERSHIP_PARTNERS.sql(Dialect::Sqlite))
         .map_err(unavailable)?;
     for p in &b.partners {
         stmt.execute(params![day_text(p.day), p.feed, p.partner, stored(p.polls)])
             .map_err(unavailable)?;
     }
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "INSERT INTO readership_impolite (day, feed, user_agent, unconditional, too_soon) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (day, feed, user_agent) DO UPDATE SET unconditional = {}, too_soon = {}",
-            sat("unconditional", "excluded.unconditional"),
-            sat("too_soon", "excluded.too_soon")
-        ))
+        .prepare_cached(&sql::READERSHIP_IMPOLITE.sql(Dialect::Sqlite))
         .map_err(unavailable)?;
     for i in &plan.impolite {
         stmt.execute(params![
@@ -907,12 +844,9 @@ impl Store for SqliteStore {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let feed = feed.clone();
         self.read(move |conn| {
-            let (from, args) = feed_filter(&feed);
-            let (p, id) = order_columns(&feed);
-            let n = args.len() + 1;
-            let sql =
-                format!("SELECT {p} {from} AND {p} > ?{n} ORDER BY {p} ASC, {id} ASC LIMIT 1");
-            let mut values: Vec<Value> = args.into_iter().map(Value::Text).collect();
+            let f = FeedFilter::new(&feed, Dialect::Sqlite);
+            let sql = f.next_publication_sql();
+            let mut values: Vec<Value> = f.args.into_iter().map(Value::Text).collect();
             values.push(Value::Integer(secs(now)));
             let next: Option<i64> = conn
                 .prepare_cached(&sql)
@@ -928,11 +862,9 @@ impl Store for SqliteStore {
     async fn count_visible(&self, feed: &FeedKey, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let feed = feed.clone();
         self.read(move |conn| {
-            let (from, args) = feed_filter(&feed);
-            let (p, _) = order_columns(&feed);
-            let n = args.len() + 1;
-            let sql = format!("SELECT COUNT(*) {from} AND {p} <= ?{n}");
-            let mut values: Vec<Value> = args.into_iter().map(Value::Text).collect();
+            let f = FeedFilter::new(&feed, Dialect::Sqlite);
+            let sql = f.count_sql();
+            let mut values: Vec<Value> = f.args.into_iter().map(Value::Text).collect();
             values.push(Value::Integer(secs(now)));
             let count: i64 = conn
                 .prepare_cached(&sql)

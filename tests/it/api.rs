@@ -202,7 +202,7 @@ async fn authentication_401_403_and_open_feeds() {
     .await;
     assert_eq!(saw("post", MANY, s), 401);
     assert_eq!(
-        app.server.app.store.get("api-auth").await.unwrap(),
+        app.server.app.store().get("api-auth").await.unwrap(),
         None,
         "nothing stored"
     );
@@ -382,7 +382,7 @@ async fn rejected_writes_are_json_errors_naming_the_field_and_store_nothing() {
     );
 
     assert_eq!(
-        app.server.app.store.get("bad-1").await.unwrap(),
+        app.server.app.store().get("bad-1").await.unwrap(),
         None,
         "nothing was stored"
     );
@@ -437,7 +437,7 @@ async fn ndjson_batch_stores_good_lines_and_reports_bad_ones() {
             .contains(":batch-2</guid>"),
         "batched writes invalidate too"
     );
-    assert_eq!(app.server.app.store.get("batch-3").await.unwrap(), None);
+    assert_eq!(app.server.app.store().get("batch-3").await.unwrap(), None);
 
     let r = app
         .client
@@ -494,7 +494,7 @@ async fn a_large_batch_streams_in_transactions() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["summary"]["created"], n);
-    assert_eq!(app.server.app.store.count().await.unwrap(), n as u64);
+    assert_eq!(app.server.app.store().count().await.unwrap(), n as u64);
 }
 
 #[tokio::test]
@@ -548,7 +548,7 @@ async fn conformance_of_times_ids_auth_schema_and_404s() {
         let (s, e) = error_of(app.put("conf-1", &a).await).await;
         assert_eq!((s, e["field"].as_str()), (422, Some(field)), "{when}: {e}");
     }
-    assert_eq!(app.server.app.store.get("conf-1").await.unwrap(), None);
+    assert_eq!(app.server.app.store().get("conf-1").await.unwrap(), None);
 
     // `.` and `..` are not ids (raw requests: clients would normalise the dot segments away).
     for id in [".", ".."] {
@@ -721,8 +721,16 @@ async fn a_long_line_inside_one_chunk_is_refused() {
     assert_eq!(results[1]["error"]["field"], "(line)");
     assert_eq!(v["summary"]["created"], 2, "{v}");
     assert_eq!(v["summary"]["invalid"], 1, "{v}");
-    assert_eq!(app.server.app.store.get("line-2").await.unwrap(), None);
-    assert!(app.server.app.store.get("line-3").await.unwrap().is_some());
+    assert_eq!(app.server.app.store().get("line-2").await.unwrap(), None);
+    assert!(
+        app.server
+            .app
+            .store()
+            .get("line-3")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // And through an ordinary client (a declared length), the same.
     let r = app
@@ -783,7 +791,7 @@ async fn a_chunked_batch_over_the_limit_ends_its_document_with_an_error() {
     assert_eq!(v["error"]["code"], "body_too_large", "{v}");
     assert_eq!(v["summary"]["created"], within, "{v}");
     assert_eq!(v["results"].as_array().unwrap().len(), within);
-    assert_eq!(app.server.app.store.count().await.unwrap(), within as u64);
+    assert_eq!(app.server.app.store().count().await.unwrap(), within as u64);
 }
 
 /// The limit the OpenAPI document states at `pointer` (a `maxLength` or `maxItems`).
@@ -913,7 +921,7 @@ async fn every_bounded_field_is_422_past_its_documented_limit() {
             "{field}: the message does not echo the value"
         );
         assert_eq!(
-            app.server.app.store.get(&id).await.unwrap(),
+            app.server.app.store().get(&id).await.unwrap(),
             None,
             "{field}: nothing stored"
         );
@@ -941,7 +949,7 @@ async fn every_bounded_field_is_422_past_its_documented_limit() {
     assert_eq!(v["results"][1]["status"], "invalid");
     assert_eq!(v["results"][1]["error"]["field"], "author");
     assert_eq!(
-        app.server.app.store.get("bound-batch-2").await.unwrap(),
+        app.server.app.store().get("bound-batch-2").await.unwrap(),
         None
     );
 }
@@ -962,7 +970,7 @@ async fn a_full_disk_is_503_with_retry_after_and_nothing_half_written() {
         ..Default::default()
     })
     .await;
-    let before = app.server.app.store.count().await.unwrap();
+    let before = app.server.app.store().count().await.unwrap();
     // Bodies of 900 kB fill the 3 MB allowed within a few writes.
     let body = "lời tòa soạn ".repeat(900_000 / "lời tòa soạn ".len());
     let mut stored = 0;
@@ -993,8 +1001,11 @@ async fn a_full_disk_is_503_with_retry_after_and_nothing_half_written() {
         "no driver text: {e}"
     );
     // Nothing of the refused article is anywhere: not stored, not in a feed.
-    assert_eq!(app.server.app.store.get(&id).await.unwrap(), None);
-    assert_eq!(app.server.app.store.count().await.unwrap(), before + stored);
+    assert_eq!(app.server.app.store().get(&id).await.unwrap(), None);
+    assert_eq!(
+        app.server.app.store().count().await.unwrap(),
+        before + stored
+    );
     let feed = app.get_text("/vi/kinh-te/rss.xml").await;
     assert!(feed.contains(":full-0</guid>"));
     assert!(!feed.contains(&format!(":{id}</guid>")));
@@ -1147,7 +1158,7 @@ async fn a_flood_of_networks_with_wrong_tokens_stays_bounded() {
     })
     .await
     .unwrap();
-    let logins = &app.server.app.logins;
+    let logins = &app.server.app.logins();
     assert_eq!(
         logins.len(),
         bantin::access::MAX_NETWORKS,

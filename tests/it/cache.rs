@@ -244,12 +244,12 @@ async fn a_write_invalidates_exactly_the_feeds_it_touched() {
     for p in &paths {
         assert_eq!(app.get(p).await.status(), 200, "{p}");
     }
-    let cache = &app.server.app.cache;
+    let cache = &app.server.app.cache();
     let cached: Vec<CacheKey> = {
         let mut keys = Vec::new();
         for p in &paths {
             if let Ok(bantin::http::feeds::Target::Feed(feed, format)) =
-                bantin::http::feeds::parse_path(&app.server.app.config, p)
+                bantin::http::feeds::parse_path(app.server.app.config(), p)
             {
                 keys.push(CacheKey {
                     feed,
@@ -303,7 +303,7 @@ async fn a_write_invalidates_exactly_the_feeds_it_touched() {
 #[tokio::test]
 async fn two_hundred_concurrent_misses_render_once() {
     let app = spawn_default().await;
-    let renders = || app.server.app.cache.renders();
+    let renders = || app.server.app.cache().renders();
     let before = renders();
     let mut tasks = Vec::new();
     for _ in 0..200 {
@@ -327,31 +327,44 @@ async fn two_hundred_concurrent_misses_render_once() {
 
 #[tokio::test]
 async fn an_embargoed_article_appears_on_time_without_a_write() {
-    let app = spawn_default().await;
-    let zone = chrono::FixedOffset::east_opt(7 * 3600).unwrap();
-    let at = chrono::Utc::now().with_timezone(&zone) + chrono::Duration::seconds(2);
-    let at = at.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
-    let a = article("it-embargo", "vi", "the-thao", &at);
+    // The server's clock is the test's: the embargo ends when the test moves it, not after real
+    // seconds.
+    let clock = std::sync::Arc::new(bantin::clock::ManualClock::new(
+        "2026-12-01T05:00:00Z".parse().unwrap(),
+    ));
+    let app = spawn(Options {
+        clock: Some(clock.clone()),
+        ..Default::default()
+    })
+    .await;
+    let a = article("it-embargo", "vi", "the-thao", "2026-12-01T12:00:02+07:00");
     assert_eq!(app.put("it-embargo", &a).await.status(), 201);
     let before = app.get_text("/vi/the-thao/rss.xml").await;
     assert!(!before.contains(":it-embargo<"), "not before its time");
     // The feed is cached now; no write happens from here on.
-    let renders = app.server.app.cache.renders();
+    let renders = app.server.app.cache().renders();
+    clock.advance(Duration::from_millis(1_999));
     assert!(
         !app.get_text("/vi/the-thao/rss.xml")
             .await
-            .contains(":it-embargo<")
+            .contains(":it-embargo<"),
+        "a millisecond before its time"
     );
     assert_eq!(
-        app.server.app.cache.renders(),
+        app.server.app.cache().renders(),
         renders,
         "served from the cache meanwhile"
     );
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    clock.advance(Duration::from_millis(1));
     let after = app.get_text("/vi/the-thao/rss.xml").await;
     assert!(
         after.contains(":it-embargo<"),
         "appears once its time has come"
+    );
+    assert_eq!(
+        app.server.app.cache().renders(),
+        renders + 1,
+        "rendered again exactly when the embargo ended"
     );
 }
 
@@ -362,7 +375,7 @@ async fn pages_past_the_end_are_404_without_reading_the_store() {
         ..Options::default()
     })
     .await;
-    let queries = || app.server.app.metrics.page_queries.get();
+    let queries = || app.server.app.metrics().page_queries.get();
     // The Vietnamese feed of the sample corpus has more than 5 items: page 2 exists.
     assert_eq!(app.get("/vi/rss.xml?page=2").await.status(), 200);
     let before = queries();
@@ -462,7 +475,7 @@ async fn best_ratio_bodies_replace_the_fast_ones_and_both_etags_answer_304() {
     assert!(br.headers()["etag"].to_str().unwrap().ends_with("-br\""));
     assert_eq!(unbrotli(&br.bytes().await.unwrap()), identity);
     assert_eq!(
-        app.server.app.cache.recompressions(),
+        app.server.app.cache().recompressions(),
         1,
         "the three bodies at once"
     );
@@ -660,7 +673,7 @@ async fn the_lists_of_feeds_are_bounded_however_many_tags_and_bylines_exist() {
 #[tokio::test]
 async fn the_opml_is_cached_in_the_budget_and_invalidated_by_writes() {
     let app = spawn_default().await;
-    let cache = &app.server.app.cache;
+    let cache = &app.server.app.cache();
     let opml_key = bantin::cache::Key::List(bantin::cache::List::Opml);
     cache.settle().await;
     let before = cache.weighted_size();
@@ -735,7 +748,7 @@ async fn an_opml_over_the_budget_is_not_held() {
         })
         .collect();
     post_batch(&app, &articles).await;
-    let cache = &app.server.app.cache;
+    let cache = &app.server.app.cache();
     let opml = app.get_text("/feeds.opml").await;
     assert!(opml.len() > 1 << 20, "{} bytes", opml.len());
     assert!(xml_urls(&opml).len() > 3000);
@@ -821,7 +834,7 @@ async fn preview_pages_past_the_end_are_404_without_reading_the_store() {
         ..Options::default()
     })
     .await;
-    let queries = || app.server.app.metrics.page_queries.get();
+    let queries = || app.server.app.metrics().page_queries.get();
     assert_eq!(app.get("/vi/?page=2").await.status(), 200);
     let mut last: u32 = 2;
     while app.get(&format!("/vi/?page={}", last + 1)).await.status() == 200 {
@@ -856,7 +869,7 @@ async fn page_one_is_served_while_deep_pages_hold_their_slots() {
         ..Options::default()
     })
     .await;
-    let slots = &app.server.app.slots;
+    let slots = &app.server.app.slots();
     let policy = slots.policy();
     // Deep renders of other clients in flight: every slot the deep lane may take.
     let mut held = Vec::new();

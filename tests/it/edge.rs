@@ -158,7 +158,7 @@ async fn an_idle_keep_alive_connection_is_closed_by_the_idle_timeout() {
     s.write_all(GET.as_bytes()).await.unwrap();
     assert_eq!(response(&mut s, &mut buf).await.0, 200);
     // A request within the idle timeout is answered on the same connection.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     s.write_all(GET.as_bytes()).await.unwrap();
     assert_eq!(response(&mut s, &mut buf).await.0, 200);
     // Then silence: closed one idle timeout after the last response, well before the 5 s head
@@ -194,7 +194,8 @@ async fn a_client_that_reads_nothing_is_dropped_by_the_send_timeout_and_its_memo
     // buffers hold, and this client never reads.
     let many = GET.repeat(200);
     s.write_all(many.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Long enough for the server to begin answering and fill the buffers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // Invalidate the feed: the stuck response now holds the only reference to the old body.
     let r = app
         .put(
@@ -204,7 +205,7 @@ async fn a_client_that_reads_nothing_is_dropped_by_the_send_timeout_and_its_memo
         .await;
     assert_eq!(r.status(), 201);
     let _ = app.get("/vi/rss.xml").await;
-    let cache = &app.server.app.cache;
+    let cache = &app.server.app.cache();
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
         cache.settle().await;

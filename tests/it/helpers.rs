@@ -18,6 +18,12 @@ pub fn sample_articles() -> PathBuf {
     manifest_dir().join("feeds/articles")
 }
 
+/// When a test server's clock starts unless the test brings its own: after every fixture's date
+/// (the sample articles and the tests' own), so what is published does not depend on today.
+pub fn start() -> chrono::DateTime<chrono::Utc> {
+    "2026-12-01T00:00:00Z".parse().unwrap()
+}
+
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// How a test server is configured.
@@ -35,8 +41,8 @@ pub struct Options {
     pub server: Option<bantin::config::ServerConfig>,
     /// Any further change to the configuration.
     pub tweak: Option<fn(&mut Config)>,
-    /// The clock readership days and the sources' schedule are read from (the system clock
-    /// when `None`).
+    /// The clock the server reads (visibility, cache freshness, readership days, the sources'
+    /// schedule, hub leases): when `None`, real time's pace from [`start`].
     pub clock: Option<std::sync::Arc<dyn bantin::clock::Clock>>,
     /// Upstream feeds to poll (`[[sources]]`), and how (`[upstream]`).
     pub sources: Vec<bantin::config::SourceConfig>,
@@ -67,6 +73,8 @@ impl Default for Options {
 pub struct TestApp {
     pub base: String,
     pub server: Server,
+    /// The server's clock (what is published yet, readership days, leases).
+    pub clock: std::sync::Arc<dyn bantin::clock::Clock>,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -136,14 +144,15 @@ pub async fn spawn(opts: Options) -> TestApp {
     let clock = opts
         .clock
         .clone()
-        .unwrap_or_else(|| std::sync::Arc::new(bantin::clock::SystemClock));
-    let server = bantin::server::start_with_clock(config(&opts, &db_url), clock)
+        .unwrap_or_else(|| std::sync::Arc::new(bantin::clock::ShiftedClock::starting_at(start())));
+    let server = bantin::server::start_with_clock(config(&opts, &db_url), clock.clone())
         .await
         .expect("bantin starts");
     let base = format!("http://{}", server.addr);
     TestApp {
         base,
         server,
+        clock,
         client: client(),
         _dir: dir,
     }
@@ -154,6 +163,11 @@ pub async fn spawn_default() -> TestApp {
 }
 
 impl TestApp {
+    /// The server's time.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -275,4 +289,29 @@ pub fn article(id: &str, lang: &str, category: &str, published_at: &str) -> serd
         "author": "Phóng viên Thử", "published_at": published_at,
         "tags": ["bài thử"], "status": "published"
     })
+}
+
+/// Waits (polling, at most 20 s) until `what` holds: for an event a test cannot subscribe to,
+/// such as a failed delivery counted in the metrics.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Failed deliveries of `family` (`cdn_purges` or `websub_pings`) counted so far.
+pub fn failed(
+    family: &prometheus_client::metrics::family::Family<
+        bantin::metrics::ResultLabel,
+        prometheus_client::metrics::counter::Counter,
+    >,
+) -> u64 {
+    family
+        .get_or_create(&bantin::metrics::ResultLabel { result: "error" })
+        .get()
 }

@@ -275,10 +275,10 @@ async fn with_full_public_content_one_copy_is_cached() {
     let app = spawn_with(partners).await;
     let path = "/vi/kinh-te/atom.xml";
     let public = fetch(&app, path, None).await;
-    let renders = app.server.app.cache.renders();
+    let renders = app.server.app.cache().renders();
     let partner = fetch(&app, &format!("{path}?key={KEY}"), None).await;
     assert_eq!(
-        app.server.app.cache.renders(),
+        app.server.app.cache().renders(),
         renders,
         "the partner is served the public copy"
     );

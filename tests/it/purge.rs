@@ -175,7 +175,9 @@ async fn writes_do_not_wait_for_a_receiver_that_is_down_and_purges_arrive_when_i
         "writes waited for the purge receiver: {:?}",
         started.elapsed()
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The receiver stays down until a purge has failed (the event), then comes back.
+    let metrics = app.server.app.metrics().clone();
+    until("a purge failed", || failed(&metrics.cdn_purges) > 0).await;
     let mut rx = start_receiver(TcpListener::bind(addr).await.unwrap()).await;
     let mut got = 0;
     while got < 5 {

@@ -120,7 +120,7 @@ async fn a_scripted_week_of_polls() {
     // Noon in Vietnam on Monday 23 November 2026.
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
-    let r = app.server.app.readership.clone();
+    let r = app.server.app.readership().clone();
 
     // Day 1: five aggregators (each from its own network, seen on two polls an hour apart, so
     // their claims are believed), a partner, two readers (one polling twice, the second time
@@ -239,7 +239,7 @@ async fn counts_survive_a_restart() {
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), Some(db.clone())).await;
     poll(&app, FEED, FEEDLY, "203.0.113.10", None, None).await;
-    app.server.app.readership.flush().await.unwrap();
+    app.server.app.readership().flush().await.unwrap();
     clock.advance(HOUR);
     for _ in 0..2 {
         poll(&app, FEED, FEEDLY, "203.0.113.10", None, None).await;
@@ -276,14 +276,14 @@ async fn two_replicas_on_postgres_add_up() {
     poll(&b, FEED, NETNEWSWIRE, "198.51.100.3", None, None).await;
     // Feedly seen by one replica, and an hour later by the other: one claim, confirmed.
     poll(&a, FEED, FEEDLY, "203.0.113.10", None, None).await;
-    a.server.app.readership.flush().await.unwrap();
+    a.server.app.readership().flush().await.unwrap();
     clock.advance(HOUR);
     poll(&b, FEED, FEEDLY, "203.0.113.11", None, None).await;
-    a.server.app.readership.flush().await.unwrap();
-    b.server.app.readership.flush().await.unwrap();
+    a.server.app.readership().flush().await.unwrap();
+    b.server.app.readership().flush().await.unwrap();
     // A second flush of each adds only what is new (nothing is counted twice).
-    a.server.app.readership.flush().await.unwrap();
-    b.server.app.readership.flush().await.unwrap();
+    a.server.app.readership().flush().await.unwrap();
+    b.server.app.readership().flush().await.unwrap();
 
     for app in [&a, &b] {
         let s = stats(app, 1).await;
@@ -313,8 +313,8 @@ async fn two_replicas_on_postgres_add_up() {
             poll(&b, "/en/rss.xml", MINIFLUX, &addr, None, None).await;
         }
         let (x, y) = tokio::join!(
-            a.server.app.readership.flush(),
-            b.server.app.readership.flush()
+            a.server.app.readership().flush(),
+            b.server.app.readership().flush()
         );
         x.unwrap();
         y.unwrap();
@@ -335,7 +335,7 @@ async fn the_stats_page_shows_the_chart_and_the_numbers() {
     let app = spawn_counting(Some(clock.clone()), None).await;
     let first = poll(&app, FEED, FEEDLY, "203.0.113.10", None, None).await;
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
-    app.server.app.readership.flush().await.unwrap();
+    app.server.app.readership().flush().await.unwrap();
     clock.advance(HOUR);
     for _ in 0..3 {
         poll(&app, FEED, FEEDLY, "203.0.113.10", None, Some(&etag)).await;
@@ -344,7 +344,7 @@ async fn the_stats_page_shows_the_chart_and_the_numbers() {
     for _ in 0..3 {
         poll(&app, FEED, "Hammer/0.1", "198.51.100.9", None, None).await;
     }
-    app.server.app.readership.flush().await.unwrap();
+    app.server.app.readership().flush().await.unwrap();
 
     // No credentials: the browser is asked for them.
     let r = app.get("/stats").await;
@@ -470,7 +470,7 @@ async fn counting_off_counts_nothing() {
     })
     .await;
     poll(&app, FEED, FEEDLY, "203.0.113.10", None, None).await;
-    app.server.app.readership.flush().await.unwrap();
+    app.server.app.readership().flush().await.unwrap();
     let s = stats(&app, 1).await;
     assert!(s["days"][0]["feeds"].as_array().unwrap().is_empty());
 }
@@ -497,7 +497,7 @@ async fn metrics_line(app: &TestApp, feed: &str) -> Option<String> {
 async fn a_forged_claim_stays_out_of_the_headline_until_seen_an_hour_apart() {
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
-    let r = app.server.app.readership.clone();
+    let r = app.server.app.readership().clone();
     let forged = "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 99999999 subscribers; )";
     poll(&app, FEED, forged, "203.0.113.66", None, None).await;
     r.flush().await.unwrap();
@@ -548,7 +548,7 @@ async fn a_forged_claim_stays_out_of_the_headline_until_seen_an_hour_apart() {
 async fn feed_ids_and_names_from_one_network_do_not_add_up() {
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
-    let r = app.server.app.readership.clone();
+    let r = app.server.app.readership().clone();
     for round in 0..2 {
         for i in 1..=50 {
             let addr = format!("203.0.113.{i}");
@@ -587,7 +587,7 @@ async fn feed_ids_and_names_from_one_network_do_not_add_up() {
 async fn saturated_claims_do_not_wrap() {
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
-    let r = app.server.app.readership.clone();
+    let r = app.server.app.readership().clone();
     let max = |name: &str| {
         format!("{name}/1.0 (+https://{name}.example/; 9223372036854775807 subscribers; )")
     };
@@ -645,7 +645,7 @@ async fn a_documented_aggregator_counts_only_from_verified_fetchers() {
         "Feedfetcher-Google; (+http://www.google.com/feedfetcher.html; 900 subscribers; feed-id=2)";
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
-    let r = app.server.app.readership.clone();
+    let r = app.server.app.readership().clone();
     r.set_resolver(Arc::new(ScriptedDns));
     let both = async || {
         poll(&app, FEED, FETCHER, "66.249.90.77", None, None).await;
@@ -774,8 +774,8 @@ async fn a_flood_of_distinct_readers_leaves_the_store_and_memory_flat() {
     let db = format!("sqlite://{}", path.display());
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), Some(db)).await;
-    let r = app.server.app.readership.clone();
-    let config = &app.server.app.config;
+    let r = app.server.app.readership().clone();
+    let config = &app.server.app.config();
     let paths: Vec<String> = bantin::feed::configured_feeds(config)
         .iter()
         .flat_map(|k| bantin::feed::Format::ALL.map(|f| k.path(config, f)))
@@ -877,7 +877,7 @@ async fn the_estimate_stays_within_the_sketch_error() {
     // sketch of all readers (p = 12) misses by at most 3 standard errors (1.04/64 each).
     let clock = Arc::new(ManualClock::new(t("2026-11-23T05:00:00Z")));
     let app = spawn_counting(Some(clock.clone()), None).await;
-    let r = app.server.app.readership.clone();
+    let r = app.server.app.readership().clone();
     const N: u32 = 3000;
     use futures::StreamExt;
     for round in 0..3u32 {

@@ -205,7 +205,7 @@ async fn a_database_outage_keeps_cached_feeds_up_and_recovers_without_restart() 
         page: 1,
         content: bantin::feed::Content::Full,
     };
-    assert!(app.server.app.cache.contains_current(&en).await);
+    assert!(app.server.app.cache().contains_current(&en).await);
     let body = cached.bytes().await.unwrap();
     assert_eq!(app.get("/readyz").await.status(), 200);
 
@@ -220,7 +220,7 @@ async fn a_database_outage_keeps_cached_feeds_up_and_recovers_without_restart() 
     // Even a feed a write invalidated (here: by hand) is served from its last good copy.
     app.server
         .app
-        .cache
+        .cache()
         .invalidate([&bantin::feed::FeedKey::new(
             "vi",
             bantin::feed::Selector::All,
@@ -284,7 +284,7 @@ async fn a_database_outage_keeps_cached_feeds_up_and_recovers_without_restart() 
     }
     // The notification connection was cut too: once it is back, notifications sent meanwhile may
     // be lost, so the replica drops its whole cache once (the untouched en feed included).
-    while app.server.app.cache.contains_current(&en).await {
+    while app.server.app.cache().contains_current(&en).await {
         assert!(
             back.elapsed() < Duration::from_secs(20),
             "the cache is flushed after the listener reconnects"

@@ -156,7 +156,9 @@ async fn a_dead_hub_never_delays_the_write_and_is_pinged_when_it_returns() {
         started.elapsed()
     );
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The hub stays down until a ping has failed (the event), then comes back.
+    let metrics = app.server.app.metrics().clone();
+    until("a ping failed", || failed(&metrics.websub_pings) > 0).await;
     let (mut rx, _hub) = start_hub(TcpListener::bind(hub).await.unwrap()).await;
     let got = collect(&mut rx, 1, Duration::from_secs(15)).await;
     assert!(!got.is_empty(), "the ping is retried once the hub is back");

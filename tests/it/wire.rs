@@ -294,7 +294,7 @@ async fn non_canonical_paths_are_redirected_or_404_and_never_counted() {
     .await
     .unwrap();
 
-    app.server.app.readership.flush().await.unwrap();
+    app.server.app.readership().flush().await.unwrap();
     let stats: serde_json::Value = app
         .client
         .get(app.url("/api/v1/stats?days=1"))
@@ -321,7 +321,7 @@ async fn non_canonical_paths_are_redirected_or_404_and_never_counted() {
     assert_eq!(feeds[0]["subscribers"], 1, "one reader, not 300");
     let series = metric_feeds(&app).await;
     assert_eq!(series, ["/vi/rss.xml"], "one metric series");
-    let config = &app.server.app.config;
+    let config = &app.server.app.config();
     assert!(
         series
             .iter()
