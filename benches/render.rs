@@ -326,7 +326,7 @@ fn miss_benches(crit: &mut Criterion) {
     let category = FeedKey::new("vi", Selector::Category("kinh-te".into()));
     if let Ok(url) = std::env::var("BANTIN_BENCH_DATABASE_URL") {
         let app = rt.block_on(async {
-            let store = bantin::store::open(&url)
+            let store = bantin::store::backend::open(&url)
                 .await
                 .expect("the bench store opens");
             let n = store.count().await.unwrap();
@@ -366,7 +366,7 @@ fn miss_benches(crit: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let app = rt.block_on(async {
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-        let store = bantin::store::open(&url).await.unwrap();
+        let store = bantin::store::backend::open(&url).await.unwrap();
         let app = App::new(
             Arc::new(c.clone()),
             store,

@@ -663,9 +663,10 @@ mod tests {
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
+        let store =
+            crate::store::backend::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+                .await
+                .unwrap();
         let app = App::new(
             Arc::new(config()),
             store,

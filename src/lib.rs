@@ -7,12 +7,14 @@
 //! # Layout
 //!
 //! Data flows `sources → ingest → store → feed → render → cache → http`, one module per stage.
-//! Modules form layers, and a module imports only from layers below its own (no cycle; checked
-//! by reading the `crate::` paths of every file):
+//! Modules form layers, and a module imports only from layers below its own. No file imports
+//! another that imports it back, not even a parent module and its child (shared types go in a
+//! leaf child such as `http::state`, `store::error` or `hub::inner`); `scripts/modgraph.py`
+//! checks both (`--level 1` for these layers, the default for files) and prints any cycle:
 //!
 //! 1. leaves, importing nothing of bantin's: [`model`] (feed keys, selectors, formats, facets),
 //!    [`clock`], [`text`], [`metrics`], [`netguard`], [`sketch`], [`slots`], [`topics`],
-//!    [`background`], [`table`];
+//!    [`background`], [`table`], [`memory`];
 //! 2. [`config`]; then [`access`], [`article`], [`outbox`];
 //! 3. [`store`], [`feed`] (pure: keys, pages, renderers), [`routes`] (every public URL, built
 //!    and parsed);

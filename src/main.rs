@@ -144,7 +144,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { paths } => {
-            let store = bantin::store::open(&config.database_url).await?;
+            let store = bantin::store::backend::open(&config.database_url).await?;
             let app = App::new(
                 Arc::new(config),
                 store,
@@ -198,7 +198,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Export { dir } => {
-            let store = bantin::store::open(&config.database_url).await?;
+            let store = bantin::store::backend::open(&config.database_url).await?;
             let app = App::new(
                 Arc::new(config),
                 store,
@@ -210,7 +210,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sources { json } => {
-            let store = bantin::store::open(&config.database_url).await?;
+            let store = bantin::store::backend::open(&config.database_url).await?;
             let states = store.source_states().await?;
             if json {
                 println!(
@@ -225,7 +225,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Subscriptions { json } => {
-            let store = bantin::store::open(&config.database_url).await?;
+            let store = bantin::store::backend::open(&config.database_url).await?;
             let subs = store.subscriptions(chrono::Utc::now()).await?;
             if json {
                 println!(

@@ -71,7 +71,7 @@ pub const MAX_LISTED_RESULTS: usize = 10_000;
 const OUT_QUEUE: usize = 4;
 
 /// The publishing API's routes.
-pub fn router() -> Router<super::State> {
+pub fn router() -> Router<super::state::State> {
     use crate::routes::{API_ARTICLE, API_ARTICLES, API_OPENAPI};
     Router::new()
         .route(
@@ -222,7 +222,7 @@ fn stale(
 }
 
 async fn put_article(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     Path(id): Path<String>,
     _token: ApiToken<Api>,
     headers: HeaderMap,
@@ -283,7 +283,7 @@ fn outcome_name(o: &Upsert) -> &'static str {
 }
 
 async fn get_article(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     Path(id): Path<String>,
     _token: ApiToken<Api>,
 ) -> Result<Response, HttpError> {
@@ -295,7 +295,7 @@ async fn get_article(
 }
 
 async fn delete_article(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     Path(id): Path<String>,
     _token: ApiToken<Api>,
 ) -> Result<Response, HttpError> {
@@ -329,7 +329,7 @@ struct LineResult<'a> {
 /// rest of the request body is never read). A declared `Content-Length` over the limit is still
 /// refused up front with 413.
 async fn post_batch(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     _token: ApiToken<Api>,
     headers: HeaderMap,
     body: Body,

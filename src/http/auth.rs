@@ -54,14 +54,14 @@ impl Endpoint {
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub Option<IpAddr>);
 
-impl FromRequestParts<super::State> for Caller {
+impl FromRequestParts<super::state::State> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &super::State,
+        state: &super::state::State,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<super::Peer>().map(|p| p.0);
+        let peer = parts.extensions.get::<super::state::Peer>().map(|p| p.0);
         Ok(Caller(peer.map(|p| {
             crate::access::client_address(
                 p,
@@ -94,7 +94,7 @@ pub enum Sources {}
 impl Guard for Sources {
     const ENDPOINT: Endpoint = Endpoint::Api;
     fn refused(e: HttpError) -> Response {
-        super::private_no_store(e.into_response())
+        super::response::private_no_store(e.into_response())
     }
 }
 
@@ -104,7 +104,7 @@ pub enum Figures {}
 impl Guard for Figures {
     const ENDPOINT: Endpoint = Endpoint::Stats;
     fn refused(e: HttpError) -> Response {
-        super::private_no_store(challenge(e.into_response()))
+        super::response::private_no_store(challenge(e.into_response()))
     }
 }
 
@@ -123,12 +123,12 @@ pub fn challenge(mut r: Response) -> Response {
 /// route, as an extractor placed before the body.
 pub struct ApiToken<G: Guard>(PhantomData<G>);
 
-impl<G: Guard> FromRequestParts<super::State> for ApiToken<G> {
+impl<G: Guard> FromRequestParts<super::state::State> for ApiToken<G> {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &super::State,
+        state: &super::state::State,
     ) -> Result<Self, Self::Rejection> {
         let Ok(caller) = Caller::from_request_parts(parts, state).await;
         require_token(&state.app, &parts.headers, caller, G::ENDPOINT).map_err(G::refused)?;

@@ -49,8 +49,9 @@ use tokio::sync::watch;
 
 use super::conditional::{Coding, negotiate};
 use super::edge::{Admitted, Guarded, Kill, Limits, Phase, linger_close};
+use super::handoff::{ConnService, Worker};
 use super::response::{each_header, plan};
-use super::{ConnService, HttpState, Worker};
+use super::state::HttpState;
 use crate::app::FeedError;
 use crate::cache::{CacheKey, Local, Source};
 use crate::render::Representation;
@@ -745,7 +746,7 @@ async fn answer_buffered(
                 let mut out = Vec::with_capacity(512);
                 let body = simple(
                     StatusCode::BAD_REQUEST,
-                    super::BAD_HOST,
+                    super::state::BAD_HOST,
                     false,
                     false,
                     false,

@@ -20,7 +20,7 @@ pub use crate::routes::{Target, parse_page, parse_path};
 /// Answers a cached feed hit from this thread's copy, without a task or an await; `None` for
 /// anything else (a miss, a page, an error, a refused key), which then takes the full path.
 pub fn hot(
-    state: &super::HttpState,
+    state: &super::state::HttpState,
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
@@ -70,7 +70,7 @@ fn access(
     )
 }
 
-fn cache_control(state: &super::HttpState, access: Access) -> &HeaderValue {
+fn cache_control(state: &super::state::HttpState, access: Access) -> &HeaderValue {
     match access {
         Access::Public => &state.cache_control,
         Access::Partner(_) => &state.private_cache_control,
@@ -175,11 +175,11 @@ pub fn denied(app: &crate::app::App) -> Response {
 }
 
 /// The fallback handler: feeds, OPML and the HTML pages.
-pub async fn serve(State(state): State<super::State>, req: Request) -> Response {
+pub async fn serve(State(state): State<super::state::State>, req: Request) -> Response {
     // Taken apart rather than extracted: a `HeaderMap` extractor would clone the headers.
     let (parts, _) = req.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    let peer = parts.extensions.get::<super::Peer>().map(|p| p.0);
+    let peer = parts.extensions.get::<super::state::Peer>().map(|p| p.0);
     let app = &state.app;
     let preflight = method == Method::OPTIONS;
     if method != Method::GET && method != Method::HEAD && !preflight {

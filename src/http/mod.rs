@@ -14,15 +14,16 @@
 //! State shared across workers (the cache, the store) is already thread-safe; rendering runs on
 //! the blocking pool, so a miss never stalls a worker's other connections.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, Version, header};
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use edge::{Admitted, Conn, Limits, Phase, Registry, Tracked};
+use edge::{Admitted, Registry};
+use handoff::Worker;
+pub use response::private_no_store;
+pub use state::{BAD_HOST, HttpState, Peer, State, state};
 
 pub mod api;
 pub mod auth;
@@ -31,56 +32,15 @@ pub mod edge;
 pub mod error;
 pub mod fast;
 pub mod feeds;
+pub mod handoff;
 pub mod ops;
 pub mod pages;
 pub mod request;
 pub mod response;
 pub mod sources;
+pub mod state;
 pub mod stats;
 pub mod websub;
-
-/// Shared state of every handler.
-pub struct HttpState {
-    pub app: Arc<App>,
-    /// The built-in WebSub hub `/websub` answers for.
-    pub hub: crate::hub::Hub,
-    /// `Cache-Control` for feeds, formatted once from the configuration.
-    pub cache_control: HeaderValue,
-    /// The same for a partner's answer: `private`, so no shared cache keeps the full text.
-    pub private_cache_control: HeaderValue,
-    /// Deadlines and bounds of every connection.
-    pub limits: Limits,
-}
-
-pub type State = Arc<HttpState>;
-
-/// The text of the 400 for an HTTP/1.1 request without exactly one `Host`.
-pub const BAD_HOST: &str = "An HTTP/1.1 request needs exactly one Host header.";
-
-/// Builds the handler state. Each worker thread gets its own, so the reference count a request
-/// bumps lives in memory only that thread writes.
-pub fn state(app: Arc<App>, hub: crate::hub::Hub) -> State {
-    let c = &app.config().cache;
-    // Leaked once per state (a few dozen bytes): a static header value is shared by every
-    // response without a reference count.
-    let policy = |scope: &str| -> &'static str {
-        Box::leak(
-            format!(
-                "{scope}, max-age={}, stale-while-revalidate={}, stale-if-error={}",
-                c.max_age, c.stale_while_revalidate, c.stale_if_error
-            )
-            .into_boxed_str(),
-        )
-    };
-    let limits = Limits::from_config(&app.config().server);
-    Arc::new(HttpState {
-        hub,
-        cache_control: HeaderValue::from_static(policy("public")),
-        private_cache_control: HeaderValue::from_static(policy("private")),
-        app,
-        limits,
-    })
-}
 
 /// Routes other than feeds and pages: the API and operations. Everything else falls back to
 /// [`feeds::serve`].
@@ -93,74 +53,6 @@ pub fn router(state: State) -> Router {
         .merge(api::router())
         .fallback(feeds::serve)
         .with_state(state)
-}
-
-/// What one worker serves with: its state and router, cloned into each connection.
-#[derive(Clone)]
-struct Worker {
-    state: State,
-    router: Router,
-}
-
-/// hyper's service for one handed-over connection: cached feed hits are answered synchronously
-/// from the worker's own references (no task, no allocation beyond the response); everything
-/// else goes through the axum router. It marks the connection busy from a request's head to the
-/// end of its response body, which is what the edge's deadlines and shedding go by.
-struct ConnService {
-    worker: Worker,
-    conn: Rc<Conn>,
-    /// The connection's peer, for readership counting.
-    peer: Option<std::net::IpAddr>,
-}
-
-/// The connection's peer address, as a request extension on the axum path.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::IpAddr);
-
-type Answer = Result<axum::http::Response<Tracked<axum::body::Body>>, std::convert::Infallible>;
-
-impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ConnService {
-    type Response = axum::http::Response<Tracked<axum::body::Body>>;
-    type Error = std::convert::Infallible;
-    type Future = futures::future::Either<
-        std::future::Ready<Answer>,
-        futures::future::LocalBoxFuture<'static, Answer>,
-    >;
-
-    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        self.conn.set_phase(Phase::Busy);
-        let conn = self.conn.clone();
-        let track = move |mut r: axum::response::Response| {
-            // axum's router sets `Content-Length` from the (empty) body of every answer, a 304's
-            // too, where it would claim the feed is empty (RFC 9110 §8.6): the fast path sends
-            // none, and neither does this one.
-            if r.status() == StatusCode::NOT_MODIFIED {
-                r.headers_mut().remove(header::CONTENT_LENGTH);
-            }
-            r.map(|b| Tracked::new(b, conn))
-        };
-        let state = &self.worker.state;
-        if req.version() == Version::HTTP_11
-            && req.headers().get_all(header::HOST).iter().count() != 1
-        {
-            let mut r = response::text_response(StatusCode::BAD_REQUEST, BAD_HOST.into());
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return futures::future::Either::Left(std::future::ready(Ok(track(r))));
-        }
-        if let Some(resp) = feeds::hot(state, req.method(), req.uri(), req.headers(), self.peer) {
-            return futures::future::Either::Left(std::future::ready(Ok(track(resp))));
-        }
-        if let Some(ip) = self.peer {
-            req.extensions_mut().insert(Peer(ip));
-        }
-        let router = self.worker.router.clone();
-        futures::future::Either::Right(Box::pin(async move {
-            use tower::ServiceExt;
-            let resp = router.oneshot(req).await?;
-            Ok(track(resp))
-        }))
-    }
 }
 
 /// A listening socket with `SO_REUSEPORT` (where the platform has it), so each worker can bind
@@ -428,16 +320,6 @@ pub async fn serve(
         }
     }
     result
-}
-
-/// Marks an answer for the newsroom's eyes only (readership figures, source state): no shared
-/// cache may keep it, and no browser cache either.
-pub(crate) fn private_no_store(mut r: axum::response::Response) -> axum::response::Response {
-    r.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("private, no-store"),
-    );
-    r
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// The operations routes: liveness, readiness, metrics.
-pub fn router() -> axum::Router<super::State> {
+pub fn router() -> axum::Router<super::state::State> {
     use crate::routes::{HEALTHZ, METRICS, READYZ};
     use axum::routing::get;
     axum::Router::new()
@@ -24,7 +24,7 @@ pub async fn healthz() -> &'static str {
 
 /// Readiness: the store answers a query now. 503 with the reason otherwise; cached feeds are
 /// still served meanwhile (stale-if-error), but a load balancer should prefer ready replicas.
-pub async fn readyz(State(state): State<super::State>) -> Response {
+pub async fn readyz(State(state): State<super::state::State>) -> Response {
     let app = &state.app;
     let backend = app.store_backend();
     match app.readiness().await {
@@ -46,7 +46,7 @@ pub async fn readyz(State(state): State<super::State>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<super::State>) -> Response {
+pub async fn metrics(State(state): State<super::state::State>) -> Response {
     let app = &state.app;
     app.cache().settle().await;
     app.metrics()

@@ -6,8 +6,8 @@
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
-use super::HttpState;
 use super::response::{feed_error, represent_entry};
+use super::state::HttpState;
 use crate::feed::FeedKey;
 use crate::slots::ClientKey;
 

@@ -251,3 +251,13 @@ fn represent_with(
     });
     resp
 }
+
+/// Marks an answer for the newsroom's eyes only (readership figures, source state): no shared
+/// cache may keep it, and no browser cache either.
+pub fn private_no_store(mut r: axum::response::Response) -> axum::response::Response {
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("private, no-store"),
+    );
+    r
+}

@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use super::error::HttpError;
 
 /// `/api/v1/sources`.
-pub fn router() -> axum::Router<super::State> {
+pub fn router() -> axum::Router<super::state::State> {
     axum::Router::new().route(crate::routes::API_SOURCES, axum::routing::get(list))
 }
 
 pub async fn list(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     _token: super::auth::ApiToken<super::auth::Sources>,
 ) -> Response {
     let app = &state.app;
@@ -22,5 +22,5 @@ pub async fn list(
         Ok::<_, HttpError>(Json(crate::sources::status(app.config(), &states)).into_response())
     }
     .await;
-    super::private_no_store(result.unwrap_or_else(IntoResponse::into_response))
+    super::response::private_no_store(result.unwrap_or_else(IntoResponse::into_response))
 }

@@ -23,7 +23,7 @@ use crate::readership::figures::DayFigures;
 use crate::text::escape_xml as esc;
 
 /// The readership figures' routes: the JSON and the newsroom's page.
-pub fn router() -> axum::Router<super::State> {
+pub fn router() -> axum::Router<super::state::State> {
     use axum::routing::get;
     axum::Router::new()
         .route(crate::routes::STATS_PAGE, get(page))
@@ -55,7 +55,7 @@ fn days_param(query: Option<&str>, default: u32) -> Result<u32, HttpError> {
 
 /// `GET /api/v1/stats?days=N`.
 pub async fn api(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     _token: ApiToken<Figures>,
     uri: axum::http::Uri,
 ) -> Response {
@@ -82,12 +82,14 @@ pub async fn api(
         )
     }
     .await;
-    super::private_no_store(result.unwrap_or_else(|e| super::auth::challenge(e.into_response())))
+    super::response::private_no_store(
+        result.unwrap_or_else(|e| super::auth::challenge(e.into_response())),
+    )
 }
 
 /// `GET /stats?days=N`: the page for the newsroom.
 pub async fn page(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     _token: ApiToken<Page>,
     uri: axum::http::Uri,
 ) -> Response {
@@ -109,7 +111,7 @@ pub async fn page(
         }
         Err(e) => return Page::refused(e),
     };
-    super::private_no_store(r)
+    super::response::private_no_store(r)
 }
 
 /// The `/stats` page: its refusals are text for a person, with the browser's password prompt.
@@ -125,7 +127,7 @@ impl Guard for Page {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        super::private_no_store(super::auth::challenge(r))
+        super::response::private_no_store(super::auth::challenge(r))
     }
 }
 

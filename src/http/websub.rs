@@ -11,12 +11,12 @@ use super::response::text_response;
 use crate::hub::request::MAX_BODY;
 
 /// The built-in hub's endpoint.
-pub fn router() -> axum::Router<super::State> {
+pub fn router() -> axum::Router<super::state::State> {
     axum::Router::new().route(crate::routes::WEBSUB, axum::routing::post(subscribe))
 }
 
 pub async fn subscribe(
-    State(state): State<super::State>,
+    State(state): State<super::state::State>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {

@@ -27,7 +27,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hmac::{KeyInit, Mac};
 
-use super::Inner;
+use super::inner::Inner;
 use crate::app::{App, FeedError};
 use crate::cache::CacheKey;
 use crate::metrics::OutcomeLabel;

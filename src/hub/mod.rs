@@ -23,6 +23,7 @@
 //! ([`crate::topics::ChangedTopics::published`], called by the application layer); marking their subscriptions pending happens on the hub's own task.
 
 pub mod deliver;
+mod inner;
 pub mod listing;
 pub mod request;
 pub mod verify;
@@ -43,6 +44,7 @@ use crate::netguard::{self, Refused};
 use crate::store::Store;
 use crate::store::subscriptions::Subscription;
 use crate::topics::ChangedTopics;
+use inner::Inner;
 use request::{Mode, Verify};
 
 /// How often expired subscriptions are purged and the gauge recounted.
@@ -56,28 +58,6 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone, Default)]
 pub struct Hub {
     inner: Option<Arc<Inner>>,
-}
-
-pub(crate) struct Inner {
-    config: Arc<Config>,
-    store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
-    client: reqwest::Client,
-    /// Other replicas write to this store (PostgreSQL), so a delivery renders its document
-    /// afresh instead of trusting this replica's cache.
-    shared_store: bool,
-    admission: Mutex<verify::Admission>,
-    in_flight: Semaphore,
-    /// What writes changed, waiting to be marked (shared with the [`App`]).
-    topics: Arc<ChangedTopics>,
-    /// Wakes the delivery task: rows were marked.
-    due: Notify,
-    stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// The runtime the hub was made on: verifications run there, not on the HTTP worker that
-    /// took the request, so the client's connections live beside the delivery task's.
-    runtime: tokio::runtime::Handle,
 }
 
 /// The answer to a subscription request: a status and a plain-text reason.

@@ -18,7 +18,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::claims::{self, ClaimFigure};
-use super::sketch::Sketch;
+use crate::sketch::Sketch;
 use crate::store::readership::{ALL_READERS, Claim, PartnerPolls, ReaderSketch, StoredTotals};
 
 /// The rolling window, in days, ending on (and including) the day figured.

@@ -24,6 +24,8 @@ use readership::{ClosedDay, ImpoliteSum, ReadershipBatch, StoredTotals, WindowRo
 use subscriptions::{Claim, Finished, Subscription};
 use upstream::SourceState;
 
+pub mod backend;
+mod error;
 pub mod pool;
 pub mod postgres;
 pub mod readership;
@@ -32,26 +34,10 @@ pub mod sqlite;
 pub mod subscriptions;
 pub mod upstream;
 
+pub use error::StoreError;
+
 #[cfg(test)]
 pub(crate) mod contract;
-
-/// Why the store could not answer.
-///
-/// The line between the two is "would the same request succeed later, with nothing changed in
-/// it or in bantin?": a database out of reach, locked, out of disk or memory, or read-only (a
-/// standby, a remounted file system) will be fixed by its operator or by time, so the client is
-/// told 503 with `Retry-After` and keeps its write; a bad query or a corrupt row will not.
-/// [`sqlite_code_is_unavailable`] and [`sqlstate_is_unavailable`] draw the line for each backend.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot take the request now (unreachable, locked, disk full, out of memory,
-    /// read-only): worth a 503 and a retry.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// The query failed for another reason (a bug, a corrupt row).
-    #[error("store error: {0}")]
-    Backend(String),
-}
 
 /// Whether a SQLite result code is a passing condition of the database rather than a fault of
 /// the query: busy or locked, cannot open, I/O failure, permission, read-only, disk full
@@ -424,46 +410,6 @@ pub(crate) fn random_secret() -> [u8; 16] {
         }
     }
     out
-}
-
-/// Opens the store a database URL names: `sqlite://PATH[?max_bytes=N]` or `postgres://…`, with
-/// the default pool bounds (one HTTP worker per core).
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    open_with(url, pool::PoolBounds::default()).await
-}
-
-/// [`open`], with its connection pools bounded by `bounds`.
-pub async fn open_with(
-    url: &str,
-    bounds: pool::PoolBounds,
-) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        let (path, max_bytes) = match rest.rsplit_once("?max_bytes=") {
-            Some((path, n)) => (
-                path,
-                Some(n.parse::<u64>().map_err(|_| {
-                    StoreError::Backend(format!(
-                        "`max_bytes={n}` in the SQLite URL is not a number of bytes"
-                    ))
-                })?),
-            ),
-            None => (rest, None),
-        };
-        Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open_capped(std::path::Path::new(path), max_bytes, bounds).await?,
-        ))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(
-            postgres::PgStore::connect_with(url, bounds).await?,
-        ))
-    } else {
-        Err(StoreError::Backend(format!(
-            "unsupported database URL `{url}`"
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ impl SourceState {
     pub(crate) fn from_row(
         doc: &str,
         next_poll_millis: i64,
-    ) -> Result<SourceState, super::StoreError> {
+    ) -> Result<SourceState, super::error::StoreError> {
         let mut st = SourceState::from_doc(doc)?;
         if let Some(t) = DateTime::<Utc>::from_timestamp_millis(next_poll_millis) {
             st.next_poll = t;
@@ -104,9 +104,9 @@ impl SourceState {
         Ok(st)
     }
 
-    pub(crate) fn from_doc(doc: &str) -> Result<SourceState, super::StoreError> {
+    pub(crate) fn from_doc(doc: &str) -> Result<SourceState, super::error::StoreError> {
         serde_json::from_str(doc)
-            .map_err(|e| super::StoreError::Backend(format!("unreadable source state: {e}")))
+            .map_err(|e| super::error::StoreError::Backend(format!("unreadable source state: {e}")))
     }
 }
 
