@@ -55,7 +55,7 @@ use super::state::HttpState;
 use crate::app::FeedError;
 use crate::cache::{CacheKey, Local, Source};
 use crate::render::Representation;
-use crate::routes::{Target, parse_page, parse_path};
+use crate::routes::parse_path;
 
 const MAX_HEADERS: usize = 48;
 
@@ -422,7 +422,9 @@ fn simple(
         );
     }
     if retry {
-        out.extend_from_slice(b"retry-after: 5\r\n");
+        out.extend_from_slice(b"retry-after: ");
+        out.extend_from_slice(super::response::RETRY_AFTER_SECS.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     push_connection(out, keep_alive, http10);
@@ -706,17 +708,7 @@ fn cache_key(state: &HttpState, target: &[u8], content: crate::model::Content) -
         Some((p, q)) => (p, Some(q)),
         None => (target_str, None),
     };
-    let (Ok(Target::Feed(feed, format)), Ok(page)) =
-        (parse_path(state.app.config(), path), parse_page(query))
-    else {
-        return None;
-    };
-    let key = CacheKey {
-        feed,
-        format,
-        page,
-        content,
-    };
+    let key = super::request::feed_key(state.app.config(), path, query, content)?;
     TARGETS.with(|t| t.borrow_mut().insert(&key, target));
     Some(key)
 }

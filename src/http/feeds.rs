@@ -29,19 +29,10 @@ pub fn hot(
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
-    let Ok(Target::Feed(feed, format)) = parse_path(state.app.config(), uri.path()) else {
-        return None;
-    };
-    let page = parse_page(uri.query()).ok()?;
     let app = &state.app;
     let access = access(app, uri, headers).ok()?;
     let content = app.content_for(access);
-    let key = CacheKey {
-        feed,
-        format,
-        page,
-        content,
-    };
+    let key = super::request::feed_key(app.config(), uri.path(), uri.query(), content)?;
     let entry = app.cache().hot(&key)?;
     let resp = represent_entry(
         &entry,
