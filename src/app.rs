@@ -96,7 +96,7 @@ impl App {
                 c.max_bytes,
                 Duration::from_secs(c.ttl_secs),
                 Duration::from_secs(c.stale_if_error),
-                crate::config::worker_count(),
+                config.server.workers,
             ),
             slots: RenderSlots::new(crate::slots::Policy::for_cores(cores)),
             list_renders: tokio::sync::Mutex::new(()),

@@ -25,7 +25,7 @@ struct Cli {
         long,
         global = true,
         default_value = "feeds/site.toml",
-        env = "BANTIN_CONFIG"
+        env = bantin::config::env::CONFIG
     )]
     config: PathBuf,
     #[command(subcommand)]
@@ -284,10 +284,9 @@ async fn shutdown_signal() {
 
 /// A plain HTTP/1.0 GET of /healthz on the configured listen address; no runtime, no TLS.
 fn healthcheck(config_path: &std::path::Path) -> ExitCode {
-    let listen = std::env::var("BANTIN_LISTEN")
-        .ok()
+    let listen = bantin::config::env::listen_override()
         .or_else(|| Config::load(config_path).ok().map(|c| c.listen.to_string()));
-    let listen = listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = listen.unwrap_or_else(|| bantin::config::DEFAULT_LISTEN.into());
     let addr = listen
         .replace("0.0.0.0", "127.0.0.1")
         .replace("[::]", "[::1]");

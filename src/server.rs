@@ -100,7 +100,7 @@ pub async fn start_with_clock(
     let started = Instant::now();
     // The store's pools follow the HTTP workers (readers ≤ 2 × workers), and the HTTP layer
     // reserves their descriptors below the file limit.
-    let bounds = store::pool::PoolBounds::for_workers(crate::http::worker_count());
+    let bounds = store::pool::PoolBounds::for_workers(config.server.workers);
     let store = store::backend::open_with(&config.database_url, bounds)
         .await
         .map_err(|source| StartError::Store {

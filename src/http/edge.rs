@@ -470,18 +470,13 @@ thread_local! {
     /// The instant cached by [`tick`].
     static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
     /// How long a worker may stay busy before it offers the core to other threads.
-    static QUANTUM: Cell<Duration> = const { Cell::new(Duration::from_micros(DEFAULT_QUANTUM_US)) };
+    static QUANTUM: Cell<Duration> =
+        const { Cell::new(Duration::from_micros(crate::config::DEFAULT_YIELD_US)) };
 }
 
-/// The default busy quantum; `BANTIN_YIELD_US` overrides it (0: never yield).
-pub const DEFAULT_QUANTUM_US: u64 = 1000;
-
-/// Sets this thread's busy quantum from `BANTIN_YIELD_US` (called once per worker thread).
-pub fn init_quantum() {
-    let us = std::env::var("BANTIN_YIELD_US")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_QUANTUM_US);
+/// Sets this thread's busy quantum to `us` microseconds, 0 for never yielding (called once per
+/// worker thread with `config.server.yield_us`).
+pub fn init_quantum(us: u64) {
     QUANTUM.set(Duration::from_micros(us));
 }
 

@@ -93,6 +93,16 @@ impl From<ValidationError> for HttpError {
     }
 }
 
+/// How long a client is told to wait after a 503 that says nothing more specific (a refused deep
+/// page, a store outage, readiness): long enough for a pool or a slot to free, short enough that
+/// a poller does not skip a cycle. Written by both HTTP paths, so it is spelled once.
+pub const RETRY_AFTER_SECS: &str = "5";
+
+/// [`RETRY_AFTER_SECS`] as a header value.
+pub fn retry_after() -> HeaderValue {
+    HeaderValue::from_static(RETRY_AFTER_SECS)
+}
+
 /// A short id for one failure, unique within the process and unlikely to repeat across restarts:
 /// the client quotes it, the operator finds the log line.
 pub fn request_id() -> String {
@@ -189,7 +199,7 @@ impl IntoResponse for HttpError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, super::response::retry_after());
+                .insert(header::RETRY_AFTER, retry_after());
         }
         resp
     }

@@ -423,7 +423,7 @@ fn simple(
     }
     if retry {
         out.extend_from_slice(b"retry-after: ");
-        out.extend_from_slice(super::response::RETRY_AFTER_SECS.as_bytes());
+        out.extend_from_slice(super::error::RETRY_AFTER_SECS.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());

@@ -102,8 +102,6 @@ pub fn ensure_address_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
     })
 }
 
-pub use crate::config::worker_count;
-
 /// The soft limit on open files, if the platform says.
 pub fn open_file_limit() -> Option<u64> {
     #[cfg(unix)]
@@ -254,8 +252,10 @@ async fn worker(
     Ok(())
 }
 
-/// Serves on [`worker_count`] worker threads until `shutdown` resolves, then every worker stops
-/// accepting and lets its in-flight requests finish.
+/// Serves on [`ServerConfig::workers`] worker threads until `shutdown` resolves, then every
+/// worker stops accepting and lets its in-flight requests finish.
+///
+/// [`ServerConfig::workers`]: crate::config::ServerConfig::workers
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -264,7 +264,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
-    let workers = worker_count();
+    let workers = app.config().server.workers;
+    let yield_us = app.config().server.yield_us;
     let store_files = app.store().max_descriptors() as u64;
     let budget = fd_budget(
         app.config().server.max_connections,
@@ -299,7 +300,7 @@ pub async fn serve(
         let thread = std::thread::Builder::new()
             .name(format!("bantin-http-{i}"))
             .spawn(move || {
-                edge::init_quantum();
+                edge::init_quantum(yield_us);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .on_thread_park(edge::parked)

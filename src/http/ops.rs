@@ -40,7 +40,7 @@ pub async fn readyz(State(state): State<super::state::State>) -> Response {
             )
                 .into_response();
             r.headers_mut()
-                .insert(header::RETRY_AFTER, super::response::retry_after());
+                .insert(header::RETRY_AFTER, super::error::retry_after());
             r
         }
     }

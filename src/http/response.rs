@@ -18,16 +18,6 @@ use crate::cache::Entry;
 use crate::render::Representation;
 use crate::store::StoreError;
 
-/// How long a client is told to wait after a 503 that says nothing more specific (a refused deep
-/// page, a store outage, readiness): long enough for a pool or a slot to free, short enough that
-/// a poller does not skip a cycle. Written by both HTTP paths, so it is spelled once.
-pub const RETRY_AFTER_SECS: &str = "5";
-
-/// [`RETRY_AFTER_SECS`] as a header value.
-pub fn retry_after() -> HeaderValue {
-    HeaderValue::from_static(RETRY_AFTER_SECS)
-}
-
 /// A plain-text answer for a person reading it (404s that say what exists, 5xx). Such bodies may
 /// echo the request path, so browsers are told not to sniff them into HTML.
 pub fn text_response(status: StatusCode, text: String) -> Response {
@@ -58,7 +48,8 @@ pub fn feed_error(e: FeedError) -> Response {
                 StatusCode::SERVICE_UNAVAILABLE,
                 crate::app::BUSY_TEXT.to_string(),
             );
-            r.headers_mut().insert(header::RETRY_AFTER, retry_after());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, super::error::retry_after());
             r
         }
         FeedError::Store(e) => store_failure(e),
@@ -71,7 +62,8 @@ pub fn feed_error(e: FeedError) -> Response {
 pub fn store_failure(e: StoreError) -> Response {
     let (status, text) = super::error::feed_unavailable(&e);
     let mut r = text_response(status, text);
-    r.headers_mut().insert(header::RETRY_AFTER, retry_after());
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, super::error::retry_after());
     r
 }
 
