@@ -708,7 +708,7 @@ fn cache_key(state: &HttpState, target: &[u8], content: crate::model::Content) -
         Some((p, q)) => (p, Some(q)),
         None => (target_str, None),
     };
-    let key = super::request::feed_key(state.app.config(), path, query, content)?;
+    let key = super::request::FeedTarget::parse(state.app.config(), path, query)?.key(content);
     TARGETS.with(|t| t.borrow_mut().insert(&key, target));
     Some(key)
 }

@@ -30,9 +30,9 @@ pub fn hot(
         return None;
     }
     let app = &state.app;
+    let target = super::request::FeedTarget::parse(app.config(), uri.path(), uri.query())?;
     let access = access(app, uri, headers).ok()?;
-    let content = app.content_for(access);
-    let key = super::request::feed_key(app.config(), uri.path(), uri.query(), content)?;
+    let key = target.key(app.content_for(access));
     let entry = app.cache().hot(&key)?;
     let resp = represent_entry(
         &entry,

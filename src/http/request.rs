@@ -20,22 +20,33 @@ pub fn client_key(app: &App, peer: Option<IpAddr>, forwarded_for: Option<&[u8]>)
     }))
 }
 
-/// The cache key of a request for a feed page: its path names a feed and its query a valid page;
-/// `None` for anything else (pages, the OPML, redirects, 404s), which the router answers.
-pub fn feed_key(
-    config: &Config,
-    path: &str,
-    query: Option<&str>,
-    content: Content,
-) -> Option<CacheKey> {
-    let Ok(Target::Feed(feed, format)) = parse_path(config, path) else {
-        return None;
-    };
-    let page = parse_page(query).ok()?;
-    Some(CacheKey {
-        feed,
-        format,
-        page,
-        content,
-    })
+/// One page of one feed in one format, as a request's path and query name it: the cache key but
+/// for the content variant, which depends on who asks.
+pub struct FeedTarget {
+    feed: crate::model::FeedKey,
+    format: crate::model::Format,
+    page: u32,
+}
+
+impl FeedTarget {
+    /// The target of a request for a feed page: its path names a feed and its query a valid
+    /// page; `None` for anything else (pages, the OPML, redirects, 404s), which the router
+    /// answers. Parsed before the access is resolved, so nothing else pays for that.
+    pub fn parse(config: &Config, path: &str, query: Option<&str>) -> Option<FeedTarget> {
+        let Ok(Target::Feed(feed, format)) = parse_path(config, path) else {
+            return None;
+        };
+        let page = parse_page(query).ok()?;
+        Some(FeedTarget { feed, format, page })
+    }
+
+    /// The cache key for the variant `content`.
+    pub fn key(self, content: Content) -> CacheKey {
+        CacheKey {
+            feed: self.feed,
+            format: self.format,
+            page: self.page,
+            content,
+        }
+    }
 }
