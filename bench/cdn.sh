@@ -186,6 +186,16 @@ S_HITS=$(vstat MAIN.cache_hit)
 # 2. Writes at 1/s during the load.
 say "2. polling + one write a second, ${SECONDS_WRITES}s..."
 c0=$(vstat MAIN.client_req) b0=$(vstat MAIN.backend_req)
+# Where a slow write's (or step 3's slow request's) time goes: each purge's arrival (and its
+# keys), and each backend fetch slower than 250 ms, with Varnish's timestamps, beside writes.log
+# (each write's answer time and when each touched URL showed it) and kill.log. Until step 3 ends.
+varnishlog -n "$WORK/varnish" -g request -q 'ReqMethod eq "PURGE"' -i Timestamp,ReqHeader \
+    >"$OUT_DIR/purges.vsl" 2>&1 &
+VLOG_PURGES=$!
+varnishlog -n "$WORK/varnish" -g request -b -q 'Timestamp:Beresp[2] > 0.25' \
+    -i Timestamp,BereqURL,BackendOpen,BereqHeader \
+    >"$OUT_DIR/slow-fetches.vsl" 2>&1 &
+VLOG_SLOW=$!
 python3 "$BENCH_DIR/cdn_watch.py" write "$VARNISH" "$TOKEN" "$SECONDS_WRITES" "$MONITORS" \
     >"$OUT_DIR/writes.json" 2>"$OUT_DIR/writes.log" &
 WATCH=$!
@@ -216,6 +226,7 @@ echo "restarted at $(date +%T.%N)" >>"$OUT_DIR/kill.log"
 wait "$LOAD"
 read -r K_RPS K_P50 K_P99 K_REQS K_NON K_SERR <"$OUT_DIR/kill-wrk.line"
 wait "$WATCH" || die "cdn_watch.py write (kill) failed: $(tail -3 "$OUT_DIR/kill-writes.log")"
+kill "$VLOG_PURGES" "$VLOG_SLOW" 2>/dev/null || true
 
 # 4. Partner requests alone (nothing else may allocate in the cache meanwhile), then alternating
 # with public ones: never from the cache, never the public variant, nothing stored.

@@ -124,9 +124,10 @@ def write_mode(base, token, seconds, monitors):
                       file=sys.stderr)
             seen[(path, coding)] = max(k, seen.get((path, coding), -1))
 
-    def check(n, t0):
+    def check(n, t0, wall):
         c = Client(base)
         pending = {(p, e) for p in touched(n) for e in ("gzip", "identity")}
+        seen_at = {}  # (path, coding) -> ms after the write's answer, when an answer showed it
         deadline = t0 + 10
         while pending and time.monotonic() < deadline:
             for p, e in sorted(pending):
@@ -136,6 +137,7 @@ def write_mode(base, token, seconds, monitors):
                     continue
                 if status == 200 and newest(body_of(h, data)) >= n:
                     pending.discard((p, e))
+                    seen_at[(p, e)] = (time.monotonic() - t0) * 1000
             if pending:
                 time.sleep(0.01)
         with lock:
@@ -143,7 +145,11 @@ def write_mode(base, token, seconds, monitors):
                 not_visible[0] += 1
                 print(f"live-{n} not visible within 10 s on {sorted(pending)}", file=sys.stderr)
             else:
-                latencies.append((time.monotonic() - t0) * 1000)
+                latencies.append(max(seen_at.values()))
+            # Where the time went, for a look afterwards (wall clock, to set beside varnishlog).
+            print(f"live-{n} answered at {wall:.3f}: " + ", ".join(
+                f"{p} {e} {ms:.0f}" for (p, e), ms in sorted(seen_at.items(), key=lambda x: x[1])),
+                file=sys.stderr)
 
     threads = [threading.Thread(target=monitor, args=(i,), daemon=True) for i in range(monitors)]
     for t in threads:
@@ -169,9 +175,9 @@ def write_mode(base, token, seconds, monitors):
                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         except Exception as e:
             status, data = 0, str(e).encode()
-        t0 = time.monotonic()
+        t0, wall = time.monotonic(), time.time()
         if status in (200, 201):
-            t = threading.Thread(target=check, args=(n, t0), daemon=True)
+            t = threading.Thread(target=check, args=(n, t0, wall), daemon=True)
             t.start()
             checkers.append(t)
         else:

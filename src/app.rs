@@ -559,8 +559,14 @@ impl App {
 
     /// Tells the CDN to drop `touched` (when `[cdn] purge_urls` are set). Listing the touched
     /// feeds' pages takes a count per feed: done beside the write, a few at a time, never in it.
+    /// A purge by key alone (`purge_kind = "xkey"`) lists nothing, so it is queued at once: the
+    /// counts would only delay it by a few database round trips under load.
     fn purge_cdn(&self, touched: BTreeSet<FeedKey>) {
         if !self.outbox.purges() || touched.is_empty() {
+            return;
+        }
+        if !self.outbox.purges_urls() {
+            self.outbox.publish(&[], Some(keys_of(&touched)));
             return;
         }
         let (store, config) = (self.store.clone(), self.config.clone());
@@ -601,9 +607,8 @@ async fn purge_of(
     now: DateTime<Utc>,
 ) -> Purge {
     let per_page = config.items_per_feed as u64;
-    let mut purge = Purge::default();
+    let mut purge = keys_of(feeds);
     for feed in feeds {
-        purge.keys.push(feed.surrogate_key());
         // If the count cannot be read now, page 1 (what nearly every poller fetches) still is.
         let items = store.count_visible(feed, now).await.unwrap_or(0);
         let pages = (items + 1).div_ceil(per_page).clamp(1, MAX_PURGE_PAGES);
@@ -613,9 +618,18 @@ async fn purge_of(
             }
         }
     }
-    purge.keys.sort();
     purge.urls.sort();
     purge
+}
+
+/// The purge of `feeds` by surrogate key only (sorted), without URLs.
+fn keys_of(feeds: &BTreeSet<FeedKey>) -> Purge {
+    let mut keys: Vec<String> = feeds.iter().map(FeedKey::surrogate_key).collect();
+    keys.sort();
+    Purge {
+        keys,
+        urls: Vec::new(),
+    }
 }
 
 /// The content type of the OPML lists.

@@ -198,6 +198,14 @@ impl Outbox {
         !self.purgers.is_empty()
     }
 
+    /// Whether any purge receiver reads URLs (the JSON kind). An `xkey` receiver reads only the
+    /// keys, so a purge for it needs no listing of the touched feeds' pages.
+    pub fn purges_urls(&self) -> bool {
+        self.purgers
+            .iter()
+            .any(|e| e.kind != Kind::Purge(PurgeKind::Xkey))
+    }
+
     /// Queues publish pings for these topic URLs at every hub, and `purge` at every purge
     /// receiver. Never blocks on the network.
     pub fn publish(&self, topics: &[String], purge: Option<Purge>) {

@@ -137,19 +137,19 @@ sub vcl_backend_response {
         }
     }
 
-    # An error without a Cache-Control of its own (a feed that does not exist yet, say, whose
-    # 404 carries no surrogate key to purge it by): a second, enough to fold a flood of it into
-    # one fetch a second, short enough that the feed's first article shows within one.
+    # The object's surrogate keys, for `xkey-purge`. A feed's 404 has them too (a tag with no
+    # article yet): the write that creates the feed purges its cached 404.
+    if (beresp.http.Surrogate-Key) {
+        set beresp.http.xkey = beresp.http.Surrogate-Key;
+    }
+
+    # An error without a Cache-Control of its own: a second, enough to fold a flood of it into
+    # one fetch a second (a 404 of a feed that does not exist yet is also purged by key, above).
     if (beresp.status >= 400 && !beresp.http.Cache-Control) {
         set beresp.ttl = 1s;
         set beresp.grace = 0s;
         set beresp.keep = 0s;
         return (deliver);
-    }
-
-    # The object's surrogate keys, for `xkey-purge`.
-    if (beresp.http.Surrogate-Key) {
-        set beresp.http.xkey = beresp.http.Surrogate-Key;
     }
 
     # Varnish takes the TTL from max-age and the grace from stale-while-revalidate; keep the

@@ -393,11 +393,14 @@ fn answer(state: &HttpState, entry: Local, head: &Head, buf: &[u8], out: &mut Ve
 }
 
 /// A small text answer (400, 404, 431, 503) with the same headers the axum path sends
-/// ([`super::response::text_response`]).
+/// ([`super::response::text_response`]); `keys`, when not empty, as its `Surrogate-Key` and
+/// `Cache-Tag` (a feed's 404, see [`super::response::feed_not_found`]).
+#[allow(clippy::too_many_arguments)]
 fn simple(
     status: StatusCode,
     text: &str,
     retry: bool,
+    keys: &str,
     keep_alive: bool,
     http10: bool,
     head_only: bool,
@@ -420,6 +423,13 @@ fn simple(
         out.extend_from_slice(
             b"content-type: text/plain; charset=utf-8\r\naccess-control-allow-origin: *\r\nx-content-type-options: nosniff\r\n",
         );
+    }
+    if !keys.is_empty() {
+        out.extend_from_slice(b"surrogate-key: ");
+        out.extend_from_slice(keys.as_bytes());
+        out.extend_from_slice(b"\r\ncache-tag: ");
+        out.extend_from_slice(keys.replace(' ', ",").as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if retry {
         out.extend_from_slice(b"retry-after: ");
@@ -621,6 +631,7 @@ pub(super) async fn serve_connection(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "",
                 false,
+                "",
                 false,
                 false,
                 true,
@@ -740,6 +751,7 @@ async fn answer_buffered(
                     StatusCode::BAD_REQUEST,
                     super::state::BAD_HOST,
                     false,
+                    "",
                     false,
                     false,
                     false,
@@ -855,6 +867,7 @@ async fn miss(
             StatusCode::NOT_FOUND,
             &msg,
             false,
+            &key.feed.surrogate_keys(),
             head.keep_alive,
             head.http10,
             head.head_only,
@@ -864,6 +877,7 @@ async fn miss(
             StatusCode::SERVICE_UNAVAILABLE,
             crate::app::BUSY_TEXT,
             true,
+            "",
             head.keep_alive,
             head.http10,
             head.head_only,
@@ -875,6 +889,7 @@ async fn miss(
                 status,
                 &text,
                 true,
+                "",
                 head.keep_alive,
                 head.http10,
                 head.head_only,

@@ -14,7 +14,7 @@ use crate::access::Access;
 use crate::cache::{CacheKey, Source};
 
 use super::request::client_key;
-use super::response::{feed_error, represent_entry, text_response};
+use super::response::{feed_error, feed_not_found, represent_entry, text_response};
 pub use crate::routes::{Target, parse_page, parse_path};
 
 /// Answers a cached feed hit from this thread's copy, without a task or an await; `None` for
@@ -234,7 +234,7 @@ pub async fn serve(State(state): State<super::state::State>, req: Request) -> Re
                     count(app, uri.path(), headers, &resp, peer, access);
                     resp
                 }
-                Err(e) => feed_error(e),
+                Err(e) => feed_not_found(e, &key.feed),
             }
         }
         Target::Opml => match access(app, uri, headers) {

@@ -56,6 +56,27 @@ pub fn feed_error(e: FeedError) -> Response {
     }
 }
 
+/// [`feed_error`] for a document of `feed`; a 404 carries the feed's surrogate keys, as its
+/// 200 would. A feed that does not exist yet (a new tag's, before its first article) is then
+/// purged from a CDN by the write that creates it, instead of staying a cached 404 until its
+/// TTL: the fast path's 404 carries the same keys.
+pub fn feed_not_found(e: FeedError, feed: &crate::model::FeedKey) -> Response {
+    let not_found = matches!(e, FeedError::NotFound(_));
+    let mut r = feed_error(e);
+    if not_found {
+        let keys = feed.surrogate_keys();
+        let h = r.headers_mut();
+        if let (Ok(k), Ok(t)) = (
+            HeaderValue::from_str(&keys),
+            HeaderValue::from_str(&keys.replace(' ', ",")),
+        ) {
+            h.insert(header::HeaderName::from_static("surrogate-key"), k);
+            h.insert(header::HeaderName::from_static("cache-tag"), t);
+        }
+    }
+    r
+}
+
 /// The feed could not be rendered and no earlier copy exists: 503 with `Retry-After` when the
 /// store is down (pollers come back), 500 otherwise; the text names a request id, never the
 /// store's own message (see [`super::error::feed_unavailable`]).

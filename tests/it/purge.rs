@@ -77,6 +77,16 @@ async fn each_write_sends_one_purge_naming_exactly_the_touched_feeds() {
         "feed-en-category-the-thao,lang-en"
     );
 
+    // So does the 404 of a feed that has no article yet: a CDN that cached it drops it with the
+    // purge of the write that creates the feed.
+    let none = app.get("/en/tag/not-yet/rss.xml").await;
+    assert_eq!(none.status(), 404);
+    assert_eq!(
+        none.headers()["surrogate-key"],
+        "feed-en-tag-not-yet lang-en"
+    );
+    assert_eq!(none.headers()["cache-tag"], "feed-en-tag-not-yet,lang-en");
+
     let first = next(&mut rx, Duration::from_secs(10))
         .await
         .expect("a purge");
