@@ -25,6 +25,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("BANTIN_BODY_DIR={dir}: cannot make an unlinked file there (O_TMPFILE): {source}")]
+    BodyDir { dir: String, source: std::io::Error },
     #[error("cannot read the articles directory: {0}")]
     Import(#[from] import::ImportError),
     #[error("{0}")]
@@ -98,6 +100,13 @@ pub async fn start_with_clock(
     clock: Arc<dyn crate::clock::Clock>,
 ) -> Result<Server, StartError> {
     let started = Instant::now();
+    if let Some(dir) = &config.server.body_dir {
+        crate::render::set_body_dir(dir).map_err(|source| StartError::BodyDir {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        tracing::info!(dir = %dir.display(), "feed bodies in unlinked files of this directory");
+    }
     // The store's pools follow the HTTP workers (readers ≤ 2 × workers), and the HTTP layer
     // reserves their descriptors below the file limit.
     let bounds = store::pool::PoolBounds::for_workers(config.server.workers);

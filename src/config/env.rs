@@ -2,7 +2,7 @@
 //! only through here.
 //!
 //! The environment carries what differs per deployment (addresses, database, secrets) and a few
-//! process knobs (worker threads, the yield quantum). Keeping every name in one file gives one
+//! process knobs (worker threads, the yield quantum, where bodies live). Keeping every name in one file gives one
 //! place to see what a deployment can set, and keeps the variables from being read behind
 //! `Config`'s back: [`Config::parse`](super::Config::parse) reads them all through `Env`, which
 //! wraps whatever source it is given, the process environment for `load` or a test's closure for
@@ -40,6 +40,8 @@ pub(super) const READERSHIP: &str = "BANTIN_READERSHIP";
 pub(super) const WORKERS: &str = "BANTIN_WORKERS";
 /// Busy quantum of an HTTP worker, in microseconds (no key in the file either).
 pub(super) const YIELD_US: &str = "BANTIN_YIELD_US";
+/// Directory for the bodies of cached feeds instead of memfds (no key in the file either).
+pub(super) const BODY_DIR: &str = "BANTIN_BODY_DIR";
 
 /// The process environment, the source [`Config::load`](super::Config::load) gives `parse`.
 pub(super) fn process(name: &str) -> Option<String> {
@@ -129,6 +131,10 @@ impl<'a> Env<'a> {
     /// Untrimmed, as it has always been read.
     pub(super) fn yield_us(&self) -> Option<String> {
         (self.get)(YIELD_US)
+    }
+
+    pub(super) fn body_dir(&self) -> Option<String> {
+        self.non_empty(BODY_DIR)
     }
 }
 

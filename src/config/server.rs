@@ -1,9 +1,10 @@
 //! `[server]`: deadlines and bounds of the HTTP edge, and the process knobs of its workers.
 //!
 //! The deadlines and bounds are file keys: they are policy, what a slow, silent or hostile client
-//! may hold and for how long. The worker count and the yield quantum are not in the file: they
-//! depend on the machine (its cores, what else runs on it), not the site, so they come only from
-//! `BANTIN_WORKERS` and `BANTIN_YIELD_US`. They are still read here, at parse, and carried in
+//! may hold and for how long. The worker count, the yield quantum and the body directory are not
+//! in the file: they depend on the machine (its cores, what else runs on it, its filesystems),
+//! not the site, so they come only from `BANTIN_WORKERS`, `BANTIN_YIELD_US` and
+//! `BANTIN_BODY_DIR`. They are still read here, at parse, and carried in
 //! [`ServerConfig`] rather than read by the HTTP layer itself, so that `Config` is the one source
 //! the server is built from and `load_with_env`'s closure decides them like everything else.
 //!
@@ -46,6 +47,10 @@ pub struct ServerConfig {
     /// How long (µs) a worker may stay busy before it offers its core to other threads
     /// (`BANTIN_YIELD_US`; 0: never yield).
     pub yield_us: u64,
+    /// Where the bodies of large cached representations live (`BANTIN_BODY_DIR`): unlinked
+    /// files in this directory instead of memfds; see `render::set_body_dir` for why and the
+    /// price. Checked when serving starts.
+    pub body_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +66,7 @@ impl Default for ServerConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             yield_us: DEFAULT_YIELD_US,
+            body_dir: None,
         }
     }
 }
@@ -113,6 +119,7 @@ pub(super) fn validate_server(
         max_head_bytes,
         workers,
         yield_us,
+        body_dir: env.body_dir().map(std::path::PathBuf::from),
     })
 }
 
@@ -187,5 +194,20 @@ mod tests {
                 "BANTIN_YIELD_US={bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_body_dir_comes_from_the_environment_and_is_off_by_default() {
+        let with = |v: &'static str| {
+            Config::parse(MINIMAL, "site.toml", Path::new("."), move |k| {
+                (k == "BANTIN_BODY_DIR").then(|| v.to_string())
+            })
+            .unwrap()
+            .server
+            .body_dir
+        };
+        assert_eq!(with("/var/tmp"), Some(std::path::PathBuf::from("/var/tmp")));
+        assert_eq!(with(""), None, "empty is unset: bodies stay in memfds");
+        assert_eq!(parse(MINIMAL).unwrap().server.body_dir, None);
     }
 }

@@ -3,6 +3,8 @@
 //! 500 keep-alive connections of 404 traffic (distinct missing tags, pages past the end), each
 //! a store read. The store's readers must stay within their bound, `accept` must never run out
 //! of descriptors, no miss may fail for want of one, and a real client is still served at once.
+//! Also the files that hold cached bodies with `BANTIN_BODY_DIR`: unlinked files of that
+//! directory, serving the same bytes; a directory that cannot hold them stops the start.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -36,8 +38,13 @@ impl Drop for Serve {
 }
 
 fn serve_with_file_limit(db: &std::path::Path) -> Serve {
+    serve_binary(db, &[])
+}
+
+fn serve_binary(db: &std::path::Path, env: &[(&str, &str)]) -> Serve {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bantin"));
     cmd.args(["--config", site_toml().to_str().unwrap(), "serve"])
+        .envs(env.iter().copied())
         .env("BANTIN_LISTEN", "127.0.0.1:0")
         .env("BANTIN_DATABASE_URL", format!("sqlite://{}", db.display()))
         .env("BANTIN_WORKERS", WORKERS.to_string())
@@ -263,4 +270,86 @@ async fn at_a_low_file_limit_a_miss_flood_keeps_the_readers_bounded_and_serves_a
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_body_dir_cached_bodies_are_unlinked_files_there_serving_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = dir.path().join("bodies");
+    std::fs::create_dir(&bodies).unwrap();
+    let server = serve_binary(
+        &dir.path().join("bantin.db"),
+        &[("BANTIN_BODY_DIR", bodies.to_str().unwrap())],
+    );
+    let base = format!("http://{}", server.addr);
+    // The sample front page is larger than a memfile's threshold, so its bodies go to a file.
+    let plain = client()
+        .get(format!("{base}/vi/rss.xml"))
+        .header("accept-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let plain = plain.bytes().await.unwrap();
+    assert!(
+        plain.len() >= bantin::render::MEMFILE_MIN_BYTES / 2,
+        "{}",
+        plain.len()
+    );
+    strict_xml(std::str::from_utf8(&plain).unwrap(), "/vi/rss.xml");
+    // The gzip hit (sendfile from that file) decodes to the same document.
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap()
+        .get(format!("{base}/vi/rss.xml"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.headers()["content-encoding"], "gzip");
+    let gz = raw.bytes().await.unwrap();
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, plain);
+
+    // Held open by the cache, in the directory, but never in its listing.
+    let links: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let prefix = format!("{}/", bodies.display());
+    assert!(
+        links
+            .iter()
+            .any(|l| l.starts_with(&prefix) && l.ends_with("(deleted)")),
+        "no body file under {prefix}: {links:?}"
+    );
+    assert!(
+        !links.iter().any(|l| l.contains("memfd:bantin-feed")),
+        "{links:?}"
+    );
+    assert_eq!(std::fs::read_dir(&bodies).unwrap().count(), 0);
+}
+
+#[test]
+fn a_body_dir_that_cannot_hold_files_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bantin"))
+        .args(["--config", site_toml().to_str().unwrap(), "serve"])
+        .env("BANTIN_LISTEN", "127.0.0.1:0")
+        .env(
+            "BANTIN_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("bantin.db").display()),
+        )
+        .env("BANTIN_BODY_DIR", "/nonexistent/bantin-bodies")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("BANTIN_BODY_DIR=/nonexistent/bantin-bodies"),
+        "{err}"
+    );
 }
