@@ -46,6 +46,9 @@
 #                                              # issue 18's CPU table only (~5 minutes)
 #   PROFILE="strace perf" bench/loadtest.sh     # and a profile of each server (see below)
 #   BANTIN_BIN=/path/to/bantin bench/loadtest.sh
+#   BANTIN_BODY_DIR=/var/tmp/bantin-bodies bench/loadtest.sh
+#                                              # bantin's bodies in files there, not memfds
+#                                              # (the environment reaches bantin unchanged)
 # target/release/bantin is built with `cargo build --release` when it is missing (BUILD=1 forces
 # a build first). Everything runs on 127.0.0.1 with free ports, in a temp dir; the servers are
 # stopped on exit. The Markdown summary is printed at the end and kept, with every wrk output and
