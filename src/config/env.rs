@@ -4,10 +4,10 @@
 //! The environment carries what differs per deployment (addresses, database, secrets) and a few
 //! process knobs (worker threads, the yield quantum, where bodies live). Keeping every name in
 //! one file gives one place to see what a deployment can set, and keeps the variables from being
-//! read behind
-//! `Config`'s back: [`Config::parse`](super::Config::parse) reads them all through `Env`, which
-//! wraps whatever source it is given, the process environment for `load` or a test's closure for
-//! `load_with_env`, so a test sees exactly the environment it wrote and nothing of the machine's.
+//! read behind `Config`'s back: [`Config::parse`](super::Config::parse) reads them all through
+//! `Env`, which wraps whatever source it is given, the process environment for `load` or a test's
+//! closure for `load_with_env`, so a test sees exactly the environment it wrote and nothing of
+//! the machine's.
 //!
 //! `Env` only reads and does the trimming and "empty means unset" each variable has always had;
 //! what a value means, whether it is valid and which file key it overrides stay with the section
