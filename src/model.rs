@@ -50,6 +50,11 @@ impl FeedKey {
     }
 }
 
+/// [`FeedKey::surrogate_keys`] in the form of `Cache-Tag` (comma-separated: Cloudflare, Bunny).
+pub fn cache_tag(surrogate_keys: &str) -> String {
+    surrogate_keys.replace(' ', ",")
+}
+
 /// The three serialisations of a feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {

@@ -412,7 +412,7 @@ impl Representation {
             link_header: HeaderValue::from_str(&meta.link)
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             surrogate_key: header(&meta.surrogate_keys),
-            cache_tag: header(&meta.surrogate_keys.replace(' ', ",")),
+            cache_tag: header(&crate::model::cache_tag(&meta.surrogate_keys)),
             hash,
             file,
             meta,

@@ -428,7 +428,7 @@ fn simple(
         out.extend_from_slice(b"surrogate-key: ");
         out.extend_from_slice(keys.as_bytes());
         out.extend_from_slice(b"\r\ncache-tag: ");
-        out.extend_from_slice(keys.replace(' ', ",").as_bytes());
+        out.extend_from_slice(crate::model::cache_tag(keys).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if retry {

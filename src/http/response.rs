@@ -68,7 +68,7 @@ pub fn feed_not_found(e: FeedError, feed: &crate::model::FeedKey) -> Response {
         let h = r.headers_mut();
         if let (Ok(k), Ok(t)) = (
             HeaderValue::from_str(&keys),
-            HeaderValue::from_str(&keys.replace(' ', ",")),
+            HeaderValue::from_str(&crate::model::cache_tag(&keys)),
         ) {
             h.insert(header::HeaderName::from_static("surrogate-key"), k);
             h.insert(header::HeaderName::from_static("cache-tag"), t);
