@@ -51,6 +51,10 @@ use request::{Mode, Verify};
 const UPKEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long a failed marking waits before it is tried again.
 const MARK_RETRY: Duration = Duration::from_secs(1);
+/// How long the hub lets a change settle before marking it: the write's answer leaves before
+/// the hub takes the two cores' time for claims, renders and POSTs, and a burst of writes within
+/// it is marked (and delivered) once. Small beside the second a subscriber is promised.
+const MARK_SETTLE: Duration = Duration::from_millis(20);
 /// How long a stopping hub waits for each of its tasks.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
@@ -537,6 +541,10 @@ async fn mark(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = inner.topics.changed() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(MARK_SETTLE) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         loop {
